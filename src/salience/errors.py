@@ -1,0 +1,60 @@
+"""The exceptions salience raises.
+
+Every error that a user can cause (a bad file, a wrong shape, an unknown method name, a missing
+optional extra) is a :class:`SalienceError`.  Most are also ``ValueError`` / ``TypeError`` /
+``ImportError`` / ``FileNotFoundError`` subclasses, so code that already catches the builtin kinds keeps
+working.  Messages say what was received, what was expected and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SalienceError",
+    "InputError",
+    "ImageReadError",
+    "ImageTooLargeError",
+    "UnknownMethodError",
+    "ModelError",
+    "MissingDependencyError",
+    "OutputExistsError",
+    "DataError",
+]
+
+
+class SalienceError(Exception):
+    """Base class of every error salience raises on purpose."""
+
+
+class InputError(SalienceError, ValueError):
+    """An argument has the wrong shape, dtype, range or value (NaN, empty, mismatched lengths, ...)."""
+
+
+class ImageReadError(InputError):
+    """An image could not be read: missing file, not an image, truncated or corrupt data."""
+
+
+class ImageTooLargeError(InputError):
+    """An image has more pixels than the configured limit (a decompression-bomb guard)."""
+
+
+class UnknownMethodError(InputError, KeyError):
+    """A method name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelError(InputError):
+    """A model-related problem: unknown layer, target out of range, missing or corrupt weights."""
+
+
+class MissingDependencyError(SalienceError, ImportError):
+    """An optional extra (torch, ...) is needed but not installed; the message gives the install command."""
+
+
+class OutputExistsError(SalienceError, FileExistsError):
+    """An output file exists already and overwriting was not asked for."""
+
+
+class DataError(InputError):
+    """A data set (fixations, maps, CSV) is missing, malformed or inconsistent."""

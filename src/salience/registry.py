@@ -1,0 +1,158 @@
+"""The one table of saliency methods.
+
+Every method salience offers is one :class:`Method` row in :data:`_METHODS`.  The public API
+(:func:`salience.saliency_map`, :func:`salience.explain`), the CLI (``salience methods``, ``--method``),
+the demo gallery, the docs and the contract tests all read this table; nothing else lists methods.
+
+A row names its implementation as ``"module:function"`` and imports it only when the method is used, so
+listing methods never imports torch.
+
+Two kinds of method, with two calling conventions:
+
+``bottom-up``
+    ``func(image, **params) -> ndarray``: ``image`` float32 ``(H, W, 3)`` in ``[0, 1]`` (as
+    :func:`salience.load_image` returns it); the result is float32 ``(H, W)``, finite, the input's size.
+``explanation``
+    ``func(model, images, target=None, layer=None, **params) -> Explanation`` on a preprocessed
+    ``(B, 3, H, W)`` tensor; see :mod:`salience.explain`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import UnknownMethodError
+
+__all__ = ["Method", "methods", "get_method", "method_names", "BOTTOM_UP", "EXPLANATION"]
+
+BOTTOM_UP = "bottom-up"
+EXPLANATION = "explanation"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered method.
+
+    Attributes
+    ----------
+    name: the name used in the API and the CLI (lower case, hyphenated).
+    kind: ``"bottom-up"`` or ``"explanation"``.
+    target: ``"module:function"`` of the implementation, imported on first use.
+    description: one line saying what it computes.
+    paper: the reference (authors, year, title, venue).
+    signed: True when maps carry a sign (e.g. input x gradient); otherwise maps are >= 0.
+    value_range: the documented range of the output.
+    aliases: other accepted names.
+    """
+
+    name: str
+    kind: str
+    target: str
+    description: str
+    paper: str
+    signed: bool = False
+    value_range: str = "[0, 1]"
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def needs_model(self) -> bool:
+        return self.kind == EXPLANATION
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the implementing function."""
+        module_name, func_name = self.target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, func_name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "paper": self.paper,
+            "signed": self.signed,
+            "value_range": self.value_range,
+            "aliases": list(self.aliases),
+        }
+
+
+_B = "salience.bottomup"
+_E = "salience.explain"
+
+_METHODS: tuple[Method, ...] = (
+    # ---- bottom-up -----------------------------------------------------------------------------------
+    Method(
+        "itti", BOTTOM_UP, f"{_B}.itti:itti_koch_map",
+        "Itti-Koch-Niebur: intensity, colour-opponent and Gabor orientation features on Gaussian pyramids, "
+        "centre-surround differences, N(.) normalisation, conspicuity maps, combination",
+        "L. Itti, C. Koch, E. Niebur. A model of saliency-based visual attention for rapid scene analysis. "
+        "IEEE TPAMI 20(11):1254-1259, 1998",
+        aliases=("itti-koch", "ittikoch"),
+    ),
+    Method(
+        "spectral-residual", BOTTOM_UP, f"{_B}.spectral:spectral_residual",
+        "Spectral residual: the log-amplitude spectrum minus its local average, back to the image plane",
+        "X. Hou, L. Zhang. Saliency detection: a spectral residual approach. CVPR 2007",
+        aliases=("spectral", "sr"),
+    ),
+    Method(
+        "image-signature", BOTTOM_UP, f"{_B}.spectral:image_signature",
+        "Image signature: sign of the DCT, back to the image plane, squared and blurred, per Lab channel",
+        "X. Hou, J. Harel, C. Koch. Image signature: highlighting sparse salient regions. IEEE TPAMI "
+        "34(1):194-201, 2012",
+        aliases=("signature",),
+    ),
+    Method(
+        "frequency-tuned", BOTTOM_UP, f"{_B}.spectral:frequency_tuned",
+        "Frequency-tuned: distance in Lab between the image's mean colour and each slightly blurred pixel",
+        "R. Achanta, S. Hemami, F. Estrada, S. Susstrunk. Frequency-tuned salient region detection. CVPR 2009",
+        aliases=("ft",),
+    ),
+    Method(
+        "centre-bias", BOTTOM_UP, f"{_B}.baselines:centre_bias",
+        "Centre-bias baseline: an isotropic Gaussian centred on the image (ignores the content)",
+        "T. Judd, K. Ehinger, F. Durand, A. Torralba. Learning to predict where humans look. ICCV 2009 "
+        "(centre baseline); B. Tatler. The central fixation bias in scene viewing. J. Vision 7(14), 2007",
+        aliases=("center-bias", "centre", "center"),
+    ),
+)
+
+
+def _index() -> dict[str, Method]:
+    table: dict[str, Method] = {}
+    for m in _METHODS:
+        for key in (m.name, *m.aliases):
+            table[key] = m
+    return table
+
+
+_BY_NAME = _index()
+
+
+def methods(kind: str | None = None) -> list[Method]:
+    """All registered methods, optionally only those of one ``kind`` (``"bottom-up"`` / ``"explanation"``)."""
+    if kind is not None and kind not in (BOTTOM_UP, EXPLANATION):
+        raise UnknownMethodError(f"unknown method kind {kind!r}; expected 'bottom-up' or 'explanation'")
+    return [m for m in _METHODS if kind is None or m.kind == kind]
+
+
+def method_names(kind: str | None = None) -> list[str]:
+    return [m.name for m in methods(kind)]
+
+
+def get_method(name: str) -> Method:
+    """The registry row for ``name`` (or one of its aliases); a close-match hint when it is unknown."""
+    if not isinstance(name, str):
+        raise UnknownMethodError(f"a method name must be a string, got {type(name).__name__}")
+    key = name.strip().lower().replace("_", "-")
+    if key in _BY_NAME:
+        return _BY_NAME[key]
+    close = difflib.get_close_matches(key, list(_BY_NAME), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownMethodError(
+        f"unknown method {name!r}{hint} Known methods: {', '.join(method_names())} "
+        "(`salience methods` lists them with their papers)"
+    )
