@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_BACKGROUND",
     "load_image",
     "as_image_array",
+    "method_input",
     "check_map",
     "map_to_uint8",
     "encode_png",
@@ -303,6 +304,23 @@ def as_image_array(
         alpha = out[:, :, 3:4]
         out = out[:, :, :3] * alpha + bg.astype(np.float32)[None, None, :] * (1.0 - alpha)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def method_input(image: Any, name: str = "image") -> np.ndarray:
+    """Validate the image argument of a bottom-up method without copying it when it is already valid.
+
+    A C-contiguous float32 ``(H, W, 3)`` array with finite values in ``[0, 1]`` (what :func:`load_image`
+    returns) is returned as it is: the caller must treat it as read-only.  Anything else goes through
+    :func:`as_image_array` (a validated, converted copy), so a bad array raises ``ImageReadError``.
+    """
+    if (isinstance(image, np.ndarray) and image.dtype == np.float32 and image.ndim == 3
+            and image.shape[2] == 3 and image.size > 0 and image.flags.c_contiguous):
+        # One pass over the bit patterns: a float32 lies in [+0, 1] exactly when its bits, read as an
+        # unsigned 32-bit integer, are at most 0x3F800000 (the bits of 1.0); NaN, infinities and every
+        # negative number (sign bit set) lie above.  -0.0 takes the slow path below, which accepts it.
+        if int(image.view(np.uint32).max()) <= 0x3F800000:
+            return image
+    return as_image_array(image, name=name)
 
 
 def check_map(saliency: Any, name: str = "saliency map", *, allow_nan: bool = False) -> np.ndarray:
