@@ -81,3 +81,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(type(__import__("sys"))):
+    """`import salience.explain` (the subpackage) binds the name `explain` on this package once loaded;
+    keep the function `salience.explain.explain` there instead, so `salience.explain(...)` always works.
+    The subpackage stays importable as `from salience.explain import ...` (see docs/design.md)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "explain" and type(value) is type(__import__("sys")) and hasattr(value, "explain"):
+            value = value.explain
+        super().__setattr__(name, value)
+
+
+__import__("sys").modules[__name__].__class__ = _Package

@@ -118,6 +118,95 @@ _METHODS: tuple[Method, ...] = (
         "(centre baseline); B. Tatler. The central fixation bias in scene viewing. J. Vision 7(14), 2007",
         aliases=("center-bias", "centre", "center"),
     ),
+    # ---- model explanations (salience.explain; need the torch extra) ---------------------------------
+    Method(
+        "gradient", EXPLANATION, f"{_E}.gradients:gradient",
+        "Vanilla gradient: max over colour channels of |d score / d pixel|",
+        "K. Simonyan, A. Vedaldi, A. Zisserman. Deep inside convolutional networks: visualising image "
+        "classification models and saliency maps. ICLR workshop 2014",
+        aliases=("saliency", "vanilla-gradient"),
+    ),
+    Method(
+        "input-x-gradient", EXPLANATION, f"{_E}.gradients:input_x_gradient",
+        "Input times gradient, summed over colour channels (signed)",
+        "A. Shrikumar, P. Greenside, A. Shcherbina, A. Kundaje. Not just a black box: learning important "
+        "features through propagating activation differences. arXiv:1605.01713, 2016",
+        signed=True, value_range="signed, score units", aliases=("ixg", "input-times-gradient"),
+    ),
+    Method(
+        "guided-backprop", EXPLANATION, f"{_E}.gradients:guided_backprop",
+        "Guided Backpropagation: gradient with only positive signals passed back through every rectifier",
+        "J. T. Springenberg, A. Dosovitskiy, T. Brox, M. Riedmiller. Striving for simplicity: the all "
+        "convolutional net. ICLR workshop 2015",
+        aliases=("guided-backpropagation", "gbp"),
+    ),
+    Method(
+        "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
+        "Grad-CAM: ReLU of the target layer's activations weighted by their spatially averaged gradients",
+        "R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. Grad-CAM: visual "
+        "explanations from deep networks via gradient-based localization. ICCV 2017",
+        aliases=("grad-cam",),
+    ),
+    Method(
+        "guided-gradcam", EXPLANATION, f"{_E}.cam:guided_gradcam",
+        "Guided Grad-CAM: Guided Backpropagation times the upsampled Grad-CAM",
+        "R. R. Selvaraju et al. Grad-CAM: visual explanations from deep networks via gradient-based "
+        "localization. ICCV 2017",
+        aliases=("guided-grad-cam",),
+    ),
+    Method(
+        "gradcam-pp", EXPLANATION, f"{_E}.cam:gradcam_pp",
+        "Grad-CAM++: channel weights from positive gradients with per-position alpha coefficients",
+        "A. Chattopadhay, A. Sarkar, P. Howlader, V. N. Balasubramanian. Grad-CAM++: generalized "
+        "gradient-based visual explanations for deep convolutional networks. WACV 2018",
+        aliases=("gradcam++", "gradcampp", "grad-cam++"),
+    ),
+    Method(
+        "hirescam", EXPLANATION, f"{_E}.cam:hirescam",
+        "HiRes-CAM: ReLU of the channel sum of gradient times activation, elementwise",
+        "R. L. Draelos, L. Carin. Use HiResCAM instead of Grad-CAM for faithful explanations of "
+        "convolutional neural networks. arXiv:2011.08891, 2020",
+        aliases=("hires-cam",),
+    ),
+    Method(
+        "layercam", EXPLANATION, f"{_E}.cam:layercam",
+        "Layer-CAM: ReLU of the channel sum of positive gradients times activations, elementwise",
+        "P.-T. Jiang, C.-B. Zhang, Q. Hou, M.-M. Cheng, Y. Wei. LayerCAM: exploring hierarchical class "
+        "activation maps for localization. IEEE TIP 30:5875-5888, 2021",
+        aliases=("layer-cam",),
+    ),
+    Method(
+        "scorecam", EXPLANATION, f"{_E}.perturbation:scorecam",
+        "Score-CAM: activation channels weighted by the target probability of the input masked by each",
+        "H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel, X. Hu. Score-CAM: score-weighted "
+        "visual explanations for convolutional neural networks. CVPR workshops 2020",
+        aliases=("score-cam",),
+    ),
+    Method(
+        "smoothgrad", EXPLANATION, f"{_E}.gradients:smoothgrad",
+        "SmoothGrad: a gradient method averaged over copies of the input with Gaussian noise",
+        "D. Smilkov, N. Thorat, B. Kim, F. Viegas, M. Wattenberg. SmoothGrad: removing noise by adding "
+        "noise. ICML workshop 2017 (arXiv:1706.03825)",
+        aliases=("smooth-grad",),
+    ),
+    Method(
+        "integrated-gradients", EXPLANATION, f"{_E}.gradients:integrated_gradients",
+        "Integrated Gradients: (x - baseline) times the path integral of gradients (signed, complete)",
+        "M. Sundararajan, A. Taly, Q. Yan. Axiomatic attribution for deep networks. ICML 2017",
+        signed=True, value_range="signed, score units", aliases=("ig", "integrated-gradient"),
+    ),
+    Method(
+        "occlusion", EXPLANATION, f"{_E}.perturbation:occlusion",
+        "Occlusion: drop of the target score when a sliding window is replaced by a constant (signed)",
+        "M. D. Zeiler, R. Fergus. Visualizing and understanding convolutional networks. ECCV 2014",
+        signed=True, value_range="signed, score units",
+    ),
+    Method(
+        "rise", EXPLANATION, f"{_E}.perturbation:rise",
+        "RISE: random masks averaged with the model's probability on each masked image as weights",
+        "V. Petsiuk, A. Das, K. Saenko. RISE: randomized input sampling for explanation of black-box "
+        "models. BMVC 2018",
+    ),
 )
 
 

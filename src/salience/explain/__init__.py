@@ -1,0 +1,146 @@
+"""Model explanations: where a PyTorch image model looked for its decision.
+
+One verb for every method, with the same arguments::
+
+    explain(model, images, method="gradcam", target=None, layer=None, **params) -> Explanation
+
+``images`` is a float ``(B, C, H, W)`` tensor in the model's own preprocessing; the result's ``maps`` is
+a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indices) and ``scores``.
+Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
+guided-backprop, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, scorecam, smoothgrad,
+integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
+
+Needs the torch extra: ``pip install 'salience[torch]'``.
+
+Note on the name: ``salience.explain`` (the attribute of the top-level package) is the *function*; the
+subpackage is ``sys.modules["salience.explain"]`` and is imported with ``from salience.explain import
+gradcam`` or ``importlib.import_module("salience.explain")`` (see docs/design.md).
+
+>>> import torch
+>>> from salience.explain import explain
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+>>> e = explain(net, torch.rand(2, 3, 32, 32), method="gradcam", target=[0, 2])
+>>> tuple(e.maps.shape), e.targets.tolist(), e.layer
+((2, 32, 32), [0, 2], '1')
+"""
+
+from __future__ import annotations
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - exercised in an environment without torch
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        "salience.explain needs PyTorch (the torch extra), which is not installed; install it with: "
+        "pip install 'salience[torch]'"
+    ) from _exc
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..registry import EXPLANATION, get_method
+from ._base import Explanation
+from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
+from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
+from .models import LoadedModel, load_model
+from .perturbation import occlusion, rise, scorecam
+
+__all__ = [
+    "explain",
+    "Explanation",
+    "load_model",
+    "LoadedModel",
+    "image_saliency_map",
+    "gradient",
+    "input_x_gradient",
+    "guided_backprop",
+    "smoothgrad",
+    "integrated_gradients",
+    "gradcam",
+    "gradcam_pp",
+    "hirescam",
+    "layercam",
+    "guided_gradcam",
+    "scorecam",
+    "occlusion",
+    "rise",
+]
+
+
+def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None, layer: Any = None,
+            **params: Any) -> Explanation:
+    """Explain a model's output on a batch of images with any registered explanation method.
+
+    Parameters
+    ----------
+    model: an ``nn.Module`` (any PyTorch image model) or a :class:`LoadedModel`.
+    images: float tensor ``(B, C, H, W)`` in the model's preprocessing; never modified.
+    method: a registry name or alias (``"gradcam"``, ``"guided-backprop"``, ``"ig"``, ...).
+    target: ``None`` (the top class), a class index, one index per image (list/tensor of length B),
+        ``"top-k"``/``"topk:k"`` (the k-th most likely class), or a callable ``f(output) -> (B,)``
+        scores (embeddings, similarity, a region of a segmentation, a detection score).
+    layer: for CAM methods and Score-CAM, a dotted module name (``"features.18"``) or a module;
+        ``None`` chooses the last layer with a spatial output.
+    **params: the method's parameters (see each function).
+
+    Returns
+    -------
+    Explanation: ``maps`` float32 ``(B, H, W)``; ``targets``; ``scores``; ``method``; ``layer``; extras.
+
+    Raises
+    ------
+    UnknownMethodError, InputError (bad images, targets length != batch), ModelError (unknown layer,
+    target out of range, all-zero gradients).  Hooks, flags and modes of the model are restored in
+    every case.
+    """
+    m = get_method(method)
+    if m.kind != EXPLANATION:
+        raise InputError(
+            f"method {m.name!r} is bottom-up (computed from the pixels alone), not a model explanation; "
+            "use salience.saliency_map(image, method) for it"
+        )
+    return m.load()(model, images, target=target, layer=layer, **params)
+
+
+def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, target: Any = None,
+                       layer: Any = None, **params: Any) -> np.ndarray:
+    """One image in, one map out: float32 ``(H, W)`` at the image's size.
+
+    ``image_array``: float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (as :func:`salience.load_image` returns).
+    ``model``: ``None`` (the default :func:`load_model`), a :class:`LoadedModel`, or an ``nn.Module``
+    (then ImageNet preprocessing is used).  The image is resized (short side 224, whole image kept),
+    explained, and the map resized back bilinearly.  ``target`` may also be a class name.
+    """
+    import torch
+
+    from ._base import upsample
+    from .models import IMAGENET_MEAN, IMAGENET_STD, make_preprocess
+
+    if model is None:
+        model = _default_model()
+    if isinstance(model, LoadedModel):
+        pre = model.preprocess
+    else:
+        pre = make_preprocess(IMAGENET_MEAN, IMAGENET_STD)
+    if isinstance(target, str) and isinstance(model, LoadedModel):
+        key = target.strip().lower()
+        if not (key.startswith("top") or key == "argmax"):
+            target = model.class_index(target)
+    x = pre(image_array, crop=False)
+    e = explain(model, x, method=method, target=target, layer=layer, **params)
+    h, w = image_array.shape[:2]
+    out = upsample(e.maps.detach().float().cpu(), (h, w))[0]
+    return out.numpy().astype(np.float32)
+
+
+_DEFAULT: dict[str, LoadedModel] = {}
+
+
+def _default_model() -> LoadedModel:
+    if "m" not in _DEFAULT:
+        _DEFAULT["m"] = load_model()
+    return _DEFAULT["m"]

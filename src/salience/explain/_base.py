@@ -1,0 +1,451 @@
+"""The pipeline every explanation shares: input checks, targets, forward, layer choice, backward,
+upsampling and normalisation.  A method adds only what is its own (a CAM variant: its channel weights).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError, ModelError
+from ._hooks import LayerCapture, resolve_layer, scoped_model
+
+__all__ = [
+    "Explanation",
+    "check_images",
+    "unwrap_model",
+    "select_scores",
+    "Target",
+    "auto_layer",
+    "to_grid",
+    "upsample",
+    "normalize_maps",
+]
+
+
+@dataclass
+class Explanation:
+    """What an explanation returns.
+
+    Attributes
+    ----------
+    maps: float32 tensor ``(B, H, W)`` at the input's size (on the input's device).  Unsigned methods
+        lie in ``[0, 1]`` (per-image normalised); signed methods (input x gradient, Integrated Gradients,
+        occlusion) keep their units (positive = evidence for the target).
+    targets: int64 tensor ``(B,)`` of the explained class indices, or ``None`` for a callable target.
+    scores: float32 tensor ``(B,)``: the model's score (logit, or the callable's value) for each target.
+    method: the registry name of the method.
+    layer: the dotted name of the layer used (CAM and Score-CAM), else ``None``.
+    extras: per-method results: ``"attributions"`` ``(B, C, H, W)`` for pixel methods, ``"cam"`` (the
+        low-resolution map before upsampling), ``"delta"`` (Integrated Gradients' completeness error),
+        ... also reachable as attributes (``explanation.delta``).
+    """
+
+    maps: torch.Tensor
+    targets: torch.Tensor | None
+    scores: torch.Tensor
+    method: str
+    layer: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        extras = self.__dict__.get("extras", {})
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"Explanation has no attribute {name!r} (extras: {sorted(extras)})")
+
+    def numpy(self):
+        """The maps as a float32 numpy array ``(B, H, W)``."""
+        return self.maps.detach().cpu().numpy()
+
+
+def unwrap_model(model: Any) -> nn.Module:
+    """An ``nn.Module`` from a module or a :class:`~salience.explain.models.LoadedModel`."""
+    inner = getattr(model, "model", None)
+    if not isinstance(model, nn.Module) and isinstance(inner, nn.Module):
+        return inner
+    if not isinstance(model, nn.Module):
+        raise ModelError(
+            f"model must be a torch.nn.Module or a salience LoadedModel, got {type(model).__name__}"
+        )
+    return model
+
+
+def check_images(images: Any, model: nn.Module) -> torch.Tensor:
+    """Validate a ``(B, C, H, W)`` floating tensor; returns it detached on the model's device."""
+    if not isinstance(images, torch.Tensor):
+        try:
+            import numpy as np
+
+            if isinstance(images, np.ndarray):
+                images = torch.from_numpy(np.ascontiguousarray(images))
+            else:
+                raise TypeError
+        except TypeError:
+            raise InputError(
+                f"images must be a torch tensor (B, C, H, W) in the model's preprocessing, got "
+                f"{type(images).__name__}; use LoadedModel.preprocess(image) for one image"
+            ) from None
+    if images.ndim == 3:
+        raise InputError(
+            f"images has shape {tuple(images.shape)}; expected a batch (B, C, H, W): add the batch "
+            "dimension with images.unsqueeze(0)"
+        )
+    if images.ndim != 4:
+        raise InputError(f"images must be 4-D (B, C, H, W), got shape {tuple(images.shape)}")
+    if min(images.shape) == 0:
+        raise InputError(f"images is empty (shape {tuple(images.shape)})")
+    if not images.is_floating_point():
+        raise InputError(
+            f"images must be a floating-point tensor, got dtype {images.dtype}; preprocess the images "
+            "(LoadedModel.preprocess) or convert with .float()"
+        )
+    if not bool(torch.isfinite(images).all()):
+        raise InputError("images contains NaN or infinite values; replace them (torch.nan_to_num) first")
+    device = _model_device(model)
+    x = images.detach()
+    if device is not None and x.device != device:
+        x = x.to(device)
+    param = next(model.parameters(), None)
+    if param is not None and param.is_floating_point() and x.dtype != param.dtype:
+        x = x.to(param.dtype)
+    return x
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------
+# Targets
+# ------------------------------------------------------------------------------------------------------
+
+_TOPK = re.compile(r"^top[-_:]?(\d+)$")
+
+
+@dataclass
+class Target:
+    """A parsed target: ``kind`` is ``"index"`` (``indices`` known after the forward), ``"rank"``
+    (the k-th most likely class) or ``"callable"``."""
+
+    kind: str
+    indices: torch.Tensor | None = None
+    rank: int = 1
+    fn: Callable[[Any], torch.Tensor] | None = None
+
+    @classmethod
+    def parse(cls, target: Any, batch: int) -> "Target":
+        if target is None:
+            return cls("rank", rank=1)
+        if callable(target) and not isinstance(target, (torch.Tensor, str)):
+            return cls("callable", fn=target)
+        if isinstance(target, str):
+            key = target.strip().lower().replace(" ", "")
+            if key in ("top", "top1", "top-1", "argmax"):
+                return cls("rank", rank=1)
+            m = _TOPK.match(key.replace("topk:", "top"))
+            if m and int(m.group(1)) >= 1:
+                return cls("rank", rank=int(m.group(1)))
+            raise InputError(
+                f"target {target!r} is not understood; expected None/'top1' (the top class), 'top-k' or "
+                "'topk:k' (the k-th most likely class), a class index, one index per image, or a callable "
+                "on the model output returning one score per image"
+            )
+        if isinstance(target, bool):
+            raise InputError("target must be a class index, not a bool")
+        if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.ndim == 0):
+            return cls("index", indices=torch.full((batch,), int(target), dtype=torch.long))
+        if isinstance(target, (Sequence, torch.Tensor)) or hasattr(target, "__len__"):
+            try:
+                t = torch.as_tensor(list(target) if not isinstance(target, torch.Tensor) else target)
+            except (TypeError, ValueError, RuntimeError):
+                raise InputError(f"target {target!r} is not a list of class indices") from None
+            if t.ndim != 1 or (t.numel() and (t.is_floating_point() or t.dtype == torch.bool)):
+                raise InputError(
+                    f"a target list must be one integer class index per image, got shape {tuple(t.shape)} "
+                    f"and dtype {t.dtype}"
+                )
+            if t.numel() != batch:
+                raise InputError(
+                    f"{t.numel()} target(s) given for a batch of {batch} image(s); pass exactly one class "
+                    "index per image, or a single index for all of them"
+                )
+            return cls("index", indices=t.long().cpu())
+        raise InputError(f"target of type {type(target).__name__} is not understood")
+
+
+def select_scores(output: Any, target: Target, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(scores (B,), class indices (B,) or None)`` selected from a model output."""
+    if target.kind == "callable":
+        assert target.fn is not None
+        scores = target.fn(output)
+        if not isinstance(scores, torch.Tensor):
+            raise ModelError(
+                f"the target callable must return a tensor of shape ({batch},), got {type(scores).__name__}"
+            )
+        if scores.ndim == 2 and scores.shape[1] == 1:
+            scores = scores[:, 0]
+        if scores.shape != (batch,):
+            raise ModelError(
+                f"the target callable must return one score per image, shape ({batch},); it returned shape "
+                f"{tuple(scores.shape)} (reduce each image's output to one number, e.g. out.sum(dim=1))"
+            )
+        return scores, None
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        output = output[0]
+    elif isinstance(output, dict) and "out" in output:
+        output = output["out"]
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ModelError(
+            f"class targets need a model output of shape (B, num_classes), got {shape}; for embeddings, "
+            "segmentation or detection pass target= a callable returning one score per image"
+        )
+    n_classes = output.shape[1]
+    if target.kind == "rank":
+        if target.rank > n_classes:
+            raise ModelError(f"target top-{target.rank} asked for, but the model has {n_classes} classes")
+        if target.rank == 1:
+            idx = output.detach().argmax(dim=1)
+        else:
+            idx = output.detach().topk(target.rank, dim=1).indices[:, -1]
+    else:
+        assert target.indices is not None
+        idx = target.indices.to(output.device)
+        bad = (idx < 0) | (idx >= n_classes)
+        if bool(bad.any()):
+            raise ModelError(
+                f"target class index {int(idx[bad][0])} is out of range; the model has {n_classes} classes "
+                f"(valid indices 0..{n_classes - 1})"
+            )
+    scores = output.gather(1, idx[:, None])[:, 0]
+    return scores, idx
+
+
+# ------------------------------------------------------------------------------------------------------
+# Layers: automatic choice, token-to-grid reshape
+# ------------------------------------------------------------------------------------------------------
+
+
+def to_grid(t: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor | None:
+    """A layer output as a ``(B, C, h, w)`` grid, or ``None`` when it has no spatial layout.
+
+    * 4-D: channels-first ``(B, C, h, w)``, or channels-last ``(B, h, w, C)`` (Swin) when that reading's
+      aspect ratio matches the input's better;
+    * 3-D tokens ``(B, N, C)``: ``N`` a perfect square (no class token) or ``1 + square`` (ViT's class
+      token first, dropped), reshaped to ``(B, C, s, s)``.
+    """
+    H, W = input_hw
+    if t.ndim == 4:
+        _, a, b, c = t.shape
+        target = math.log(H / W)
+        first = abs(math.log(b / c) - target) if b > 0 and c > 0 else math.inf
+        last = abs(math.log(a / b) - target) if a > 0 and b > 0 else math.inf
+        if last < first - 1e-9 and c > max(a, b):
+            return t.permute(0, 3, 1, 2)
+        return t
+    if t.ndim == 3:
+        _, n, c = t.shape
+        for drop in (1, 0):
+            s = math.isqrt(n - drop) if n - drop > 0 else 0
+            if s > 1 and s * s == n - drop:
+                g = t[:, drop:, :]
+                return g.reshape(t.shape[0], s, s, c).permute(0, 3, 1, 2)
+    return None
+
+
+_AUTO_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]]" = weakref.WeakKeyDictionary()
+
+
+def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = None) -> str:
+    """The name of the last layer with a spatial output whose gradient is not confined to one position.
+
+    Found with one dry forward + backward on the first image under hooks (cached per model and input
+    size).  The gradient condition skips layers after the point where a vision transformer reads only its
+    class token (their gradient is zero at every patch), which lands on the last block's first norm.
+    """
+    key = (tuple(x.shape[1:]), reshape is not None)
+    cache = _AUTO_CACHE.setdefault(model, {})
+    if key in cache and cache[key] in dict(model.named_modules()):
+        return cache[key]
+    hw = (x.shape[2], x.shape[3])
+    records: list[tuple[str, torch.Tensor]] = []
+    handles = []
+
+    def make_hook(name: str) -> Callable:
+        def hook(mod: nn.Module, inputs: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
+                g = reshape(out) if reshape is not None else to_grid(out, hw)
+                if g is not None and g.ndim == 4 and g.shape[2] * g.shape[3] > 1:
+                    records.append((name, out))
+        return hook
+
+    with scoped_model(model):
+        try:
+            for name, m in model.named_modules():
+                if name:
+                    handles.append(m.register_forward_hook(make_hook(name)))
+            x1 = x[:1].detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                out = model(x1)
+                scores, _ = select_scores(out, Target("rank", rank=1), 1) if _is_logits(out) else (
+                    _generic_score(out), None)
+        finally:
+            for h in handles:
+                h.remove()
+        if not records:
+            raise ModelError(
+                "found no layer with a spatial output (B, C, h, w) or a square token grid (B, 1+N, C); "
+                "pass layer= the name of a feature layer, or reshape= a callable that makes one "
+                "(B, C, h, w)"
+            )
+        # keep the last record of each tensor object (container modules return their child's output)
+        tensors = [t for _, t in records]
+        grads = torch.autograd.grad(scores.sum(), tensors, allow_unused=True, retain_graph=False)
+    chosen = None
+    any_nonzero = False
+    for (name, t), g in zip(reversed(records), reversed(grads)):
+        if g is None:
+            continue
+        grid = reshape(g) if reshape is not None else to_grid(g, hw)
+        if grid is None:
+            continue
+        per_pos = grid.detach().abs().sum(dim=1)[0]
+        nz = int((per_pos > 0).sum())
+        any_nonzero = any_nonzero or nz > 0
+        if nz > 1:
+            chosen = name
+            break
+    if chosen is None:
+        if not any_nonzero:
+            raise ModelError(
+                "every gradient inside the model is exactly zero for its top class, so no layer can be "
+                "explained (torchvision's vit_b_16 / swin_t built without weights have a zero-initialised "
+                "head); load trained weights"
+            )
+        chosen = records[-1][0]
+    cache[key] = chosen
+    return chosen
+
+
+def _is_logits(out: Any) -> bool:
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    return isinstance(out, torch.Tensor) and out.ndim == 2
+
+
+def _generic_score(out: Any) -> torch.Tensor:
+    if isinstance(out, dict):
+        out = next(v for v in out.values() if isinstance(v, torch.Tensor))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return out.reshape(out.shape[0], -1).sum(dim=1)
+
+
+def layer_for(model: nn.Module, x: torch.Tensor, layer: Any, reshape: Callable | None) -> tuple[str, nn.Module]:
+    if layer is None:
+        layer = auto_layer(model, x, reshape)
+    return resolve_layer(model, layer)
+
+
+def layer_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target,
+    module: nn.Module,
+    *,
+    need_grad: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, Any]:
+    """Forward with the layer captured; backward from the target scores to the layer only.
+
+    Returns ``(activation, gradient, scores, indices, output)`` (activation/gradient are the raw layer
+    output of its last call and its gradient).
+    """
+    with LayerCapture(module) as cap, torch.enable_grad():
+        out = model(x)
+    act = cap.last
+    with torch.enable_grad():
+        scores, idx = select_scores(out, target, x.shape[0])
+        grad = None
+        if need_grad:
+            if not scores.requires_grad:
+                raise ModelError(
+                    "the target score does not depend on the chosen layer; choose a layer that the model "
+                    "output depends on"
+                )
+            (grad,) = torch.autograd.grad(scores.sum(), act, allow_unused=True)
+            if grad is None:
+                raise ModelError(
+                    "the target score does not depend on the chosen layer's last call; choose a layer that "
+                    "the model output depends on"
+                )
+    return act.detach(), grad, scores.detach(), idx, out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Maps
+# ------------------------------------------------------------------------------------------------------
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (half-pixel centres, ``align_corners=False``) resize of ``(B, h, w)`` maps to ``size``."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def normalize_maps(maps: torch.Tensor, how: str = "minmax") -> torch.Tensor:
+    """Per-image normalisation of ``(B, H, W)`` maps to ``[0, 1]``.
+
+    ``"minmax"``: (m - min) / (max - min); ``"max"``: m / max (for maps already >= 0, keeps 0 at 0).
+    A constant map becomes all zeros (never NaN).
+    """
+    flat = maps.reshape(maps.shape[0], -1)
+    hi = flat.max(dim=1).values
+    if how == "minmax":
+        lo = flat.min(dim=1).values
+    elif how == "max":
+        lo = torch.zeros_like(hi)
+    else:
+        raise InputError(f"normalisation must be 'minmax' or 'max', got {how!r}")
+    span = hi - lo
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    out = (flat - lo[:, None]) / safe[:, None]
+    out = torch.where(span[:, None] > 0, out, torch.zeros_like(out))
+    return out.reshape(maps.shape).float()
+
+
+def finish(maps: torch.Tensor) -> torch.Tensor:
+    """float32, contiguous, finite (a guard: any non-finite value is an internal error)."""
+    maps = maps.detach().float().contiguous()
+    if not bool(torch.isfinite(maps).all()):
+        raise ModelError(
+            "the explanation contains NaN or infinite values; the model produced non-finite scores or "
+            "gradients for this input"
+        )
+    return maps
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_unknown(method: str, params: dict) -> None:
+    if params:
+        raise InputError(
+            f"method {method!r} got unknown parameter(s) {', '.join(sorted(params))}; see "
+            f"help(salience.explain) and docs/explain.md for the parameters it takes"
+        )

@@ -1,0 +1,182 @@
+"""The Grad-CAM family: one shared pipeline, one channel-weighting rule per method.
+
+The pipeline (:func:`_cam`) runs the forward pass with the target layer captured, back-propagates the
+target scores *to that layer only* (parameters frozen, the graph starts at the layer), turns the layer's
+activations ``A`` and gradients ``G`` (both ``(B, C, h, w)``) into a map with the method's rule, applies
+ReLU, upsamples bilinearly to the input size and min-max normalises each map to ``[0, 1]``.
+
+Rules (``w_c`` a channel weight, sums over channels ``c``):
+
+* Grad-CAM (Selvaraju et al. 2017): ``relu(sum_c mean_xy(G_c) A_c)``
+* Grad-CAM++ (Chattopadhay et al. 2018): ``w_c = sum_xy alpha_cxy relu(G_cxy)`` with
+  ``alpha = G^2 / (2 G^2 + sum_xy(A_c) G^3)`` (the exponential-score form of the paper's eq. 19)
+* HiRes-CAM (Draelos & Carin 2020): ``relu(sum_c G_c * A_c)`` (elementwise)
+* Layer-CAM (Jiang et al. 2021): ``relu(sum_c relu(G_c) * A_c)``
+* Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation times the upsampled Grad-CAM.
+
+>>> import torch, salience.explain as ex
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+>>> e = ex.gradcam(net, torch.rand(2, 3, 16, 16), target=1)
+>>> tuple(e.maps.shape), e.maps.dtype
+((2, 16, 16), torch.float32)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ..errors import ModelError
+from ._base import (
+    Explanation,
+    Target,
+    check_images,
+    check_unknown,
+    finish,
+    layer_for,
+    layer_forward,
+    normalize_maps,
+    to_grid,
+    unwrap_model,
+    upsample,
+)
+from ._hooks import scoped_model
+
+__all__ = ["gradcam", "gradcam_pp", "hirescam", "layercam", "guided_gradcam", "CAM_RULES"]
+
+
+def _gradcam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    w = g.mean(dim=(2, 3), keepdim=True)
+    return (w * a).sum(dim=1)
+
+
+def _gradcampp_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    g2 = g * g
+    g3 = g2 * g
+    sum_a = a.sum(dim=(2, 3), keepdim=True)
+    denom = 2 * g2 + sum_a * g3
+    safe = torch.where(denom != 0, denom, torch.ones_like(denom))
+    alpha = torch.where(denom != 0, g2 / safe, torch.zeros_like(g2))
+    w = (alpha * torch.relu(g)).sum(dim=(2, 3), keepdim=True)
+    return (w * a).sum(dim=1)
+
+
+def _hirescam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return (g * a).sum(dim=1)
+
+
+def _layercam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return (torch.relu(g) * a).sum(dim=1)
+
+
+#: method name -> rule (A, G) -> un-rectified low-resolution map (B, h, w)
+CAM_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "gradcam": _gradcam_rule,
+    "gradcam-pp": _gradcampp_rule,
+    "hirescam": _hirescam_rule,
+    "layercam": _layercam_rule,
+}
+
+
+def _grid(t: torch.Tensor, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
+    g = reshape(t) if reshape is not None else to_grid(t, hw)
+    if g is None or g.ndim != 4:
+        raise ModelError(
+            f"layer {layer!r} has output shape {tuple(t.shape)}, which is not a spatial map (B, C, h, w) "
+            "nor a square token grid (B, 1+N, C); choose a convolutional layer, or pass reshape= a callable "
+            "turning the output into (B, C, h, w)"
+        )
+    return g
+
+
+def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape: Callable | None,
+         params: dict) -> Explanation:
+    check_unknown(method, params)
+    net = unwrap_model(model)
+    if layer is None and getattr(model, "target_layer", None) is not None and model is not net:
+        layer = model.target_layer
+    x = check_images(images, net)
+    tgt = Target.parse(target, x.shape[0])
+    hw = (x.shape[2], x.shape[3])
+    with scoped_model(net):
+        name, module = layer_for(net, x, layer, reshape)
+        act, grad, scores, idx, _ = layer_forward(net, x, tgt, module)
+    assert grad is not None
+    a = _grid(act, hw, reshape, name)
+    g = _grid(grad, hw, reshape, name)
+    if not bool((g != 0).any()):
+        raise ModelError(
+            f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map would be "
+            "blank; the model's head may be zero-initialised (torchvision's vit_b_16 built without weights) "
+            "or the layer does not influence the score: load trained weights or choose another layer"
+        )
+    cam = torch.relu(CAM_RULES[method](a.float(), g.float()))
+    maps = normalize_maps(upsample(cam, hw))
+    return Explanation(finish(maps), idx, scores.float(), method, name, {"cam": cam})
+
+
+def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+            reshape: Callable | None = None, **params: Any) -> Explanation:
+    """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of the activations weighted by their mean gradient.
+
+    Parameters
+    ----------
+    model: an ``nn.Module`` or a :class:`~salience.explain.models.LoadedModel`.
+    images: float tensor ``(B, C, H, W)`` in the model's preprocessing (not modified).
+    target: ``None`` (top-1), a class index, one index per image, ``"top-k"``, or a callable on the
+        model output returning ``(B,)`` scores.
+    layer: dotted module name or module; ``None`` picks the last spatial layer automatically.
+    reshape: callable turning the layer's raw output into ``(B, C, h, w)`` (overrides the automatic
+        token-to-grid reshape used for ViT / Swin).
+
+    Returns
+    -------
+    Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]`` (per image min-max); ``extras["cam"]`` the
+    low-resolution map before upsampling and normalisation.
+    """
+    return _cam("gradcam", model, images, target, layer, reshape, params)
+
+
+def gradcam_pp(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+               reshape: Callable | None = None, **params: Any) -> Explanation:
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018): channel weights from positive gradients weighted by
+    ``alpha = G^2 / (2 G^2 + sum(A) G^3)``.  Same arguments and output as :func:`gradcam`."""
+    return _cam("gradcam-pp", model, images, target, layer, reshape, params)
+
+
+def hirescam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+             reshape: Callable | None = None, **params: Any) -> Explanation:
+    """HiRes-CAM (Draelos & Carin 2020): ReLU of the channel sum of gradient x activation, elementwise.
+    Same arguments and output as :func:`gradcam`."""
+    return _cam("hirescam", model, images, target, layer, reshape, params)
+
+
+def layercam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+             reshape: Callable | None = None, **params: Any) -> Explanation:
+    """Layer-CAM (Jiang et al., IEEE TIP 2021): ReLU of the channel sum of relu(gradient) x activation.
+    Same arguments and output as :func:`gradcam`."""
+    return _cam("layercam", model, images, target, layer, reshape, params)
+
+
+def guided_gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+                   reshape: Callable | None = None, activations: str = "raise",
+                   **params: Any) -> Explanation:
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation times the upsampled Grad-CAM.
+
+    The guided part is reduced over channels by the maximum absolute value; the product is normalised to
+    ``[0, 1]`` by its maximum.  ``activations`` as in :func:`salience.explain.gradients.guided_backprop`.
+    The Grad-CAM target is the class the guided pass explained (so ``top-k`` picks one class for both).
+    """
+    from .gradients import guided_backprop
+
+    check_unknown("guided-gradcam", params)
+    gb = guided_backprop(model, images, target=target, activations=activations)
+    tgt = gb.targets if gb.targets is not None else target
+    cam = _cam("gradcam", model, images, tgt, layer, reshape, {})
+    attr = gb.extras["attributions"]
+    maps = attr.abs().amax(dim=1) * cam.maps.to(attr.device)
+    maps = normalize_maps(maps, "max")
+    return Explanation(finish(maps), gb.targets, gb.scores, "guided-gradcam", cam.layer,
+                       {"attributions": attr, "cam": cam.extras["cam"], "gradcam": cam.maps})

