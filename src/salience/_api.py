@@ -14,7 +14,7 @@ __all__ = ["saliency_map"]
 
 
 def saliency_map(image: Any, method: str = "itti", *, model: Any = None, target: Any = None,
-                 layer: Any = None, **params: Any) -> np.ndarray:
+                 layer: Any = None, blur: float = 0.0, centre_bias: float = 0.0, **params: Any) -> np.ndarray:
     """Saliency map of one image, by any registered method.
 
     Parameters
@@ -26,6 +26,18 @@ def saliency_map(image: Any, method: str = "itti", *, model: Any = None, target:
     model, target, layer:
         Only for explanation methods: the model (default: :func:`salience.load_model` ``("mobilenet_v2")``),
         the target (default: the top-1 class) and the layer (default: the model's last spatial layer).
+    blur:
+        Bottom-up methods only, default 0 (off): after the method, blur the map with a Gaussian whose
+        standard deviation is ``blur`` times the image width (0.02 is 16 px on an 800-pixel-wide photo),
+        then min-max stretch it back to ``[0, 1]``.  The MIT benchmark smooths every model's maps this way
+        before scoring (Judd, Durand, Torralba, "A benchmark of computational models of saliency to
+        predict human fixations", MIT tech. report 2012); smoother maps score higher on AUC / CC / NSS.
+    centre_bias:
+        Bottom-up methods only, a weight ``w`` in ``[0, 1]``, default 0 (off): the result is
+        ``(1 - w) * map + w * centre`` with ``centre`` the registry's ``centre-bias`` map (both in
+        ``[0, 1]``, so the mix is too).  A convex mixture rather than a product: ``w`` moves continuously
+        from the model (0) to the centre baseline (1), and no region the model finds salient is zeroed
+        by the prior, whereas a product would erase off-centre objects.  Blur is applied first.
     **params:
         Method parameters (see each method's docstring).
 
@@ -52,8 +64,36 @@ def saliency_map(image: Any, method: str = "itti", *, model: Any = None, target:
                 "apply to explanation methods only"
             )
         out = m.load()(img, **params)
+        if blur or centre_bias:
+            out = _apply_prior(np.asarray(out, dtype=np.float32), img, blur, centre_bias)
     else:
+        if blur or centre_bias:
+            raise InputError(
+                f"blur and centre_bias apply to bottom-up methods only; {m.name!r} explains a model"
+            )
         from .explain import image_saliency_map  # needs torch; raises MissingDependencyError without it
 
         out = image_saliency_map(img, m.name, model=model, target=target, layer=layer, **params)
     return np.asarray(out, dtype=np.float32)
+
+
+def _apply_prior(saliency: np.ndarray, img: np.ndarray, blur: float, centre_bias: float) -> np.ndarray:
+    """Blur (sigma = ``blur`` x width) and mix in the centre-bias map with weight ``centre_bias``."""
+    import math
+
+    for label, v in (("blur", blur), ("centre_bias", centre_bias)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise InputError(f"{label} must be a number >= 0, got {v!r}")
+    if centre_bias > 1:
+        raise InputError(f"centre_bias is a mixing weight in [0, 1], got {centre_bias!r}")
+    out = saliency.astype(np.float64)
+    if blur:
+        import cv2
+
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=float(blur) * out.shape[1], borderType=cv2.BORDER_REFLECT)
+        lo, hi = float(out.min()), float(out.max())
+        out = (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
+    if centre_bias:
+        centre = get_method("centre-bias").load()(img)
+        out = (1.0 - centre_bias) * out + centre_bias * np.asarray(centre, dtype=np.float64)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
