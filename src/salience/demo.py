@@ -1,0 +1,245 @@
+"""The demo: every bottom-up method on bundled photos, written as maps, overlays and one HTML gallery.
+
+:func:`run_demo` takes the real photographs that ship with scikit-image (astronaut, coffee, chelsea,
+rocket) and matplotlib (grace_hopper), reduces them to at most 512 pixels on a side, runs every bottom-up
+method of the registry on each, and writes grayscale maps, heatmap overlays, an Itti-Koch feature panel
+and scanpath, and ``index.html`` (relative links, one section per method with its paper).  Nothing is
+downloaded.  When the explanation part is available (``salience.explain._demo.demo_explanations``), its
+entries are added to the same page.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from .errors import MissingDependencyError
+from .io import as_image_array, atomic_write_bytes, encode_png, map_to_uint8
+from .registry import BOTTOM_UP, methods
+
+__all__ = ["demo_photos", "run_demo", "MAX_SIDE"]
+
+#: Longest side of the demo photos, in pixels.
+MAX_SIDE = 512
+
+_SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
+def demo_photos(max_side: int = MAX_SIDE) -> dict[str, np.ndarray]:
+    """The bundled photos as float32 ``(H, W, 3)`` RGB in ``[0, 1]``, longest side at most ``max_side``.
+
+    Needs scikit-image (the ``demo`` extra); matplotlib's ``grace_hopper`` is added when matplotlib is
+    installed.  Raises :class:`~salience.errors.MissingDependencyError` without scikit-image.
+
+    Examples
+    --------
+    >>> from salience.demo import demo_photos
+    >>> photos = demo_photos(64)
+    >>> sorted(photos)[:2], photos["coffee"].dtype, max(photos["coffee"].shape[:2])
+    (['astronaut', 'chelsea'], dtype('float32'), 64)
+    """
+    try:
+        import skimage.data as skdata
+    except ImportError:
+        raise MissingDependencyError(
+            "the demo photos come with scikit-image; install it with: pip install 'salience[demo]' "
+            "(or pip install scikit-image)"
+        ) from None
+    photos: dict[str, np.ndarray] = {}
+    for name in _SKIMAGE_PHOTOS:
+        photos[name] = _shrink(as_image_array(getattr(skdata, name)(), name=name), max_side)
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as fh:
+            from .io import load_image
+
+            photos["grace_hopper"] = _shrink(load_image(fh), max_side)
+    except Exception:  # matplotlib missing, or built without its sample data: four photos are enough
+        pass
+    return photos
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MAX_SIDE, scanpath_n: int = 5,
+             log: Callable[[str], Any] | None = print) -> Path:
+    """Run every bottom-up method on the bundled photos; write maps, overlays and ``index.html``.
+
+    Parameters
+    ----------
+    out_dir:
+        Folder for the outputs (created; files of an earlier demo run are replaced).
+    max_side:
+        Longest side of the photos in pixels.
+    scanpath_n:
+        Number of attended locations in the Itti-Koch scanpaths.
+    log:
+        Called with one line of progress at a time (default :func:`print`); ``None`` for silence.
+
+    Returns
+    -------
+    pathlib.Path
+        The gallery page, ``out_dir/index.html``.
+    """
+    from . import viz
+    from ._api import saliency_map
+
+    say = log or (lambda s: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    photos = demo_photos(max_side)
+
+    def write(name: str, rgb_or_gray: np.ndarray) -> str:
+        path = atomic_write_bytes(out / name, encode_png(rgb_or_gray), overwrite=True)
+        return _rel(path, out)
+
+    inputs = {p: write(f"{p}.png", viz._image_u8(img)) for p, img in photos.items()}
+    sections: list[dict[str, Any]] = []
+    maps: dict[tuple[str, str], np.ndarray] = {}
+    for m in methods(BOTTOM_UP):
+        figures = []
+        t = time.perf_counter()
+        for p, img in photos.items():
+            sal = saliency_map(img, m.name)
+            maps[(m.name, p)] = sal
+            figures.append({
+                "title": p,
+                "images": [write(f"{p}_{m.name}.png", map_to_uint8(sal)),
+                           write(f"{p}_{m.name}_overlay.png", viz.overlay(img, sal))],
+                "caption": f"{p}: map and overlay",
+            })
+        sections.append({"title": m.name, "subtitle": m.description, "paper": m.paper, "figures": figures})
+        say(f"  {m.name:<18} {len(photos)} photos in {time.perf_counter() - t:.2f} s")
+
+    # Itti-Koch in detail: the feature/conspicuity panel and the first attended locations.
+    itti_figs = []
+    try:
+        from .bottomup.attention import scanpath
+        from .bottomup.itti import itti_koch
+    except ImportError as exc:  # pragma: no cover - only while the model is being built
+        say(f"  Itti-Koch panel and scanpaths skipped: {exc}")
+    else:
+        for p, img in photos.items():
+            res = itti_koch(img, return_intermediates=True)
+            points = scanpath(res.saliency, n=scanpath_n)
+            itti_figs.append({
+                "title": p,
+                "images": [write(f"{p}_itti_scanpath.png", viz.draw_scanpath(img, points))],
+                "caption": f"{p}: first {len(points)} attended locations (winner-take-all with inhibition "
+                           "of return), numbered in order",
+            })
+            if p == next(iter(photos)):
+                itti_figs.append({
+                    "title": f"{p}: every step",
+                    "images": [write(f"{p}_itti_panel.png", viz.feature_panel(res, image=img))],
+                    "caption": "saliency map, the 3 conspicuity maps, and the 42 feature maps "
+                               "(centre c, surround s), each at its own scale",
+                    "wide": True,
+                })
+        sections.append({
+            "title": "itti: attention shifts and feature maps",
+            "subtitle": "Scanpaths on every photo; all intermediate maps of one photo.",
+            "paper": next(m.paper for m in methods(BOTTOM_UP) if m.name == "itti"),
+            "figures": itti_figs,
+        })
+    say(f"bottom-up part: {len(photos)} photos x {len(methods(BOTTOM_UP))} methods in "
+        f"{time.perf_counter() - t0:.1f} s")
+
+    extra = _explanations(photos, out, say)
+    page = _page(photos, inputs, sections, extra)
+    index = atomic_write_bytes(out / "index.html", page.encode("utf-8"), overwrite=True)
+    say(f"wrote the gallery to {index}")
+    return index
+
+
+def _explanations(photos: dict[str, np.ndarray], out: Path, say: Callable[[str], Any]) -> list[dict]:
+    """Gallery entries from the explanation part, or none (with one line saying why)."""
+    try:
+        from .explain._demo import demo_explanations
+    except (ImportError, MissingDependencyError) as exc:
+        say(f"explanations skipped: {exc}")
+        return []
+    try:
+        entries = list(demo_explanations(photos, out))
+    except (ImportError, MissingDependencyError) as exc:
+        say(f"explanations skipped: {exc}")
+        return []
+    good = []
+    for e in entries:
+        if isinstance(e, dict) and {"section", "title", "path"} <= set(e):
+            good.append(e)
+        else:  # a malformed entry is a bug in the explanation part; report it, keep the page
+            print(f"salience demo: ignored a malformed gallery entry: {e!r}", file=sys.stderr)
+    return good
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+.paper { color: #555; font-size: 0.9em; margin-top: -0.5em; }
+.grid { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; } figure img { height: 180px; display: inline-block; margin-right: 2px; }
+figure.wide img { height: auto; max-width: 100%; }
+figcaption { font-size: 0.85em; color: #444; max-width: 380px; }
+"""
+
+
+def _page(photos: dict, inputs: dict[str, str], sections: list[dict], extra: list[dict]) -> str:
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        "<title>salience demo</title>", f"<style>{_CSS}</style></head><body>",
+        "<h1>salience demo</h1>",
+        "<p>Bottom-up saliency maps of bundled photographs (scikit-image, matplotlib), one section per "
+        "method of the registry. Grayscale maps: brightness is saliency; overlays: jet heatmap at 50% "
+        "opacity.</p>",
+        "<h2>Inputs</h2><div class='grid'>",
+    ]
+    for p, src in inputs.items():
+        h, w = photos[p].shape[:2]
+        parts.append(f"<figure><a href='{e(src)}'><img src='{e(src)}' alt='{e(p)}'></a>"
+                     f"<figcaption>{e(p)} ({w} x {h})</figcaption></figure>")
+    parts.append("</div>")
+    for s in sections:
+        parts.append(f"<h2>{e(s['title'])}</h2>")
+        if s.get("subtitle"):
+            parts.append(f"<p>{e(s['subtitle'])}</p>")
+        parts.append(f"<p class='paper'>{e(s['paper'])}</p><div class='grid'>")
+        for f in s["figures"]:
+            cls = " class='wide'" if f.get("wide") else ""
+            imgs = "".join(f"<a href='{e(i)}'><img src='{e(i)}' alt='{e(f['title'])}'></a>" for i in f["images"])
+            parts.append(f"<figure{cls}>{imgs}<figcaption>{e(f['caption'])}</figcaption></figure>")
+        parts.append("</div>")
+    by_section: dict[str, list[dict]] = {}
+    for entry in extra:
+        by_section.setdefault(str(entry["section"]), []).append(entry)
+    for name, entries in by_section.items():
+        parts.append(f"<h2>{e(name)}</h2><div class='grid'>")
+        for entry in entries:
+            src = e(str(entry["path"]))
+            parts.append(f"<figure><a href='{src}'><img src='{src}' alt='{e(str(entry['title']))}'></a>"
+                         f"<figcaption><b>{e(str(entry['title']))}</b> {e(str(entry.get('caption', '')))}"
+                         "</figcaption></figure>")
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
