@@ -1,0 +1,318 @@
+"""Earth Mover's Distance as the MIT benchmark computes it (FastEMD's ``emd_hat_gd_metric``).
+
+The MIT ``EMD.m`` shrinks both maps to 1/32 (``imresize``), normalises each to sum 1, and calls Ofir Pele's
+FastEMD ``emd_hat_gd_metric_mex(P, Q, D, 0)`` with the Euclidean ground distance ``D`` between bin
+centres (column-major bin order).  That function
+
+1. pre-flows ``min(P_i, Q_i)`` inside every bin at zero cost (a metric ground distance allows it); this also
+   moves a negative bin's mass to the other histogram (``P_i < 0`` adds ``-P_i`` to ``Q_i``);
+2. converts to integers: masses ``floor(x * 1e6 / max(sum P, sum Q) + 0.5)``, costs
+   ``floor(D * 1e6 / max(D) + 0.5)``;
+3. solves the integer transportation problem exactly (extra mass of the heavier side is free because
+   ``extra_mass_penalty = 0``), and divides the optimum by both scale factors.
+
+We reproduce steps 1-2 bit for bit and solve step 3 exactly with our own transportation simplex
+(numba-compiled when numba is installed, a few milliseconds for the 475-bin problems of a 600 x 800
+image), or with scipy's HiGHS LP otherwise (same optimum, ~1 s).  Because an integer transportation
+problem has a unique optimal *value*, the result equals FastEMD's up to the final float divisions.
+
+Reference: O. Pele and M. Werman, "Fast and robust Earth Mover's Distances", ICCV 2009.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["emd_hat_gd_metric", "ground_distance", "transport_cost", "HAVE_NUMBA"]
+
+try:  # pragma: no cover - exercised through HAVE_NUMBA
+    import numba as _numba
+
+    HAVE_NUMBA = True
+except Exception:  # pragma: no cover
+    _numba = None
+    HAVE_NUMBA = False
+
+_MULT = 1000000.0
+
+
+def ground_distance(rows: int, cols: int) -> np.ndarray:
+    """Euclidean distance between the centres of a ``rows x cols`` grid's bins, column-major order."""
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="xy")  # (cols, rows): column-major
+    r = r.ravel().astype(np.float64)
+    c = c.ravel().astype(np.float64)
+    return np.sqrt((r[:, None] - r[None, :]) ** 2 + (c[:, None] - c[None, :]) ** 2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# exact integer transportation problem
+# ---------------------------------------------------------------------------------------------------
+
+
+def _transport_simplex_py(supply, demand, cost):  # pragma: no cover - compiled by numba
+    """Transportation simplex on integers: min sum c_ij x_ij, row sums = supply, column sums = demand.
+
+    ``supply`` (m,), ``demand`` (n,) positive int64 with equal sums; ``cost`` (m, n) int64.  Returns
+    ``(optimal cost, status)``; status 0 = optimal, 1 = iteration limit (caller falls back to an LP).
+    The basis is a spanning tree of the m + n nodes (rows 0..m-1, columns m..m+n-1), started with the
+    matrix-minimum rule and completed with zero cells; entering cells by partial pricing over blocks of
+    rows; the tree's potentials are recomputed by a traversal after every pivot.
+    """
+    m = supply.shape[0]
+    n = demand.shape[0]
+    nn = m + n
+    ne = nn - 1
+    bi = np.empty(ne, np.int64)
+    bj = np.empty(ne, np.int64)
+    bx = np.zeros(ne, np.int64)
+    # --- initial basis: matrix minimum ------------------------------------------------------------
+    order = np.argsort(cost.ravel(), kind="mergesort")
+    rs = supply.copy()
+    rd = demand.copy()
+    uf = np.arange(nn)
+    k = 0
+    for t in range(order.shape[0]):
+        i = order[t] // n
+        j = order[t] % n
+        if rs[i] > 0 and rd[j] > 0:
+            x = min(rs[i], rd[j])
+            rs[i] -= x
+            rd[j] -= x
+            bi[k] = i
+            bj[k] = j
+            bx[k] = x
+            k += 1
+            ra = i
+            while uf[ra] != ra:
+                ra = uf[ra]
+            rb = m + j
+            while uf[rb] != rb:
+                rb = uf[rb]
+            uf[ra] = rb
+    if k < ne:  # complete the forest to a spanning tree with zero-flow cells
+        for t in range(order.shape[0]):
+            if k >= ne:
+                break
+            i = order[t] // n
+            j = order[t] % n
+            ra = i
+            while uf[ra] != ra:
+                ra = uf[ra]
+            rb = m + j
+            while uf[rb] != rb:
+                rb = uf[rb]
+            if ra != rb:
+                uf[ra] = rb
+                bi[k] = i
+                bj[k] = j
+                bx[k] = 0
+                k += 1
+    # --- pivoting ---------------------------------------------------------------------------------
+    deg = np.zeros(nn + 1, np.int64)
+    adj = np.empty(2 * ne, np.int64)
+    pos = np.empty(nn + 1, np.int64)
+    pot = np.zeros(nn, np.int64)
+    par_e = np.empty(nn, np.int64)
+    par_n = np.empty(nn, np.int64)
+    depth = np.empty(nn, np.int64)
+    stack = np.empty(nn, np.int64)
+    path_e = np.empty(nn, np.int64)
+    tmp_b = np.empty(nn, np.int64)
+    block = max(1, min(m, 4096 // max(n, 1)))
+    start_row = 0
+    max_iter = 50 * nn + 20000
+    status = 1
+    for _it in range(max_iter):
+        # adjacency (CSR) of the tree
+        deg[:] = 0
+        for e in range(ne):
+            deg[bi[e] + 1] += 1
+            deg[m + bj[e] + 1] += 1
+        for a in range(nn):
+            deg[a + 1] += deg[a]
+        pos[:] = deg
+        for e in range(ne):
+            a = bi[e]
+            adj[pos[a]] = e
+            pos[a] += 1
+            b = m + bj[e]
+            adj[pos[b]] = e
+            pos[b] += 1
+        # potentials: u_i + v_j = c_ij on basic cells (row nodes hold u, column nodes hold v)
+        pot[0] = 0
+        par_e[0] = -1
+        par_n[0] = -1
+        depth[0] = 0
+        top = 0
+        stack[0] = 0
+        while top >= 0:
+            a = stack[top]
+            top -= 1
+            for q in range(deg[a], deg[a + 1]):
+                e = adj[q]
+                if e == par_e[a]:
+                    continue
+                b = m + bj[e] if a < m else bi[e]
+                par_e[b] = e
+                par_n[b] = a
+                depth[b] = depth[a] + 1
+                pot[b] = cost[bi[e], bj[e]] - pot[a]
+                top += 1
+                stack[top] = b
+        # partial pricing: most negative reduced cost in the first block of rows that has one
+        best = 0
+        ei = -1
+        ej = -1
+        scanned = 0
+        r = start_row
+        while scanned < m:
+            stop = min(scanned + block, m)
+            while scanned < stop:
+                ui = pot[r]
+                for j in range(n):
+                    d = cost[r, j] - ui - pot[m + j]
+                    if d < best:
+                        best = d
+                        ei = r
+                        ej = j
+                r += 1
+                if r == m:
+                    r = 0
+                scanned += 1
+            if ei >= 0:
+                break
+        start_row = r
+        if ei < 0:
+            status = 0
+            break
+        # cycle: tree path from column node m+ej to row node ei, edges alternate -, +, -, ...
+        a = m + ej
+        b = ei
+        la = 0
+        # walk both ends up to their common ancestor; record edges from the column side first
+        lb = 0
+        while depth[a] > depth[b]:
+            path_e[la] = par_e[a]
+            la += 1
+            a = par_n[a]
+        while depth[b] > depth[a]:
+            tmp_b[lb] = par_e[b]
+            lb += 1
+            b = par_n[b]
+        while a != b:
+            path_e[la] = par_e[a]
+            la += 1
+            a = par_n[a]
+            tmp_b[lb] = par_e[b]
+            lb += 1
+            b = par_n[b]
+        for q in range(lb - 1, -1, -1):
+            path_e[la] = tmp_b[q]
+            la += 1
+        theta = -1
+        leave = -1
+        for q in range(0, la, 2):
+            e = path_e[q]
+            if theta < 0 or bx[e] < theta:
+                theta = bx[e]
+                leave = e
+        for q in range(la):
+            e = path_e[q]
+            if q % 2 == 0:
+                bx[e] -= theta
+            else:
+                bx[e] += theta
+        bi[leave] = ei
+        bj[leave] = ej
+        bx[leave] = theta
+    total = 0
+    for e in range(ne):
+        total += bx[e] * cost[bi[e], bj[e]]
+    return total, status
+
+
+if HAVE_NUMBA:  # pragma: no branch
+    _transport_simplex = _numba.njit(cache=True, nogil=True)(_transport_simplex_py)
+else:  # pragma: no cover
+    _transport_simplex = None
+
+
+def _transport_highs(supply: np.ndarray, demand: np.ndarray, cost: np.ndarray) -> float:
+    """The same integer transportation optimum with scipy's HiGHS LP (slow, used without numba)."""
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+
+    m, n = cost.shape
+    rows = np.repeat(np.arange(m), n)
+    cols = np.tile(np.arange(n), m)
+    var = np.arange(m * n)
+    a_eq = sp.vstack(
+        [
+            sp.csr_matrix((np.ones(m * n), (rows, var)), shape=(m, m * n)),
+            sp.csr_matrix((np.ones(m * n), (cols, var)), shape=(n, m * n)),
+        ]
+    )
+    res = linprog(
+        cost.ravel().astype(np.float64),
+        A_eq=a_eq,
+        b_eq=np.concatenate([supply, demand]).astype(np.float64),
+        bounds=(0, None),
+        method="highs",
+    )
+    if res.status != 0:  # pragma: no cover - a balanced transport problem is always feasible
+        raise RuntimeError(f"HiGHS failed on the EMD transport problem: {res.message}")
+    return float(np.round(res.fun))
+
+
+def transport_cost(supply: np.ndarray, demand: np.ndarray, cost: np.ndarray, *, solver: str = "auto") -> float:
+    """Optimal cost of the balanced integer transportation problem (``solver``: auto | simplex | highs)."""
+    supply = np.ascontiguousarray(supply, dtype=np.int64)
+    demand = np.ascontiguousarray(demand, dtype=np.int64)
+    cost = np.ascontiguousarray(cost, dtype=np.int64)
+    if supply.size == 0 or demand.size == 0:
+        return 0.0
+    if solver in ("auto", "simplex") and HAVE_NUMBA:
+        total, status = _transport_simplex(supply, demand, cost)
+        if status == 0:
+            return float(total)
+    elif solver == "simplex":  # pragma: no cover
+        raise RuntimeError("solver='simplex' needs numba (pip install numba)")
+    return _transport_highs(supply, demand, cost)
+
+
+def emd_hat_gd_metric(p: np.ndarray, q: np.ndarray, dist: np.ndarray, *, solver: str = "auto") -> float:
+    """FastEMD's ``emd_hat_gd_metric(P, Q, D, extra_mass_penalty=0)`` for float histograms.
+
+    ``p``, ``q``: 1-D histograms of equal length (any sign); ``dist``: metric ground distance matrix.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    sum_p = float(np.sum(p))
+    sum_q = float(np.sum(q))
+    max_c = float(dist.max())
+    if max_c <= 0.0:
+        return 0.0
+    # 1. pre-flow inside each bin (also moves negative mass to the other side)
+    pp = np.where(p < q, 0.0, p - q)
+    qq = np.where(p < q, q - p, 0.0)
+    # 2. integers as FastEMD makes them
+    pq_norm = _MULT / max(sum_p, sum_q)
+    c_norm = _MULT / max_c
+    ip = np.floor(pp * pq_norm + 0.5).astype(np.int64)
+    iq = np.floor(qq * pq_norm + 0.5).astype(np.int64)
+    ic = np.floor(dist * c_norm + 0.5).astype(np.int64)
+    src = np.nonzero(ip > 0)[0]
+    snk = np.nonzero(iq > 0)[0]
+    supply = ip[src]
+    demand = iq[snk]
+    cost = ic[np.ix_(src, snk)]
+    # 3. extra mass of the heavier side is free (extra_mass_penalty = 0): a zero-cost dummy node
+    diff = int(supply.sum() - demand.sum())
+    if diff > 0:
+        demand = np.append(demand, diff)
+        cost = np.hstack([cost, np.zeros((cost.shape[0], 1), np.int64)])
+    elif diff < 0:
+        supply = np.append(supply, -diff)
+        cost = np.vstack([cost, np.zeros((1, cost.shape[1]), np.int64)])
+    total = transport_cost(supply, demand, cost, solver=solver)
+    return total / pq_norm / c_norm
