@@ -77,20 +77,22 @@ def _downsample(arr: np.ndarray, h: int, w: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _blur_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) matrix of OpenCV's 1-D Gaussian blur (reflect-101 border) along an axis of length n."""
+    """(n, n) matrix of a 1-D Gaussian blur along an axis of length n, zeros beyond the border."""
     ksize = 2 * int(math.ceil(3.0 * sigma)) + 1
     eye = np.eye(n, dtype=np.float32)
     # Column j of the operator is the blur of the unit impulse at j.
-    op = cv2.GaussianBlur(eye, (1, ksize), sigmaX=1e-3, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+    op = cv2.GaussianBlur(eye, (1, ksize), sigmaX=1e-3, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
     op.setflags(write=False)
     return op
 
 
 def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (kernel truncated at 3 sigma, reflect-101 border) of a small 2-D map.
+    """Gaussian blur (kernel truncated at 3 sigma) of a small 2-D map, with zeros beyond the border.
 
-    Written as two small matrix products, ``By @ arr @ Bx.T``, which on a 64-pixel map is several times
-    faster than a direct 2-D filter with a kernel as large as the map.
+    Zero padding is what the authors' MATLAB code gets from ``imfilter`` (and it keeps a blob near the
+    border from peaking on the border, as a mirrored border would make it).  Written as two small matrix
+    products, ``By @ arr @ Bx.T``, which on a 64-pixel map is several times faster than a direct 2-D
+    filter with a kernel as large as the map.
     """
     h, w = arr.shape
     return (_blur_matrix(h, sigma) @ arr @ _blur_matrix(w, sigma).T).astype(np.float32, copy=False)
@@ -122,7 +124,10 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     *spectral residual* is ``R = L - h * L`` with ``h`` an ``avg_size`` x ``avg_size`` mean filter (3 x 3 in
     the paper; the spectrum is periodic, so the filter wraps around).  The map is
     ``g * |F^-1[exp(R + iP)]|^2`` with ``g`` a Gaussian of standard deviation ``sigma`` pixels at the
-    64-pixel working scale, min-max normalised and resized (bilinear) to the input's size.
+    64-pixel working scale (zeros beyond the border, as the authors' MATLAB ``imfilter``), min-max
+    normalised and resized (bilinear) to the input's size.  Amplitudes below 1 % of the mean non-DC
+    amplitude are raised to it before the log (exact spectral zeros of synthetic images would otherwise
+    streak the map; natural photos are unaffected).
 
     Default ``sigma=8.0`` is the paper's value (Sec. 2.2, "sigma = 8"); the authors' released MATLAB
     code and OpenCV use a smaller blur (about 2.5-3 pixels), which gives sharper, less centred maps.  When
@@ -171,9 +176,14 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
         return np.zeros((H, W), np.float32)
     spectrum = cv2.dft(gray, flags=cv2.DFT_COMPLEX_OUTPUT)
     amplitude = cv2.magnitude(spectrum[:, :, 0], spectrum[:, :, 1])
-    # A floor keeps log finite where the amplitude is exactly zero (synthetic images); it lies far below
-    # the amplitude of any real frequency content, so natural images are unaffected.
-    log_amp = cv2.log(cv2.max(amplitude, 1e-9 * cv2.minMaxLoc(amplitude)[1]))
+    # Amplitudes below 1 % of the mean non-DC amplitude are raised to it before the log.  Synthetic
+    # images (a box whose side divides the working size) have exactly-zero rows of the spectrum; their
+    # log is -inf or huge and negative, which the local average spreads to the neighbouring frequencies
+    # and turns into streaks through the whole map.  Natural photos never come near the floor (their
+    # maps are unchanged; see the tests).
+    n = amplitude.size
+    floor = 0.01 * (cv2.sumElems(amplitude)[0] - float(amplitude[0, 0])) / max(1, n - 1)
+    log_amp = cv2.log(cv2.max(amplitude, max(floor, 1e-30)))
     # exp(R + iP) with R = L - A (A: the local mean of L) equals F * exp(-A): exp(L) e^{iP} is F itself.
     # Multiplying F by the real factor exp(-A) saves the polar round trip (atan2, sin, cos).
     factor = cv2.exp(-_wrapped_mean(log_amp, avg_size))
@@ -218,8 +228,9 @@ def image_signature(image: Any, *, width: int = 64, sigma: float = 0.045, colors
     ``x_hat = IDCT(sign(DCT(x)))`` (orthonormal 2-D DCT-II).  The map is
     ``g * sum_c (x_hat_c o x_hat_c)`` (o: element-wise product), with ``g`` a Gaussian whose standard
     deviation is ``sigma`` times the working width (0.045, the authors' default, about 2.9 pixels at 64
-    pixels), min-max normalised and resized (bilinear) to the input's size.  DCT coefficients smaller than
-    1e-7 of the channel's largest are treated as zero, so a uniform channel contributes a constant.
+    pixels; zeros beyond the border, as the authors' code), min-max normalised and resized (bilinear) to
+    the input's size.  DCT coefficients below 1e-5 of the channel's range (1e-3 for L*) are float rounding
+    noise of the colour conversion and count as zero, so a uniform image gives zeros.
 
     Parameters
     ----------
@@ -265,12 +276,20 @@ def image_signature(image: Any, *, width: int = 64, sigma: float = 0.045, colors
     chans = _lab(small) if space == "lab" else small
     chans = chans.astype(np.float64)
     sal = np.zeros((h, w), np.float64)
+    # Coefficients below 1e-5 of the channel's full range (100 for L*, 1 for RGB) are rounding noise of
+    # the colour conversion, not content: their sign would be random, so they count as zero.
+    tol = 1e-5 * (100.0 if space == "lab" else 1.0)
+    structured = False
     for c in range(chans.shape[2]):
         coeff = _fft.dctn(chans[:, :, c], type=2, norm="ortho")
-        tol = 1e-7 * float(np.abs(coeff).max())
         sign = np.where(np.abs(coeff) > tol, np.sign(coeff), 0.0)
+        if not np.any(sign.ravel()[1:]):  # DC only: a flat channel adds a constant, nothing salient
+            continue
+        structured = True
         rec = _fft.idctn(sign, type=2, norm="ortho")
         sal += rec * rec
+    if not structured:  # a uniform image (the zero-padded blur would otherwise darken the borders)
+        return np.zeros((H, W), np.float32)
     sal = sal.astype(np.float32)
     s = sigma * w
     if s > 0:
