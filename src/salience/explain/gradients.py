@@ -322,6 +322,49 @@ def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch
     raise InputError(f"baseline must be 'zeros', 'blur', a number or a tensor, got {type(baseline).__name__}")
 
 
+def _adaptive_nodes(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: Any, tgt: Target,
+                    steps: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image midpoint nodes equidistributed in (half) path length and (half) score variation.
+
+    ``steps + 1`` forward-only probes on a uniform grid measure how the score varies along the path;
+    the nodes are the midpoints of ``steps`` intervals of equal mass of the mixed density
+    ``0.5 * uniform + 0.5 * |df|`` (a change of variables, then the midpoint rule), with the intervals'
+    widths in ``alpha`` as weights.  Nodes crowd where the score changes fast (often just off a dark
+    baseline), which is where uniform rules lose completeness.
+    """
+    B = x0.shape[0]
+    grid = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    f = torch.empty(B, steps + 1, dtype=torch.float64)
+    n = B * (steps + 1)
+    for s, e in _chunks(n, batch_size):
+        r = torch.arange(s, e)
+        rows, ks = r // (steps + 1), r % (steps + 1)
+        rd = rows.to(x0.device)
+        xs = x0[rd] + grid[ks].to(x0.dtype).to(x0.device).view(-1, 1, 1, 1) * diff[rd]
+        f[rows, ks] = _pick(net(xs), idx[rows.to(idx.device)] if idx is not None else None, tgt,
+                            e - s).double().cpu()
+    var = (f[:, 1:] - f[:, :-1]).abs()
+    tot = var.sum(dim=1, keepdim=True)
+    dens = 0.5 / steps + 0.5 * torch.where(tot > 0, var / tot.clamp(min=1e-300), torch.full_like(var, 1 / steps))
+    cdf = torch.cat([torch.zeros(B, 1, dtype=torch.float64), dens.cumsum(dim=1)], dim=1)
+    cdf[:, -1] = 1.0
+    u_edges = torch.linspace(0, 1, steps + 1, dtype=torch.float64).expand(B, -1).contiguous()
+    u_mid = ((u_edges[:, 1:] + u_edges[:, :-1]) / 2).contiguous()
+
+    def inverse(u: torch.Tensor) -> torch.Tensor:  # piecewise-linear inverse of the cdf, per image
+        j = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True).clamp(1, steps)
+        c0, c1 = cdf.gather(1, j - 1), cdf.gather(1, j)
+        g0, g1 = grid[j - 1], grid[j]
+        t = torch.where(c1 > c0, (u - c0) / (c1 - c0).clamp(min=1e-300), torch.zeros_like(u))
+        return g0 + t * (g1 - g0)
+
+    edges = inverse(u_edges)
+    edges[:, 0], edges[:, -1] = 0.0, 1.0
+    nodes = inverse(u_mid)
+    weights = edges[:, 1:] - edges[:, :-1]
+    return nodes.to(x0.dtype).to(x0.device), weights.to(x0.dtype).to(x0.device)
+
+
 def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                          baseline: Any = "zeros", steps: int = 50, quadrature_rule: str = "gauss-legendre",
                          batch_size: int = 16, blur_sigma: float | None = None,
@@ -329,7 +372,9 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     """Integrated Gradients (Sundararajan, Taly & Yan, ICML 2017).
 
     ``a = (x - x') * sum_k w_k grad f(x' + alpha_k (x - x'))`` with the nodes/weights of
-    ``quadrature_rule`` (see :func:`quadrature`; alias ``quadrature=``).
+    ``quadrature_rule`` (see :func:`quadrature`; alias ``quadrature=``), or ``"adaptive"``: nodes placed by
+    ``steps + 1`` extra forward-only probes where the score changes fastest (see :func:`_adaptive_nodes`;
+    on ImageNet models it reaches a given completeness error with far fewer gradient steps).
 
     Parameters
     ----------
@@ -350,25 +395,30 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
         raise InputError("integrated-gradients explains input pixels and takes no layer; pass layer=None")
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
-    alphas, weights = quadrature(quadrature_rule, steps)
+    adaptive = str(quadrature_rule).strip().lower() == "adaptive"
+    if not adaptive:
+        alphas, weights = quadrature(quadrature_rule, steps)
     net = unwrap_model(model)
     x = check_images(images, net)
     B = x.shape[0]
     x0 = _baseline(x, baseline, blur_sigma)
     diff = x - x0
-    a_t = torch.as_tensor(alphas, dtype=x.dtype, device=x.device)
-    w_t = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
     with scoped_model(net):
         tgt, scores, idx = _resolve(net, x, target)
         with torch.no_grad():
             f0 = _pick(net(x0), idx, tgt, B).float()
+            if adaptive:
+                a_t, w_t = _adaptive_nodes(net, x0, diff, idx, tgt, steps, batch_size)
+            else:
+                a_t = torch.as_tensor(alphas, dtype=x.dtype, device=x.device).expand(B, -1)
+                w_t = torch.as_tensor(weights, dtype=x.dtype, device=x.device).expand(B, -1)
         total = torch.zeros_like(x)
         for s, e in _chunks(B * steps, batch_size):
             r = torch.arange(s, e, device=x.device)
             rows, ks = r // steps, r % steps
-            xs = x0[rows] + a_t[ks].view(-1, 1, 1, 1) * diff[rows]
+            xs = x0[rows] + a_t[rows, ks].view(-1, 1, 1, 1) * diff[rows]
             g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, None)
-            total.index_add_(0, rows, g * w_t[ks].view(-1, 1, 1, 1))
+            total.index_add_(0, rows, g * w_t[rows, ks].view(-1, 1, 1, 1))
     attr = diff * total
     maps = attr.sum(dim=1)
     delta = attr.reshape(B, -1).sum(dim=1).float() - (scores - f0)

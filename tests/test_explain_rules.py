@@ -1,0 +1,248 @@
+"""Hand-computed values on tiny fixed-weight networks: each CAM weighting rule, guided backprop on
+functional and non-ReLU activations, modules used twice, Integrated Gradients quadrature."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import salience  # noqa: E402
+from salience.errors import ModelError  # noqa: E402
+from salience.explain import gradients  # noqa: E402
+from salience.explain._hooks import model_snapshot  # noqa: E402
+
+
+class Quadratic(torch.nn.Module):
+    """features = identity; score_k = sum_c W[k, c] * sum_xy A_cxy^2 / 2, so dscore_k/dA_c = W[k, c] A_c."""
+
+    def __init__(self, w: list[list[float]]) -> None:
+        super().__init__()
+        self.features = torch.nn.Identity()
+        self.register_buffer("w", torch.tensor(w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.features(x)
+        return (self.w[None, :, :] * (a * a / 2).sum(dim=(2, 3))[:, None, :]).sum(dim=2)
+
+
+# A0 = [[1, 2], [3, 4]], A1 = [[1, 0], [0, -1]]; target 0 has channel weights (1, -1), so
+# G0 = A0 = [[1, 2], [3, 4]] and G1 = -A1 = [[-1, 0], [0, 1]].
+A = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[1.0, 0.0], [0.0, -1.0]]]])
+NET = Quadratic([[1.0, -1.0], [0.5, 0.5]])
+
+# Worked by hand (see each comment):
+HAND = {
+    # w = mean(G) = (2.5, 0): relu(2.5 * A0)
+    "gradcam": [[2.5, 5.0], [7.5, 10.0]],
+    # relu(G0 A0 + G1 A1) = [[1, 4], [9, 16]] + [[-1, 0], [0, -1]]
+    "hirescam": [[0.0, 4.0], [9.0, 15.0]],
+    # relu(relu(G0) A0 + relu(G1) A1) = [[1, 4], [9, 16]] + [[0, 0], [0, -1]]
+    "layercam": [[1.0, 4.0], [9.0, 15.0]],
+    # channel 0: sum(A0) = 10, alpha = G^2 / (2 G^2 + 10 G^3) = 1/12, 4/88, 9/288, 16/672,
+    #   w0 = sum alpha relu(G) = 1/12 + 8/88 + 27/288 + 64/672 = 0.36323052;
+    # channel 1: sum(A1) = 0, alpha = 1/2 where G != 0, w1 = 0.5 * relu(1) = 0.5;
+    # relu(w0 A0 + w1 A1)
+    "gradcam-pp": [[0.86323052, 0.72646104], [1.08969156, 0.95292208]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_cam_rules_by_hand(name: str) -> None:
+    """Each CAM variant's low-resolution map equals the value worked out by hand."""
+    e = salience.explain(NET, A, name, target=0, layer="features")
+    np.testing.assert_allclose(e.cam[0].numpy(), np.array(HAND[name]), rtol=1e-6, atol=1e-6)
+    assert e.scores.tolist() == pytest.approx([(1 + 4 + 9 + 16) / 2 - (1 + 1) / 2])
+
+
+def test_cam_normalised_and_upsampled() -> None:
+    """Maps are the low-resolution CAM, bilinearly upsampled and min-max scaled to [0, 1]."""
+    x = torch.nn.functional.interpolate(A, size=(8, 8), mode="nearest")
+    e = salience.explain(NET, x, "gradcam", target=0, layer="features")
+    assert float(e.maps.min()) == 0.0 and float(e.maps.max()) == pytest.approx(1.0)
+    raw = e.cam
+    up = torch.nn.functional.interpolate(raw[:, None], size=(8, 8), mode="bilinear", align_corners=False)[:, 0]
+    up = (up - up.min()) / (up.max() - up.min())
+    assert torch.allclose(e.maps, up, atol=1e-6)
+
+
+# ---- guided backpropagation ---------------------------------------------------------------------------
+
+
+class TwoLayer(torch.nn.Module):
+    """y = W2 act(W1 x) with the activation called in one of several ways."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.l1 = torch.nn.Linear(12, 10)
+        self.l2 = torch.nn.Linear(10, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+            self.l2.weight.abs_()
+            self.l2.weight[:, 1::2] *= -1  # negative back-signals, which the guided rule must stop
+        self.how = how
+        self.act = {"module": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
+                    "gelu": torch.nn.GELU()}.get(how, torch.nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.l1(x.flatten(1))
+        if self.how == "functional":
+            h = F.relu(h)
+        elif self.how == "torch":
+            h = torch.relu(h)
+        elif self.how == "method":
+            h = h.relu()
+        elif self.how == "inplace":
+            h = F.relu(h, inplace=True)
+        else:
+            h = self.act(h)
+        return self.l2(h)
+
+
+def _guided_by_hand(net: TwoLayer, x: torch.Tensor, target: int, hi: float = float("inf")) -> torch.Tensor:
+    """Springenberg's rule written out: W1^T (relu(W2[target]) * 1[0 < W1 x < hi])."""
+    pre = net.l1(x.flatten(1))
+    gate = ((pre > 0) & (pre < hi)).float()
+    back = torch.relu(net.l2.weight[target])[None, :] * gate
+    return (back @ net.l1.weight).reshape(x.shape)
+
+
+@pytest.mark.parametrize("how", ["module", "functional", "torch", "method", "inplace"])
+def test_guided_backprop_every_relu_form(how: str) -> None:
+    """nn.ReLU, F.relu, torch.relu, Tensor.relu and in-place F.relu all get the guided rule."""
+    net = TwoLayer(how)
+    x = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(4))
+    e = salience.explain(net, x, "guided-backprop", target=1)
+    expected = _guided_by_hand(net, x, 1)
+    assert torch.allclose(e.attributions, expected, atol=1e-6)
+    plain = salience.explain(net, x, "gradient", target=1).attributions
+    assert not torch.allclose(plain, expected, atol=1e-3), "the test must tell guided from plain"
+
+
+def test_guided_backprop_relu6() -> None:
+    """ReLU6 passes guided gradients only where 0 < x < 6."""
+    net = TwoLayer("relu6")
+    with torch.no_grad():
+        net.l1.weight.mul_(4)  # push some pre-activations above 6
+    x = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(5))
+    pre = net.l1(x.flatten(1))
+    assert bool((pre > 6).any())
+    e = salience.explain(net, x, "guided-backprop", target=0)
+    assert torch.allclose(e.attributions, _guided_by_hand(net, x, 0, hi=6.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["silu", "gelu"])
+def test_guided_backprop_smooth_activations_not_silent(how: str) -> None:
+    """SiLU/GELU raise by default, warn on request, and never return the plain gradient."""
+    net = TwoLayer(how)
+    x = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(6))
+    before = model_snapshot(net)
+    with pytest.raises(ModelError, match=how):
+        salience.explain(net, x, "guided-backprop", target=0)
+    assert model_snapshot(net) == before
+    with pytest.warns(UserWarning, match=how):
+        warned = salience.explain(net, x, "guided-backprop", target=0, activations="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        guided = salience.explain(net, x, "guided-backprop", target=0, activations="guide")
+    assert torch.equal(warned.attributions, guided.attributions)
+    # the generalised rule by hand: W1^T (relu(W2[t]) * relu(f'(pre)))
+    pre = net.l1(x.flatten(1)).detach().requires_grad_(True)
+    (slope,) = torch.autograd.grad(net.act(pre).sum(), pre)
+    expected = ((torch.relu(net.l2.weight[0])[None] * slope.clamp(min=0)) @ net.l1.weight).reshape(x.shape)
+    assert torch.allclose(guided.attributions, expected, atol=1e-5)
+    plain = salience.explain(net, x, "gradient", target=0).attributions
+    assert not torch.allclose(plain, guided.attributions, atol=1e-3)
+
+
+def test_guided_mode_does_not_leak() -> None:
+    """After a guided call, F.relu has its ordinary gradient again."""
+    salience.explain(TwoLayer("functional"), torch.rand(1, 3, 2, 2), "guided-backprop")
+    t = torch.tensor([-1.0, 2.0], requires_grad=True)
+    (g,) = torch.autograd.grad((F.relu(t) * -1).sum(), t)
+    assert g.tolist() == [0.0, -1.0]
+
+
+# ---- a module called twice in one forward ---------------------------------------------------------------
+
+
+class Shared(torch.nn.Module):
+    """One ReLU module used at two depths (like EfficientNet-Lite's shared ReLU6)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(7)
+        self.c1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(4, 5, 3, padding=1)
+        self.act = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(5, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.rand(p.shape, generator=g) - 0.3)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.c2(self.act(self.c1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def _gradcam_by_hand(feats: torch.Tensor, head, target: int) -> torch.Tensor:
+    a = feats.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(head(a)[:, target].sum(), a)
+    return torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(dim=1)).detach()
+
+
+def test_module_used_twice() -> None:
+    """Grad-CAM at a module called twice explains its last call, with exact gradients."""
+    net = Shared()
+    x = torch.rand(2, 3, 10, 10, generator=torch.Generator().manual_seed(8))
+    e = salience.explain(net, x, "gradcam", target=[0, 2], layer="act")
+    for i, t in enumerate([0, 2]):
+        ref = _gradcam_by_hand(net.features(x[i:i + 1]), lambda a: net.fc(a.mean(dim=(2, 3))), t)
+        assert torch.allclose(e.cam[i:i + 1], ref, atol=1e-6)
+
+
+def test_efficientnet_lite_shared_relu6() -> None:
+    """EfficientNet-Lite0's one ReLU6 module (stem, every block, head): Grad-CAM of its last call equals
+    Grad-CAM computed by hand on extract_features; guided backprop runs through every call."""
+    lm = salience.load_model("efficientnet_lite0")
+    net = lm.model
+    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(9))
+    e = salience.explain(lm, x, "gradcam", target=281)
+    assert e.layer == "_swish"
+    with torch.no_grad():
+        feats = net.extract_features(x)
+    ref = _gradcam_by_hand(feats, lambda a: net._fc(a.mean(dim=(2, 3))), 281)
+    assert torch.allclose(e.cam, ref, atol=1e-5, rtol=1e-4)
+    gb = salience.explain(lm, x, "guided-backprop", target=281)
+    assert float(gb.maps.max()) == pytest.approx(1.0)
+
+
+# ---- Integrated Gradients --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ["riemann-left", "riemann-right", "riemann-middle", "riemann-trapezoid",
+                                  "gauss-legendre"])
+def test_quadrature_integrates_polynomials(rule: str) -> None:
+    """Weights sum to 1 and integrate x^2 on [0, 1] to 1/3 within the rule's known error."""
+    a, w = gradients.quadrature(rule, 64)
+    assert w.sum() == pytest.approx(1.0)
+    tol = {"riemann-left": 1 / 64, "riemann-right": 1 / 64}.get(rule, 1e-4)
+    assert float((w * a**2).sum()) == pytest.approx(1 / 3, abs=tol)
+
+
+def test_integrated_gradients_exact_on_quadratic() -> None:
+    """On f = sum W A^2 / 2 the path integral is exact for Gauss-Legendre: completeness to float error."""
+    x = torch.rand(2, 2, 3, 3, generator=torch.Generator().manual_seed(10))
+    e = salience.explain(NET, x, "ig", target=[0, 1], steps=4, quadrature="gauss-legendre")
+    assert e.delta.abs().max() < 1e-5
+    # attribution by hand: (x - 0) * W_c * x / 2
+    w = NET.w[[0, 1]][:, :, None, None]
+    assert torch.allclose(e.attributions, x * w * x / 2, atol=1e-6)
