@@ -44,7 +44,7 @@ returns ``nan`` exactly where the official MIT code does (AUC, SIM, InfoGain) an
 >>> fix = np.array([[40.0, 30.0], [42.0, 28.0], [10.0, 50.0]])
 >>> scores = evaluate(smap, fix, metrics=["nss", "auc_judd"], rng=0)
 >>> round(scores["auc_judd"], 3)
-0.744
+0.868
 """
 
 from __future__ import annotations
@@ -740,8 +740,8 @@ def kld(saliency_map: Any, fixation_map: Any, *, convention: str = "mit") -> flo
 
     >>> import numpy as np
     >>> g = np.ones((4, 4))
-    >>> round(kld(g, g), 12)
-    0.0
+    >>> abs(kld(g, g)) < 1e-12
+    True
     """
     p, g = _prepare_gt(saliency_map, fixation_map, convention)
     return _k_kld(p, g)
@@ -906,7 +906,7 @@ def centre_bias_map(shape: tuple[int, int], *, sigma_fraction: float = 0.25) -> 
 
     The default baseline of :func:`evaluate`'s information gain (sigma = H/4: 150 px for 600 x 800).
 
-    >>> centre_bias_map((3, 3))[1, 1]
+    >>> float(centre_bias_map((3, 3))[1, 1])
     1.0
     """
     h, w = int(shape[0]), int(shape[1])
@@ -923,7 +923,7 @@ def pixels_per_degree(distance: float, screen_size: float, screen_pixels: int) -
     unit.  ``screen_pixels / (2 * degrees(atan(screen_size / (2 * distance))))``.
 
     >>> round(pixels_per_degree(60.0, 52.0, 1920), 1)
-    40.5
+    41.0
     """
     if not (distance > 0 and screen_size > 0 and screen_pixels > 0):
         raise InputError("distance, screen_size and screen_pixels must all be positive")
