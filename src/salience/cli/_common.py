@@ -21,6 +21,16 @@ def progress(items: Sequence[T], desc: str, *, unit: str = "image") -> Iterator[
     yield from tqdm(items, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
+def emit(line: str, *, file=None) -> None:
+    """Print one line without breaking a progress bar (through ``tqdm.write`` while tqdm is in use)."""
+    file = file if file is not None else sys.stdout
+    tq = sys.modules.get("tqdm")
+    if tq is not None and getattr(tq.tqdm, "_instances", None):
+        tq.tqdm.write(line, file=file)
+    else:
+        print(line, file=file)
+
+
 def error_line(source: object, exc: BaseException) -> str:
     return f"salience: {source}: {exc}"
 
@@ -38,7 +48,7 @@ def for_each_input(
             work(item)
         except SalienceError as exc:
             failed.append(item)
-            print(error_line(item, exc), file=sys.stderr)
+            emit(error_line(item, exc), file=sys.stderr)
     if failed:
         n = len(inputs)
         print(f"salience: {len(failed)} of {n} input(s) failed: {', '.join(failed)}", file=sys.stderr)

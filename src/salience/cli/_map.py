@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import InputError, OutputExistsError
 from ..io import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_png, load_image, save_map, save_npy
 from ..registry import BOTTOM_UP, Method, get_method, method_names
-from ._common import for_each_input, output_stem
+from ._common import emit, for_each_input, output_stem
 
 EXAMPLES = """\
 examples:
@@ -128,7 +128,7 @@ def run(args) -> int:
         for m in methods:
             mine += _one_method(img, m, targets, args)
         written.extend(mine)
-        print(f"{item}: wrote {', '.join(str(p) for p in mine)}")
+        emit(f"{item}: wrote {', '.join(str(p) for p in mine)}")
 
     code = for_each_input(args.images, work, desc="salience map")
     print(f"salience: wrote {len(written)} file(s) to {out}/")
@@ -160,7 +160,7 @@ def _one_method(img, m: Method, targets: dict[tuple[str, str], Path], args) -> l
         points = scanpath(sal, n=args.scanpath)
         png = encode_png(viz.draw_scanpath(img, points))
         paths.append(atomic_write_bytes(targets[(m.name, "scanpath")], png, overwrite=ow))
-        print(f"{m.name} scanpath: " + "; ".join(
+        emit(f"{m.name} scanpath: " + "; ".join(
             f"{p.rank}. ({p.x:.0f}, {p.y:.0f}) {p.value:.3f}" for p in points))
     if result is not None:
         png = encode_png(viz.feature_panel(result, image=img))
