@@ -410,3 +410,11 @@ def test_subset_and_lookup(csv_folder):
         d.subset(0)
     with pytest.raises(DataError, match="no image named"):
         d["bird"]
+
+
+@needs_osie
+@needs_ref
+def test_osie_default_density_map_is_the_mit_blur(osie):
+    """Without a sigma, the ground truth is the benchmark's run_antonioGaussian(F, 25) of the binary map."""
+    ref = np.load(REF / "continuous" / "1001.npy")
+    np.testing.assert_allclose(osie["1001"].density_map(), ref, rtol=0, atol=1e-15)

@@ -12,11 +12,13 @@ Coordinate convention (all loaders, all of salience)
     zero), the rule the MIT benchmark code uses to build its binary fixation maps.
 
 Fixation (density) maps
-    :meth:`ImageFixations.density_map` blurs the fixations with a Gaussian whose standard deviation is
-    given in pixels (``sigma``) or in degrees of visual angle (``sigma_deg`` with ``pixels_per_degree``);
-    without either it uses the default of the metric convention (``mit``: the benchmark's
-    ``run_antonioGaussian(F, 25)``, an effective sigma of 32 px on an 800-pixel-wide image), computed by
-    :func:`salience.metrics.fixation_density_map`.
+    :meth:`ImageFixations.density_map` blurs the fixated pixels with a Gaussian whose standard deviation is
+    given in pixels (``sigma``) or in degrees of visual angle (``sigma_deg`` with ``pixels_per_degree``):
+    a plain Gaussian filter (:func:`salience.metrics.fixation_density_map` with ``convention="gaussian"``).
+    Without either it is the MIT benchmark's own blur, ``run_antonioGaussian(F, 25)``, whose effective
+    standard deviation is ``25 * N / max(H, W)`` pixels with ``N`` the next power of two (32 px on an
+    800 x 600 image; circular boundary on the padded FFT grid), which both metric conventions use as
+    their default ground truth.
 
 Where the data are
     :func:`shared_data_dir` is the folder holding the shared data sets: the environment variable
@@ -168,16 +170,15 @@ class ImageFixations:
         *,
         sigma_deg: float | None = None,
         pixels_per_degree: float | None = None,
-        convention: str = "mit",
         points: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Continuous fixation map: the fixations blurred by a Gaussian.
+        """Continuous fixation map: the fixated pixels blurred by a Gaussian (float64 ``(H, W)``, >= 0).
 
         ``sigma`` is the standard deviation in pixels; or give ``sigma_deg`` (degrees of visual angle) and
         ``pixels_per_degree`` (the display's resolution at the viewing distance), and ``sigma`` becomes
-        ``sigma_deg * pixels_per_degree``.  Neither: the convention's default (see the module docstring).
-        A map-folder data set with a ground-truth continuous map returns that map (as float64) when no
-        blur is asked for and ``points`` is not given.  Returns float64 ``(H, W)``.
+        ``sigma_deg * pixels_per_degree``.  Neither: the MIT benchmark's blur (see the module docstring).
+        Each fixated pixel counts once (the MIT binary map).  A map-folder data set with a ground-truth
+        continuous map returns that map when no blur is asked for and ``points`` is not given.
         """
         sigma_px = blur_sigma(sigma, sigma_deg=sigma_deg, pixels_per_degree=pixels_per_degree)
         if points is None and sigma_px is None and self.density_path is not None:
@@ -185,8 +186,12 @@ class ImageFixations:
         pts = self.points() if points is None else np.asarray(points, dtype=np.float64).reshape(-1, 2)
         from .metrics import fixation_density_map
 
-        return np.asarray(fixation_density_map(pts, self.shape, sigma=sigma_px, convention=convention),
-                          dtype=np.float64)
+        binary = points_to_binary(pts, self.shape).astype(np.float64)
+        if sigma_px is None:
+            out = fixation_density_map(binary, convention="mit")
+        else:
+            out = fixation_density_map(binary, sigma=sigma_px, convention="gaussian")
+        return np.asarray(out, dtype=np.float64)
 
 
 def blur_sigma(
@@ -651,6 +656,8 @@ def load_map_folder(
         fmap = load_saliency_map(points[stem], shape=(h, w), resize=False)
         top = float(fmap.max())
         rows, cols = np.nonzero(fmap > top / 2.0) if top > 0 else (np.zeros(0, int), np.zeros(0, int))
+        if rows.size == 0:
+            raise DataError(f"fixation map '{points[stem]}' has no fixated pixel (it is all zero)")
         items.append(ImageFixations(
             name=stem, image_path=index[stem], size=(w, h),
             x=cols.astype(np.float64), y=rows.astype(np.float64),

@@ -339,10 +339,11 @@ def human_ceiling(
     for s in subjects:
         mine = item.points(s)
         rest = item.points(exclude=s)
-        pred = item.density_map(sigma, convention=convention, points=rest)
-        gt = item.density_map(sigma, convention=convention, points=mine) if need_gt else None
+        pred = item.density_map(sigma, points=rest)
+        gt = item.density_map(sigma, points=mine) if need_gt else None
         vals = evaluate(pred, mine, metrics=list(metrics), convention=convention, fixation_map=gt,
-                        other_fixations=other_fixations, baseline_map=baseline_map, rng=rng)
+                        other_fixations=other_fixations, baseline_map=baseline_map, rng=rng,
+                        nan_policy="propagate")
         for k in metrics:
             per[k].append(float(vals[k]))
     out = {}
@@ -380,7 +381,7 @@ def _evaluate_image(task: tuple[int, tuple[str, ...]]) -> list[dict[str, Any]]:
     specs = {s.label: s for s in cfg.specs}
     pts = item.points()
     need_gt = any(k in _CONTINUOUS for k in cfg.metrics)
-    gt = item.density_map(cfg.sigma, convention=cfg.convention) if need_gt else None
+    gt = item.density_map(cfg.sigma) if need_gt else None
     other = _other_points(cfg, idx) if ("sauc" in cfg.metrics and cfg.other is not None) else None
     base = _centre_map(cfg, item.shape) if "ig" in cfg.metrics else None
     image_cache: dict = {}
@@ -395,7 +396,7 @@ def _evaluate_image(task: tuple[int, tuple[str, ...]]) -> list[dict[str, Any]]:
         else:
             smap = _method_map(cfg, spec, item, image_cache, rng)
             vals = evaluate(smap, pts, metrics=list(cfg.metrics), convention=cfg.convention, fixation_map=gt,
-                            other_fixations=other, baseline_map=base, rng=rng)
+                            other_fixations=other, baseline_map=base, rng=rng, nan_policy="propagate")
         row: dict[str, Any] = {
             "image": item.name, "method": label, "convention": cfg.convention,
             "fixation_sigma": "default" if cfg.sigma is None else _fmt_num(cfg.sigma),
