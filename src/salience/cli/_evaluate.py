@@ -49,7 +49,8 @@ def add_parser(sub):
                    help="metric definitions: the MIT benchmark's code (default) or pysaliency's")
     p.add_argument("--sigma", type=float, default=None, metavar="PX",
                    help="blur of the fixations into the continuous ground truth, in pixels "
-                        "(default: the convention's, 32 px effective on 800-px-wide images under mit)")
+                        "(default: the MIT benchmark's run_antonioGaussian blur, 32 px effective on "
+                        "800-px-wide images, under both conventions)")
     p.add_argument("--sigma-deg", type=float, default=None, metavar="DEG",
                    help="the same blur in degrees of visual angle (needs --pixels-per-degree)")
     p.add_argument("--pixels-per-degree", type=float, default=None, metavar="PPD",
