@@ -172,8 +172,17 @@ def test_same_stem_twice_gets_distinct_outputs(tmp_path, photos):
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x-2_centre-bias.png", "x_centre-bias.png"]
 
 
-def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys):
+def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, monkeypatch):
+    """The bottom-up part of the demo (the explanation part is stubbed out: it has its own tests)."""
+    import types
+
     from salience.demo import run_demo
+    from salience.errors import MissingDependencyError
+
+    def skipped(photos, out_dir):
+        raise MissingDependencyError("stubbed out in this test")
+
+    monkeypatch.setitem(sys.modules, "salience.explain._demo", types.SimpleNamespace(demo_explanations=skipped))
 
     index = run_demo(tmp_path / "demo", max_side=96)
     assert index == tmp_path / "demo" / "index.html"

@@ -116,9 +116,10 @@ def test_feature_panel_of_an_itti_result_shows_all_45_maps_and_the_image(photo):
     res = salience.itti_koch(photo, return_intermediates=True)
     assert len(res.feature_maps) == 42 and len(res.conspicuity) == 3
     p = viz.feature_panel(res, image=photo, tile_width=64)
-    tiles = 1 + 1 + 3 + 42
-    rows = -(-tiles // 6)
+    rows = 1 + 42 // 6  # image, saliency, 3 conspicuity on the first row; then one feature group per row
     assert p.shape == (rows * (64 + 20), 6 * 64, 3)
+    assert (p[20:84, 5 * 64 + 1:] == 255).all()  # the sixth cell of the first row is left blank
+    assert p[84 + 20:2 * 84, 0:64].std() > 0  # the second row starts with a feature map
 
 
 def test_draw_scanpath_marks_the_points_and_joins_them():

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import MissingDependencyError
 from .io import as_image_array, atomic_write_bytes, encode_png, map_to_uint8
-from .registry import BOTTOM_UP, methods
+from .registry import BOTTOM_UP, get_method, methods
 
 __all__ = ["demo_photos", "run_demo", "MAX_SIDE"]
 
@@ -159,7 +159,7 @@ def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MA
         sections.append({
             "title": "itti: attention shifts and feature maps",
             "subtitle": "Scanpaths on every photo; all intermediate maps of one photo.",
-            "paper": next(m.paper for m in methods(BOTTOM_UP) if m.name == "itti"),
+            "paper": get_method("itti").paper,
             "figures": itti_figs,
         })
     say(f"bottom-up part: {len(photos)} photos x {len(methods(BOTTOM_UP))} methods in "

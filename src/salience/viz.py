@@ -252,8 +252,12 @@ def feature_panel(result: Any, *, image: Any = None, cols: int | None = None, ti
     if isinstance(cols, bool) or not isinstance(cols, (int, np.integer)) or cols < 1:
         raise InputError(f"cols must be an integer >= 1, got {cols!r}")
     cols = int(min(cols, len(items)))
+    if is_itti:  # the feature maps start on a fresh row, so that each row is one feature group
+        head = 1 + len(getattr(result, "conspicuity", {})) + (image is not None)
+        if head % cols and len(items) > head:
+            items[head:head] = [("", None)] * (cols - head % cols)
     tw = int(tile_width)
-    ref = items[0][1] if items[0][0] != "image" or len(items) == 1 else items[1][1]
+    ref = items[1][1] if items[0][0] == "image" and len(items) > 1 else items[0][1]
     th = max(8, int(round(tw * ref.shape[0] / ref.shape[1])))
     label_h = 20
     rows = math.ceil(len(items) / cols)
@@ -261,6 +265,8 @@ def feature_panel(result: Any, *, image: Any = None, cols: int | None = None, ti
     lut = _lut(cmap)
     font = cv2.FONT_HERSHEY_SIMPLEX
     for k, (name, data) in enumerate(items):
+        if data is None:  # a blank cell
+            continue
         r, c = divmod(k, cols)
         y0, x0 = r * (th + label_h), c * tw
         if data.ndim == 3:  # the image
