@@ -25,13 +25,10 @@ import numpy as np
 
 __all__ = ["emd_hat_gd_metric", "ground_distance", "transport_cost", "HAVE_NUMBA"]
 
-try:  # pragma: no cover - exercised through HAVE_NUMBA
-    import numba as _numba
+import importlib.util
 
-    HAVE_NUMBA = True
-except Exception:  # pragma: no cover
-    _numba = None
-    HAVE_NUMBA = False
+#: Whether numba is installed (the solver is compiled on first use, so importing salience stays fast).
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 _MULT = 1000000.0
 
@@ -49,7 +46,7 @@ def ground_distance(rows: int, cols: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _transport_simplex_py(supply, demand, cost):  # pragma: no cover - compiled by numba
+def _transport_simplex_py(supply, demand, cost, block_cells=4096):  # pragma: no cover - compiled by numba
     """Transportation simplex on integers: min sum c_ij x_ij, row sums = supply, column sums = demand.
 
     ``supply`` (m,), ``demand`` (n,) positive int64 with equal sums; ``cost`` (m, n) int64.  Returns
@@ -118,11 +115,13 @@ def _transport_simplex_py(supply, demand, cost):  # pragma: no cover - compiled 
     stack = np.empty(nn, np.int64)
     path_e = np.empty(nn, np.int64)
     tmp_b = np.empty(nn, np.int64)
-    block = max(1, min(m, 4096 // max(n, 1)))
+    block = max(1, min(m, block_cells // max(n, 1)))
     start_row = 0
     max_iter = 50 * nn + 20000
     status = 1
+    iters = 0
     for _it in range(max_iter):
+        iters += 1
         # adjacency (CSR) of the tree
         deg[:] = 0
         for e in range(ne):
@@ -228,13 +227,20 @@ def _transport_simplex_py(supply, demand, cost):  # pragma: no cover - compiled 
     total = 0
     for e in range(ne):
         total += bx[e] * cost[bi[e], bj[e]]
-    return total, status
+    return total, status, iters
 
 
-if HAVE_NUMBA:  # pragma: no branch
-    _transport_simplex = _numba.njit(cache=True, nogil=True)(_transport_simplex_py)
-else:  # pragma: no cover
-    _transport_simplex = None
+_COMPILED = None
+
+
+def _transport_simplex(supply, demand, cost, block_cells=4096):
+    """The numba-compiled :func:`_transport_simplex_py` (compiled, or loaded from numba's cache, once)."""
+    global _COMPILED
+    if _COMPILED is None:
+        import numba
+
+        _COMPILED = numba.njit(cache=True, nogil=True)(_transport_simplex_py)
+    return _COMPILED(supply, demand, cost, block_cells)
 
 
 def _transport_highs(supply: np.ndarray, demand: np.ndarray, cost: np.ndarray) -> float:
@@ -272,7 +278,7 @@ def transport_cost(supply: np.ndarray, demand: np.ndarray, cost: np.ndarray, *, 
     if supply.size == 0 or demand.size == 0:
         return 0.0
     if solver in ("auto", "simplex") and HAVE_NUMBA:
-        total, status = _transport_simplex(supply, demand, cost)
+        total, status, _ = _transport_simplex(supply, demand, cost)
         if status == 0:
             return float(total)
     elif solver == "simplex":  # pragma: no cover

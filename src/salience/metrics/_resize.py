@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-__all__ = ["imresize_bicubic", "zoom_bilinear", "resize_to"]
+__all__ = ["imresize_bicubic", "zoom_bilinear", "resize_to", "shrink_matrices"]
 
 
 def _keys_cubic(x: np.ndarray) -> np.ndarray:
@@ -120,11 +120,44 @@ def imresize_bicubic(
         return a
     wr, sr = _cached(h, out_h, scale_r, normalize_weights)
     wc, sc = _cached(w, out_w, scale_c, normalize_weights)
+    if out_h < h and out_w < w:
+        # Shrinking: the antialiasing kernel has ~4/scale taps; two dense products are much faster and
+        # differ from Octave's tap-by-tap sums by round-off only (<= 2e-15 on [0, 1] maps).  No ties
+        # are at stake when shrinking (only EMD shrinks, and it rounds to 1e-6 anyway).
+        mr = _dense(wr, sr, h)
+        mc = _dense(wc, sc, w)
+        return mr @ (a @ mc.T) if scale_c <= scale_r else (mr @ a) @ mc.T
     # Octave resizes the columns first (the dimension with the smaller scale first when they differ);
     # taps are accumulated in order, which reproduces Octave's output bit for bit (ties included).
     if scale_r < scale_c:
         return _resize_axis0(_resize_axis0(a, wr, sr).T, wc, sc).T
     return _resize_axis0(np.ascontiguousarray(_resize_axis0(np.ascontiguousarray(a.T), wc, sc).T), wr, sr)
+
+
+_DENSE: dict[tuple, np.ndarray] = {}
+
+
+def _dense(wt: np.ndarray, src: np.ndarray, in_len: int) -> np.ndarray:
+    key = (wt.shape, in_len, wt.tobytes()[:64], float(wt.sum()))
+    mat = _DENSE.get(key)
+    if mat is None:
+        if len(_DENSE) > 64:
+            _DENSE.clear()
+        mat = np.zeros((wt.shape[0], in_len))
+        np.add.at(mat, (np.broadcast_to(np.arange(wt.shape[0])[:, None], src.shape), src), wt)
+        _DENSE[key] = mat
+    return mat
+
+
+def shrink_matrices(shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(Mr, Mc)`` with ``imresize_bicubic(A, scale) == Mr @ A @ Mc.T`` (to round-off) when shrinking."""
+    h, w = shape
+    out_h, out_w = int(math.ceil(scale * h)), int(math.ceil(scale * w))
+    if not (out_h < h and out_w < w):
+        return None
+    wr, sr = _cached(h, out_h, scale, False)
+    wc, sc = _cached(w, out_w, scale, False)
+    return _dense(wr, sr, h), _dense(wc, sc, w)
 
 
 def zoom_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
