@@ -96,6 +96,7 @@ def _ours_one(task):
     fmap[fmap_flat] = 1
     other = np.zeros(H * W, np.uint8)
     other[other_flat] = 1
+    c0 = time.process_time()
     r = evaluate(
         smap,
         fmap.reshape(H, W),
@@ -106,26 +107,23 @@ def _ours_one(task):
         rng=0,
         nan_policy="propagate",
     )
-    return name, r
+    return name, r, time.process_time() - c0
 
 
-def run_ours(tasks, folder, convention, workers):
+def warm_ours():
     from salience.metrics._emd import HAVE_NUMBA
 
-    if HAVE_NUMBA:  # compile (or load the cached) EMD solver outside the timing, in this process too
+    if HAVE_NUMBA:  # compile (or load the cached) EMD solver before forking the workers
         from salience.metrics import emd
 
         emd(np.random.default_rng(0).random((64, 64)), np.random.default_rng(1).random((64, 64)))
+
+
+def run_ours_block(pool, tasks):
+    """Wall seconds, summed CPU seconds of evaluate() in the workers, results."""
     t0 = time.perf_counter()
-    if workers <= 1:
-        _init(folder, convention)
-        out = [_ours_one(t) for t in tasks]
-    else:
-        with get_context("fork").Pool(workers, initializer=_init, initargs=(str(folder), convention)) as pool:
-            pool.map(_ours_one, tasks[:workers], chunksize=1)  # warm the workers (imports, JIT cache)
-            t0 = time.perf_counter()
-            out = pool.map(_ours_one, tasks, chunksize=8)
-    return time.perf_counter() - t0, out
+    out = pool.map(_ours_one, tasks, chunksize=4)
+    return time.perf_counter() - t0, sum(o[2] for o in out), out
 
 
 # ---------------------------------------------------------------------------------------- pysaliency
@@ -148,14 +146,17 @@ def import_pysaliency():
 
 
 def run_pysaliency(tasks, folder, gts, base):
+    """Wall seconds and CPU seconds of pysaliency's metric calls (map loading excluded), results."""
     general_roc, NSS, CC, SIM, MIT_KLDiv, density = import_pysaliency()
     log_base = np.log(density(base, minimum_value=0))
     total = 0.0
+    cpu = 0.0
     out = {}
     for name, fmap_flat, other_flat in tasks:
         smap = np.load(folder / (name + ".npy")).astype(np.float64) / 255.0
         gt = gts[name]
         t0 = time.perf_counter()
+        c0 = time.process_time()
         ys, xs = np.divmod(fmap_flat, W)
         flat = smap.ravel()
         # AUC_Judd(jitter=True): RandomNoiseSaliencyMapModel + nonfixations='unfixated' + thresholds='fixations'
@@ -171,8 +172,9 @@ def run_pysaliency(tasks, folder, gts, base):
         sim = SIM(smap, gt)
         ig = np.mean((np.log(density(smap, minimum_value=0))[ys, xs] - log_base[ys, xs]) / np.log(2))
         total += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         out[name] = dict(auc_judd=judd, auc_borji=uniform, sauc=shuffled, nss=nss, cc=cc, kld=kl, sim=sim, ig=ig)
-    return total, out
+    return total, cpu, out
 
 
 def main(argv=None) -> int:
@@ -181,6 +183,7 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-images", type=int, default=None, help="images for pysaliency (default: all)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--block", type=int, default=50, help="images per interleaved block")
     args = ap.parse_args(argv)
     if not DATA.is_dir():
         print(f"OSIE data not found at {DATA}; set SALIENCE_SHARED_DATA")
@@ -201,44 +204,67 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         make_maps(items, folder)
         print(f"maps precomputed in {time.perf_counter() - t0:.1f} s (not timed)")
-        rows = []
-        ours_mit, res_mit = run_ours(tasks, folder, "mit", args.workers)
-        rows.append(("salience, all 9 metrics, convention=mit", ours_mit, len(tasks)))
-        ours_tue, _ = run_ours(tasks, folder, "tuebingen", args.workers)
-        rows.append(("salience, all 9 metrics, convention=tuebingen", ours_tue, len(tasks)))
-        peer_time = None
+        warm_ours()
+        peer = None
         if not args.no_peer:
             try:
-                import_pysaliency()
+                peer = import_pysaliency()
             except Exception as exc:  # pragma: no cover
-                print(f"pysaliency unavailable ({exc!r}); skipping the peer")
-            else:
-                n_peer = args.peer_images or len(tasks)
-                sub = tasks[:n_peer]
-                gts = {}
-                for name, fmap_flat, _ in sub:
-                    f = np.zeros(H * W)
-                    f[fmap_flat] = 1
-                    gts[name] = fixation_density_map(f.reshape(H, W))
-                general_roc = import_pysaliency()[0]
-                general_roc(np.random.rand(10), np.random.rand(100), judd=1)  # numba JIT outside the timing
-                general_roc(np.random.rand(10), np.random.rand(100), judd=0)
-                peer_time, res_peer = run_pysaliency(sub, folder, gts, centre_bias_map((H, W)))
-                rows.append((f"pysaliency 0.2.22, its 8 metrics, 1 process ({n_peer} images)", peer_time, n_peer))
-                # sanity: the tuebingen numbers are pysaliency's (except the jitter stream of AUC-Judd)
-                _, res_tue = run_ours(sub[:20], folder, "tuebingen", 1)
-                dev = max(abs(r[k] - res_peer[n][k]) for n, r in res_tue for k in ("nss", "cc", "kld", "sim", "auc_borji", "sauc"))
-                print(f"max |salience tuebingen - pysaliency| on 20 images (nss, cc, kld, sim, aucs): {dev:.2e}")
+                print(f"pysaliency unavailable ({exc!r}); timing salience only")
+        base = centre_bias_map((H, W))
+        n_peer = min(args.peer_images or len(tasks), len(tasks)) if peer else 0
+        if peer:
+            peer[0](np.random.rand(10), np.random.rand(100), judd=1)  # numba JIT outside the timing
+            peer[0](np.random.rand(10), np.random.rand(100), judd=0)
+        # The machine is shared: run the sides interleaved, block by block, so that load changes hit both.
+        acc = {k: [0.0, 0.0] for k in ("mit", "tuebingen", "peer")}
+        res_tue = {}
+        res_peer = {}
+        pools = {c: get_context("fork").Pool(args.workers, initializer=_init, initargs=(str(folder), c))
+                 for c in ("mit", "tuebingen")}
+        try:
+            for pool in pools.values():
+                pool.map(_ours_one, tasks[: args.workers], chunksize=1)  # warm imports in the workers
+            for b0 in range(0, len(tasks), args.block):
+                block = tasks[b0 : b0 + args.block]
+                for conv in ("mit", "tuebingen"):
+                    wall, cpu, out = run_ours_block(pools[conv], block)
+                    acc[conv][0] += wall
+                    acc[conv][1] += cpu
+                    if conv == "tuebingen":
+                        res_tue.update({o[0]: o[1] for o in out})
+                sub = [t for t in block if tasks.index(t) < n_peer]
+                if sub:
+                    gts = {}
+                    for name, fmap_flat, _ in sub:
+                        f = np.zeros(H * W)
+                        f[fmap_flat] = 1
+                        gts[name] = fixation_density_map(f.reshape(H, W))
+                    wall, cpu, out = run_pysaliency(sub, folder, gts, base)
+                    acc["peer"][0] += wall
+                    acc["peer"][1] += cpu
+                    res_peer.update(out)
+        finally:
+            for pool in pools.values():
+                pool.terminate()
+        rows = [
+            (f"salience, all 9 metrics, convention=mit ({args.workers} workers)", *acc["mit"], len(tasks)),
+            (f"salience, all 9 metrics, convention=tuebingen ({args.workers} workers)", *acc["tuebingen"], len(tasks)),
+        ]
+        if res_peer:
+            rows.append((f"pysaliency 0.2.22, its 8 metrics (1 process)", *acc["peer"], n_peer))
+            keys = ("nss", "cc", "kld", "sim", "auc_borji", "sauc")
+            dev = max(abs(res_tue[n][k] - res_peer[n][k]) for n in res_peer for k in keys)
+            print(f"max |salience tuebingen - pysaliency| over {n_peer} images ({', '.join(keys)}): {dev:.2e}")
     print()
-    print(f"{'run':62s} {'seconds':>9s} {'ms/image':>9s}")
-    for label, secs, n in rows:
-        print(f"{label:62s} {secs:9.2f} {1000 * secs / n:9.1f}")
-    if peer_time is not None:
-        per_peer = peer_time / rows[-1][2]
-        print()
-        print(f"speed-up per image, salience mit (9 metrics, {args.workers} workers) vs pysaliency (8 metrics): "
-              f"{per_peer / (ours_mit / len(tasks)):.1f}x")
-        print(f"speed-up per image, salience tuebingen vs pysaliency: {per_peer / (ours_tue / len(tasks)):.1f}x")
+    print(f"{'run':62s} {'wall s':>8s} {'ms/img':>7s} {'CPU s':>8s} {'CPU ms/img':>10s}")
+    for label, wall, cpu, n in rows:
+        print(f"{label:62s} {wall:8.2f} {1000 * wall / n:7.1f} {cpu:8.2f} {1000 * cpu / n:10.1f}")
+    if len(rows) == 3:
+        pw, pc = rows[2][1] / rows[2][3], rows[2][2] / rows[2][3]
+        for label, wall, cpu, n in rows[:2]:
+            print(f"{label.split(',')[2].strip():40s} speed-up vs pysaliency: wall {pw / (wall / n):.1f}x, "
+                  f"CPU {pc / (cpu / n):.1f}x (wall uses {args.workers} workers against 1 process)")
     return 0
 
 
