@@ -48,7 +48,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) -c "import pysaliency" 2>/dev/null || $(PIP) install -q $(BENCH_PEERS)
+	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)
 	$(PY) benchmarks/run_all.py
 
 clean:
