@@ -1,0 +1,204 @@
+"""``salience audit``: how faithful and how model-dependent are a classifier's explanations of an image?
+
+Per method: the deletion and insertion AUCs (Petsiuk et al. 2018) and the similarity of the map after
+randomising the model's parameters (Adebayo et al. 2018), printed and written as figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import InputError, OutputExistsError
+from ..io import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_png, load_image
+from ..registry import EXPLANATION, method_names
+from ._common import emit, for_each_input, output_stem
+
+EXAMPLES = """\
+examples:
+  salience audit cat.jpg                                       # gradcam, guided-backprop, gradient
+  salience audit cat.jpg --method gradcam,ig --steps 50 --perturbation blur --out audit/
+  salience audit *.jpg --randomize both --stages 6 --overwrite
+
+what it computes (per image, for the target class, top-1 by default):
+  deletion AUC    probability of the class as the most salient pixels are removed (lower = better)
+  insertion AUC   probability as they are put back into a blurred image (higher = better)
+  sanity          Spearman rank correlation (of |map|) between the map of the trained model and of a
+                  copy whose layers were re-initialised from the top down; a map that stays similar
+                  (near 1) does not depend on what the model learned (Adebayo et al. 2018)
+
+--perturbation: petsiuk (default: deletion fills with 0 = the mean, insertion starts from a blur, as in
+  Petsiuk et al. 2018), constant, blur, or road (noisy linear imputation, Rong et al. 2022; slow).
+
+outputs (in --out, default salience-out/), for an input cat.jpg:
+  cat_curves.png                 deletion and insertion curves of every method
+  cat_sanity_cascading.png       maps per randomisation stage, similarity per stage (and _independent)
+  cat_audit.json                 every number printed (curves, AUCs, similarity per stage and metric)
+Existing files are kept unless --overwrite; writes are atomic (temporary file, then rename).
+exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage.
+"""
+
+DEFAULT_METHODS = "gradcam,guided-backprop,gradient"
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "audit",
+        help="faithfulness (deletion/insertion) and sanity checks (randomisation) of explanations",
+        description="Audit explanations of a PyTorch classifier on image files: deletion and insertion "
+                    "AUCs and model-parameter randomisation checks. Methods: "
+                    f"{', '.join(method_names(EXPLANATION))}.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--model", default="mobilenet_v2",
+                   help="mobilenet_v2 (default, bundled weights), efficientnet_lite0, or a torchvision name "
+                        "with --weights")
+    p.add_argument("--weights", metavar="PATH", default=None,
+                   help="checkpoint (state dict .pth/.pt, or .safetensors); never unpickles code")
+    p.add_argument("--method", "-m", default=DEFAULT_METHODS,
+                   help=f"method(s), comma-separated (default {DEFAULT_METHODS})")
+    p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
+    p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")
+    p.add_argument("--out", "-o", default="salience-out", metavar="DIR", help="output folder")
+    p.add_argument("--steps", type=int, default=50, metavar="N",
+                   help="steps of the deletion/insertion curves (default 50)")
+    p.add_argument("--perturbation", default="petsiuk", choices=("petsiuk", "constant", "blur", "road"),
+                   help="how removed pixels are filled (default petsiuk: constant 0 for deletion, blur for "
+                        "insertion)")
+    p.add_argument("--randomize", default="cascading", choices=("cascading", "independent", "both", "none"),
+                   help="model-parameter randomisation (default cascading)")
+    p.add_argument("--stages", type=int, default=None, metavar="N",
+                   help="randomise only the top N layers (default: all)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="perturbed images per forward pass (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the re-initialisation and ROAD noise")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse larger images (decompression-bomb guard; 0 = no limit)")
+    return p
+
+
+def _check_args(args) -> None:
+    for name in ("steps", "batch_size"):
+        v = getattr(args, name)
+        if v < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be an integer >= 1, got {v}")
+    if args.stages is not None and args.stages < 1:
+        raise InputError(f"--stages must be an integer >= 1, got {args.stages}")
+    if args.device not in ("cpu", "cuda") and not str(args.device).startswith("cuda:"):
+        raise InputError(f"--device must be cpu or cuda, got {args.device!r}")
+
+
+def _outputs(out: Path, stem: str, modes: list[str]) -> list[Path]:
+    return [out / f"{stem}_curves.png", out / f"{stem}_audit.json"] + [
+        out / f"{stem}_sanity_{m}.png" for m in modes]
+
+
+def run(args) -> int:
+    from ._explain import _methods  # the explain command's method-list parser (registry names/aliases)
+
+    methods = _methods(args.method)
+    _check_args(args)
+    modes = {"both": ["cascading", "independent"], "none": []}.get(args.randomize, [args.randomize])
+    if args.perturbation == "petsiuk":
+        pert = {"deletion": "constant", "insertion": "blur"}
+    else:
+        pert = {"deletion": args.perturbation, "insertion": args.perturbation}
+
+    from ..explain import explain
+    from ..explain._demo import parse_target
+    from ..explain.models import load_model
+    from ..metrics import faithfulness as fa
+
+    if str(args.device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    lm = load_model(args.model, weights=args.weights, device=args.device)
+    target = parse_target(lm, args.target)  # a bad class name fails once, before any image is read
+    out = Path(args.out)
+    used: dict[str, int] = {}
+    written: list[Path] = []
+
+    def work(item: str) -> None:
+        stem = output_stem(item, used)
+        files = _outputs(out, stem, modes)
+        if not args.overwrite:
+            existing = [p for p in files if p.exists()]
+            if existing:
+                raise OutputExistsError(
+                    f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
+                    "pass --overwrite to replace them, or choose another --out"
+                )
+        img = load_image(item, max_pixels=args.max_pixels or None)
+        x = lm.preprocess(img, crop=False).to(args.device)
+        idx = None
+        maps = {}
+        for name in methods:
+            e = explain(lm, x, method=name, target=idx if idx is not None else target, layer=args.layer)
+            if idx is None and e.targets is not None:
+                idx = e.targets.detach().cpu().long()
+            maps[name] = e
+        tgt = int(idx[0]) if idx is not None else None
+        cls = lm.class_names[tgt] if tgt is not None and 0 <= tgt < len(lm.class_names) else str(tgt)
+        curves = {k: {} for k in ("deletion", "insertion")}
+        for name, e in maps.items():
+            for kind, fn in (("deletion", fa.deletion_curve), ("insertion", fa.insertion_curve)):
+                curves[kind][name] = fn(lm, x, e.maps, target=idx, steps=args.steps, perturbation=pert[kind],
+                                        batch_size=args.batch_size, seed=args.seed)
+        sanity = {mode: fa.sanity_check(lm, x, methods, target=idx, mode=mode, stages=args.stages,
+                                        seed=args.seed, layer=args.layer) for mode in modes}
+        p0 = next(iter(curves["deletion"].values())).scores[0, 0]
+        lines = [f"{item}: {lm.name} explains {cls} (class {tgt}, p = {p0:.4f}); "
+                 f"{args.steps} steps, deletion: {pert['deletion']}, insertion: {pert['insertion']}"]
+        for name in methods:
+            d, i = curves["deletion"][name].auc[0], curves["insertion"][name].auc[0]
+            line = f"  {name:<22s} deletion AUC {d:.4f}  insertion AUC {i:.4f}"
+            for mode, r in sanity.items():
+                f = r.final()[name]
+                line += (f"  | {mode} ({len(r.stages) - 1} layers) spearman|.| {f['spearman_abs']:.3f} "
+                         f"spearman {f['spearman']:.3f} ssim {f['ssim']:.3f} hog {f['hog']:.3f}")
+            lines.append(line)
+        for mode, r in sanity.items():
+            lines.append(f"  {mode} randomisation, Spearman rank correlation of |map| with the original:")
+            lines += ["    " + row for row in r.table(metric="spearman_abs").splitlines()]
+            lines += [f"    note: {n}" for n in r.notes]
+        emit("\n".join(lines))
+        mine = [atomic_write_bytes(files[0], encode_png(fa.curves_figure(
+            curves["deletion"], curves["insertion"], title=f"{Path(item).name}: {cls}")), overwrite=args.overwrite)]
+        for mode, r in sanity.items():
+            fig = fa.sanity_figure(r, image=_model_view(img, x))
+            mine.append(atomic_write_bytes(out / f"{stem}_sanity_{mode}.png", encode_png(fig),
+                                           overwrite=args.overwrite))
+        report = {
+            "image": item, "model": lm.name, "target": tgt, "class": cls, "steps": args.steps,
+            "perturbation": pert, "seed": args.seed,
+            "curves": {kind: {m: {"auc": float(c.auc[0]), "fractions": c.fractions.tolist(),
+                                  "scores": c.scores[0].astype(float).tolist()} for m, c in cs.items()}
+                       for kind, cs in curves.items()},
+            "sanity": {mode: {"stages": r.stages, "notes": r.notes,
+                              "similarity": {m: {k: v[:, 0].astype(float).tolist() for k, v in d.items()}
+                                             for m, d in r.similarity.items()}}
+                       for mode, r in sanity.items()},
+        }
+        mine.append(atomic_write_bytes(files[1], json.dumps(report, indent=1).encode(), overwrite=args.overwrite))
+        written.extend(mine)
+        emit(f"{item}: wrote {', '.join(str(p) for p in mine)}")
+
+    code = for_each_input(args.images, work, desc="salience audit")
+    print(f"salience: wrote {len(written)} file(s) to {out}/")
+    return code
+
+
+
+def _model_view(image, x):
+    """The photo at the model input's size, for the figures."""
+    import cv2
+
+    h, w = int(x.shape[2]), int(x.shape[3])
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
