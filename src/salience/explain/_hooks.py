@@ -50,12 +50,14 @@ def model_snapshot(model: nn.Module) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def scoped_model(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
+def scoped_model(model: nn.Module, *, eval_mode: bool = True, no_inplace: Any = True) -> Iterator[nn.Module]:
     """Eval mode, ``requires_grad=False`` on parameters and ``inplace=False`` for one call; then restore.
 
     Parameters are frozen so that no backward pass ever computes a parameter gradient (explanations need
     gradients with respect to activations or inputs only).  In-place activations are switched off so an
-    activation captured at a layer is not overwritten later in the forward pass.
+    activation captured at a layer is not overwritten later in the forward pass (``no_inplace=False``
+    keeps them for methods that capture nothing: in-place activations save allocations; ``'auto'``:
+    off only when a module carries a backward hook, which forbids in-place ops on its output).
     """
     if not isinstance(model, nn.Module):
         raise ModelError(
@@ -63,10 +65,13 @@ def scoped_model(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Mod
             "(or a salience LoadedModel from salience.load_model)"
         )
     modules = list(model.modules())
+    if no_inplace == "auto":  # a user's full backward hook forbids in-place ops on its outputs
+        no_inplace = any(m._backward_hooks or m._backward_pre_hooks for m in modules)
     training = [m.training for m in modules]
     params = list(model.parameters())
     grads = [p.requires_grad for p in params]
-    inplace = [(m, m.inplace) for m in modules if isinstance(getattr(m, "inplace", None), bool)]
+    inplace = [(m, m.inplace) for m in modules
+               if no_inplace and isinstance(getattr(m, "inplace", None), bool)]
     try:
         if eval_mode:
             model.eval()
@@ -178,26 +183,32 @@ class LayerCapture:
 
 
 class _GuidedClamp(torch.autograd.Function):
-    """y = clamp(x, lo, hi) forward; guided backward: relu(grad) where lo < x < hi, else 0.
+    """y = clamp(x, lo, hi) forward (in place when asked); guided backward: relu(grad) where lo < x < hi.
 
     ReLU is ``lo=0, hi=inf``, ReLU6 / hardtanh(0, 6) is ``lo=0, hi=6``.  For a plain ReLU this is the
     rule of Springenberg et al. (2015): keep only positive gradients, and only where the input was
-    positive.
+    positive.  The mask is read from the output (lo < x < hi  <=>  lo < y < hi), so the input need not be
+    kept and in-place rectifiers stay in place.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float, inplace: bool = False) -> torch.Tensor:
+        if inplace:
+            ctx.mark_dirty(x)
+            y = x.clamp_(min=lo, max=hi) if hi != float("inf") else x.clamp_(min=lo)
+        else:
+            y = x.clamp(min=lo, max=hi) if hi != float("inf") else x.clamp(min=lo)
+        ctx.save_for_backward(y)
         ctx.lo, ctx.hi = lo, hi
-        return x.clamp(min=lo, max=hi) if hi != float("inf") else x.clamp(min=lo)
+        return y
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        (x,) = ctx.saved_tensors
-        inside = x > ctx.lo
+        (y,) = ctx.saved_tensors
+        g = torch.ops.aten.threshold_backward(grad.clamp(min=0), y, ctx.lo)
         if ctx.hi != float("inf"):
-            inside = inside & (x < ctx.hi)
-        return grad.clamp(min=0) * inside, None, None
+            g = g.masked_fill(y >= ctx.hi, 0)
+        return g, None, None, None
 
 
 class _GuidedSmooth(torch.autograd.Function):
@@ -273,17 +284,21 @@ class GuidedReLUMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _RELU_FUNCS:
             self.rectifiers += 1
-            return _GuidedClamp.apply(_unwrap_input(args, kwargs), 0.0, float("inf"))
+            inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_) or bool(
+                kwargs.get("inplace", args[1] if len(args) > 1 and isinstance(args[1], bool) else False))
+            return _GuidedClamp.apply(_unwrap_input(args, kwargs), 0.0, float("inf"), inplace)
         if func in _CLAMP6_FUNCS:
             self.rectifiers += 1
-            return _GuidedClamp.apply(_unwrap_input(args, kwargs), 0.0, 6.0)
+            inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
+            return _GuidedClamp.apply(_unwrap_input(args, kwargs), 0.0, 6.0, inplace)
         if func in _HARDTANH_FUNCS:
             x = _unwrap_input(args, kwargs)
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
             if float(lo) == 0.0:  # ReLU6 and relatives: a rectifier with a ceiling
                 self.rectifiers += 1
-                return _GuidedClamp.apply(x, float(lo), float(hi))
+                inplace = func is F.hardtanh_ or bool(kwargs.get("inplace", args[3] if len(args) > 3 else False))
+                return _GuidedClamp.apply(x, float(lo), float(hi), inplace)
             return self._smooth("hardtanh", lambda t: F.hardtanh(t, lo, hi), x)
         if func in _SMOOTH_FUNCS:
             x = _unwrap_input(args, kwargs)

@@ -111,7 +111,7 @@ def _single(method: str, model: Any, images: Any, target: Any, layer: Any, polic
     net = unwrap_model(model)
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
-    with scoped_model(net):
+    with scoped_model(net, no_inplace="auto"):
         xs = x.detach().requires_grad_(True)
         with torch.enable_grad():
             if policy is None:
@@ -227,7 +227,7 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
         flat = x.reshape(B, -1)
         sig = (flat.max(dim=1).values - flat.min(dim=1).values) * float(noise)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    with scoped_model(net):
+    with scoped_model(net, no_inplace="auto"):
         tgt, scores, idx = _resolve(net, x, target)
         total = torch.zeros_like(x)
         # samples are ordered image-major: sample j of image i is row i * n + j
@@ -403,7 +403,7 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     B = x.shape[0]
     x0 = _baseline(x, baseline, blur_sigma)
     diff = x - x0
-    with scoped_model(net):
+    with scoped_model(net, no_inplace="auto"):
         tgt, scores, idx = _resolve(net, x, target)
         with torch.no_grad():
             f0 = _pick(net(x0), idx, tgt, B).float()

@@ -86,7 +86,7 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     count = masks.sum(dim=0)
     P = masks.shape[0]
     maps = torch.zeros(B, H, W, dtype=x.dtype, device=x.device)
-    with scoped_model(net), torch.no_grad():
+    with scoped_model(net, no_inplace="auto"), torch.no_grad():
         tgt = Target.parse(target, B)
         scores, idx = select_scores(net(x), tgt, B)
         for b in range(B):
@@ -130,20 +130,21 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     ch, cw = math.ceil(H / cells), math.ceil(W / cells)
     maps = torch.zeros(B, H, W, dtype=torch.float32, device=x.device)
-    with scoped_model(net), torch.no_grad():
+    with scoped_model(net, no_inplace="auto"), torch.no_grad():
         tgt = Target.parse(target, B)
         out = net(x)
         scores, idx = select_scores(out, tgt, B)
         for s, e in _chunks(n, batch_size):
             k = e - s
-            grid = (torch.rand((k, 1, cells, cells), generator=gen) < p).float()
+            grid = (torch.rand((k, 1, cells, cells), generator=gen) < p).float().to(x.device)
             up = F.interpolate(grid, size=((cells + 1) * ch, (cells + 1) * cw), mode="bilinear",
                                align_corners=False)
             dy = torch.randint(0, ch, (k,), generator=gen)
             dx = torch.randint(0, cw, (k,), generator=gen)
-            rows = (dy[:, None] + torch.arange(H)[None, :])  # (k, H)
-            cols = (dx[:, None] + torch.arange(W)[None, :])  # (k, W)
-            m = up[torch.arange(k)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+            dev = x.device
+            rows = (dy[:, None] + torch.arange(H)[None, :]).to(dev)  # (k, H)
+            cols = (dx[:, None] + torch.arange(W)[None, :]).to(dev)  # (k, W)
+            m = up[torch.arange(k, device=dev)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
             m = m.to(device=x.device, dtype=x.dtype)  # (k, H, W)
             for b in range(B):
                 xm = x[b:b + 1] * m[:, None]
