@@ -58,6 +58,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_map
 from ._emd import emd_hat_gd_metric, ground_distance
+from ._fast import count_levels, fused_sums, map_stats, split_counts
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
 
 __all__ = [
@@ -75,6 +76,8 @@ __all__ = [
     "information_gain",
     "emd",
     "evaluate",
+    "GroundTruth",
+    "prepare_ground_truth",
     "fixation_density_map",
     "fixation_map_from_points",
     "centre_bias_map",
@@ -229,16 +232,17 @@ def _check_gt(fixation_map: Any, name: str = "fixation_map") -> np.ndarray:
 
 
 class _Prepared:
-    """Work shared between metrics for one (saliency map, fixations) pair."""
+    """Work shared between metrics for one saliency map at the fixation data's size."""
 
-    def __init__(self, saliency_map: Any, shape: tuple[int, int], convention: str):
+    def __init__(self, saliency_map: Any, shape: tuple[int, int], convention: str, want: Iterable[str] = ()):
         self.raw = check_map(saliency_map, "saliency_map")
         self.convention = convention
         self.shape = tuple(shape)
+        self.want = frozenset(want)  # metrics whose whole-map sums are computed together in one pass
         self._s: np.ndarray | None = None
-        self._minmax: tuple[float, float] | None = None
-        self._norm: np.ndarray | None = None
-        self._norm_sum: float | None = None
+        self._flat: np.ndarray | None = None
+        self._stats: tuple[float, float, float] | None = None
+        self._sums: dict[int, tuple[float, float, float, float]] = {}
 
     @property
     def s(self) -> np.ndarray:
@@ -248,10 +252,27 @@ class _Prepared:
         return self._s
 
     @property
+    def flat(self) -> np.ndarray:
+        if self._flat is None:
+            self._flat = np.ascontiguousarray(self.s).ravel()
+        return self._flat
+
+    def stats_with(self, add: np.ndarray | None) -> tuple[float, float]:
+        """Fills the map's (min, max, sum) and returns (min, max) of ``flat + add`` in the same pass."""
+        lo, hi, total, alo, ahi = map_stats(self.flat, add)
+        self._stats = (lo, hi, total)
+        return alo, ahi
+
+    @property
+    def stats(self) -> tuple[float, float, float]:
+        """(min, max, sum) of the map."""
+        if self._stats is None:
+            self.stats_with(None)
+        return self._stats  # type: ignore[return-value]
+
+    @property
     def minmax(self) -> tuple[float, float]:
-        if self._minmax is None:
-            self._minmax = (float(self.s.min()), float(self.s.max()))
-        return self._minmax
+        return self.stats[0], self.stats[1]
 
     @property
     def constant(self) -> bool:
@@ -259,20 +280,69 @@ class _Prepared:
         return not hi > lo
 
     @property
-    def norm(self) -> np.ndarray:
-        """MIT min-max normalisation ``(S - min) / (max - min)`` (flat); only for non-constant maps."""
-        if self._norm is None:
-            lo, hi = self.minmax
-            norm = self.s - lo
-            norm /= hi - lo
-            self._norm = norm.ravel()
-        return self._norm
+    def nonzero(self) -> bool:
+        lo, hi = self.minmax
+        return lo != 0.0 or hi != 0.0
 
     @property
-    def norm_sum(self) -> float:
-        if self._norm_sum is None:
-            self._norm_sum = float(self.norm.sum())
-        return self._norm_sum
+    def mean(self) -> float:
+        return self.stats[2] / self.flat.size
+
+    def norm_at(self, idx: np.ndarray) -> np.ndarray:
+        """MIT min-max normalisation ``(S - min) / (max - min)`` at flat indices (elementwise as numpy)."""
+        lo, hi = self.minmax
+        v = self.flat[idx] - lo
+        v /= hi - lo
+        return v
+
+    def density_params(self) -> tuple[float, float]:
+        """``(offset, total)`` with pysaliency's density ``(S - offset) / total`` (the map shifted to a
+        minimum of 0 when negative); ``total`` is ``sum(S) - N offset`` (equal to the shifted sum up to
+        round-off).  Only for non-constant maps."""
+        lo, _, total = self.stats
+        if lo < 0:
+            return lo, total - self.flat.size * lo
+        return 0.0, total
+
+    def sums(self, gt: "GroundTruth | None") -> tuple[float, float, float, float]:
+        """``(sum (S-mean)^2, sum (S-mean)(G-mean G), SIM intersection, KL divergence)`` in one pass.
+
+        Only the terms of the metrics in ``want`` (and defined for this map) are computed; the others are 0.
+        """
+        key = id(gt)
+        hit = self._sums.get(key)
+        if hit is not None:
+            return hit
+        kw: dict[str, Any] = {}
+        n = self.flat.size
+        want = self.want if gt is not None else frozenset()
+        if "cc" in want and not self.constant and not gt.g_constant:
+            kw.update(g=gt.g_flat, mg=gt.g_mean)
+        if self.convention == "mit":
+            lo, hi, total = self.stats
+            if "sim" in want and self.nonzero and not self.constant and not gt.g_constant:
+                kw.update(sim_g=gt.cached("sim_mit"), s_off=lo, s_d1=hi - lo, s_d2=(total - n * lo) / (hi - lo))
+            if "kld" in want:
+                kw.update(kl_g=gt.cached("kl_mit"), k_d=total if self.nonzero else 1.0, k_eps=EPS)
+        elif not self.constant:
+            off, tot = self.density_params()
+            if "sim" in want:
+                kw.update(sim_g=gt.cached("dens_tue"), s_off=off, s_d1=tot)
+            if "kld" in want:
+                kw.update(kl_g=gt.cached("dens_tue"), k_off=off, k_d=tot, k_eps=_PYSAL_KL_EPS)
+        out = fused_sums(self.flat, self.mean, **kw)
+        if self.convention == "tuebingen" and self.constant and gt is not None and want & {"sim", "kld"}:
+            out = (out[0], out[1], *_uniform_terms(gt))
+        self._sums[key] = out
+        return out
+
+
+def _uniform_terms(gt: "GroundTruth") -> tuple[float, float]:
+    """SIM and KL of pysaliency's density of a constant map (uniform) against the ground truth."""
+    dg = gt.cached("dens_tue")
+    u = 1.0 / dg.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.minimum(u, dg).sum()), float(np.sum(dg * np.log(_PYSAL_KL_EPS + dg / (u + _PYSAL_KL_EPS))))
 
 
 def _density(m: np.ndarray) -> np.ndarray:
@@ -291,22 +361,22 @@ def _density(m: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _count_ge(values: np.ndarray, thresholds_sorted: np.ndarray) -> np.ndarray:
-    """For ascending ``thresholds_sorted`` t_k: #{values >= t_k}.
-
-    Sorting the values and binary-searching the few thresholds is ~8x faster than binary-searching every
-    value among the thresholds (numpy's searchsorted is slow on unsorted keys).
-    """
-    sv = np.sort(values)
-    return values.size - np.searchsorted(sv, thresholds_sorted, side="left")
+def _count_below(cnt: np.ndarray) -> np.ndarray:
+    """From :func:`count_levels`' histogram: ``#{v < thr[k]}`` for every k."""
+    return np.cumsum(cnt[:-1])
 
 
-def _mit_judd_auc(s_flat: np.ndarray, fix_flat: np.ndarray) -> float:
-    sth = s_flat[fix_flat]
-    n_fix = sth.size
-    n_pix = s_flat.size
-    thr = np.sort(sth)  # ascending
-    above = _count_ge(s_flat, thr)[::-1]  # for descending thresholds
+def _mit_judd_auc(p: "_Prepared", pix: np.ndarray, add: np.ndarray | None, lo: float, hi: float) -> float:
+    """MIT AUC_Judd on ``((S (+ add)) - lo) / (hi - lo)``: thresholds are the sorted fixated values,
+    ``#{S >= t}`` comes from one counting pass (the same comparisons as sorting the whole map)."""
+    v = p.flat[pix] if add is None else p.flat[pix] + add[pix]
+    v = v - lo
+    v /= hi - lo
+    thr = np.sort(v)  # ascending
+    n_fix = thr.size
+    n_pix = p.flat.size
+    cnt, _ = count_levels(p.flat, thr, add=add, lo=lo, span=hi - lo, normalise=True)
+    above = (n_pix - _count_below(cnt))[::-1]  # for descending thresholds
     i = np.arange(1, n_fix + 1)
     tp = np.concatenate([[0.0], i / n_fix, [1.0]])
     fp = np.concatenate([[0.0], (above - i) / (n_pix - n_fix), [1.0]])
@@ -322,15 +392,32 @@ def _exact_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(score / (pos.size * neg.size))
 
 
-def _judd_roc_tuebingen(pos: np.ndarray, neg: np.ndarray) -> float:
-    """pysaliency ``general_roc(..., judd=1)``: thresholds at the positives only."""
+def _exact_auc_all(pos: np.ndarray, flat: np.ndarray) -> float:
+    """:func:`_exact_auc` against every pixel of ``flat``, by one counting pass instead of a sort."""
+    u, inv = np.unique(pos, return_inverse=True)
+    cnt, eq = count_levels(flat, u, want_eq=True)
+    less = _count_below(cnt)[inv]
+    score = less.sum() + 0.5 * eq[inv].sum()
+    return float(score / (pos.size * flat.size))
+
+
+def _judd_roc_tuebingen(p: "_Prepared", fix: _Fix, add: np.ndarray | None) -> float:
+    """pysaliency ``general_roc(pos, neg, judd=1)`` with pos = the fixations, neg = the unfixated pixels of
+    ``S (+ add)``: thresholds at the positives only; ``#{neg >= t}`` = all pixels minus fixated ones."""
+    flat = p.flat
+    vals = flat if add is None else None
+    pos = (vals[fix.flat] if add is None else flat[fix.flat] + add[fix.flat])
+    fixed = (vals[fix.unique] if add is None else flat[fix.unique] + add[fix.unique])
     sp = np.sort(pos)
-    sn = np.sort(neg)
     thr = sp[::-1]
+    n_neg = flat.size - fixed.size
+    cnt, _ = count_levels(flat, sp, add=add)
+    all_ge = flat.size - _count_below(cnt)
+    fix_ge = fixed.size - np.searchsorted(np.sort(fixed), sp, side="left")
     tp = pos.size - np.searchsorted(sp, thr, side="left")
-    fp = neg.size - np.searchsorted(sn, thr, side="left")
+    fp = (all_ge - fix_ge)[::-1]
     hit = np.concatenate([[0.0, 0.0], tp / pos.size, [1.0]])
-    far = np.concatenate([[0.0, 0.0], fp / neg.size, [1.0]])
+    far = np.concatenate([[0.0, 0.0], fp / n_neg, [1.0]])
     return float(np.trapezoid(hit, far))
 
 
@@ -390,8 +477,8 @@ def _split_aucs(sth: np.ndarray, randfix: np.ndarray, step: float) -> float:
         if r.size:
             thr[a, k - r.size :] = r
     thr_s = thr[inv]  # (n_splits, k), +inf padding first gives extra (0, 0) points
-    tp = (sth[None, None, :] >= thr_s[:, :, None]).sum(axis=2) / n_fix
-    fp = (randfix.T[:, None, :] >= thr_s[:, :, None]).sum(axis=2) / n_rand
+    tp = split_counts(np.repeat(sth[:, None], uniq.size, axis=1), thr)[inv] / n_fix  # exact integer counts
+    fp = split_counts(randfix, thr_s) / n_rand
     zeros = np.zeros((n_splits, 1))
     ones = np.ones((n_splits, 1))
     tp = np.hstack([zeros, tp, ones])
@@ -404,47 +491,62 @@ def _split_aucs(sth: np.ndarray, randfix: np.ndarray, step: float) -> float:
 # metric kernels on prepared data
 # ---------------------------------------------------------------------------------------------------
 
+_NOISE: dict[tuple, np.ndarray] = {}
+
+
+def _noise(kind: str, seed: int, shape: tuple[int, int]) -> np.ndarray:
+    """The jitter of AUC-Judd for an int seed, flat and read-only, cached: it does not depend on the map.
+
+    ``mit``: ``default_rng(seed).random(shape) / 1e7``; ``tuebingen``: ``RandomState(seed).randn(*shape) *
+    1e-7`` (pysaliency's stream).  Exactly the arrays the uncached code adds to the map.
+    """
+    key = (kind, seed, tuple(shape))
+    hit = _NOISE.get(key)
+    if hit is None:
+        if kind == "mit":
+            hit = np.random.default_rng(seed).random(shape)
+            hit /= 10000000.0
+        else:
+            hit = np.random.RandomState(seed).randn(*shape) * 1e-7
+        hit = hit.ravel()
+        hit.flags.writeable = False
+        if len(_NOISE) >= 4:
+            _NOISE.clear()
+        _NOISE[key] = hit
+    return hit
+
 
 def _k_auc_judd(p: _Prepared, fix: _Fix, jitter: bool, rng: Any) -> float:
     if p.convention == "mit":
         pix = fix.unique
+        if pix.size >= p.flat.size:
+            raise InputError("auc_judd: every pixel is fixated, so there are no negatives to rank against")
         if jitter:
-            g = _rng(rng)
-            s = g.random(p.shape)
-            s /= 10000000.0
-            s += p.s
-            lo, hi = float(s.min()), float(s.max())
+            if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+                add = _noise("mit", 0 if rng is None else int(rng), p.shape)
+            else:
+                add = _rng(rng).random(p.shape).ravel()
+                add /= 10000000.0
+            lo, hi = p.stats_with(add)
             if not hi > lo:
                 _warn("auc_judd", "constant saliency map: the MIT code returns NaN")
                 return math.nan
-            s -= lo
-            s /= hi - lo
-            s = s.ravel()
-        else:
-            if p.constant:
-                _warn("auc_judd", "constant saliency map: the MIT code returns NaN ('NaN saliencyMap')")
-                return math.nan
-            s = p.norm
-        if pix.size >= s.size:
-            raise InputError("auc_judd: every pixel is fixated, so there are no negatives to rank against")
-        return _mit_judd_auc(s, pix)
+            return _mit_judd_auc(p, pix, add, lo, hi)
+        if p.constant:
+            _warn("auc_judd", "constant saliency map: the MIT code returns NaN ('NaN saliencyMap')")
+            return math.nan
+        lo, hi = p.minmax
+        return _mit_judd_auc(p, pix, None, lo, hi)
     # tuebingen: pysaliency AUC_Judd = AUC(nonfixations='unfixated', thresholds='fixations')
-    s = p.s
-    if jitter:
-        if rng is None or isinstance(rng, (int, np.integer)):
-            seed = 42 if rng is None else int(rng)
-            noise = np.random.RandomState(seed).randn(*p.shape)  # pysaliency's own noise stream
-        else:
-            noise = _rng(rng).standard_normal(p.shape)
-        s = s + noise * 1e-7
-    flat = s.ravel()
-    pos = flat[fix.flat]
-    mask = np.ones(flat.size, dtype=bool)
-    mask[fix.unique] = False
-    neg = flat[mask]
-    if neg.size == 0:
+    if fix.unique.size >= p.flat.size:
         raise InputError("auc_judd: every pixel is fixated, so there are no negatives to rank against")
-    return _judd_roc_tuebingen(pos, neg)
+    add = None
+    if jitter:
+        if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+            add = _noise("tuebingen", 42 if rng is None else int(rng), p.shape)  # pysaliency's own stream
+        else:
+            add = _rng(rng).standard_normal(p.shape).ravel() * 1e-7
+    return _judd_roc_tuebingen(p, fix, add)
 
 
 def _k_auc_borji(p: _Prepared, fix: _Fix, n_splits: int, step: float, rng: Any) -> float:
@@ -452,12 +554,10 @@ def _k_auc_borji(p: _Prepared, fix: _Fix, n_splits: int, step: float, rng: Any) 
         if p.constant:
             _warn("auc_borji", "constant saliency map: the MIT code returns NaN ('NaN saliencyMap')")
             return math.nan
-        s = p.norm
-        sth = s[fix.unique]
-        idx = _rng(rng).integers(0, s.size, size=(sth.size, n_splits))
-        return _split_aucs(sth, s[idx], step)
-    flat = p.s.ravel()
-    return _exact_auc(flat[fix.flat], flat)
+        sth = p.norm_at(fix.unique)
+        idx = _rng(rng).integers(0, p.flat.size, size=(sth.size, n_splits))
+        return _split_aucs(sth, p.norm_at(idx), step)
+    return _exact_auc_all(p.flat[fix.flat], p.flat)
 
 
 def _k_sauc(p: _Prepared, fix: _Fix, other: _Fix, n_splits: int, step: float, rng: Any) -> float:
@@ -465,127 +565,117 @@ def _k_sauc(p: _Prepared, fix: _Fix, other: _Fix, n_splits: int, step: float, rn
         if p.constant:
             _warn("sauc", "constant saliency map: the MIT code returns NaN ('NaN saliencyMap')")
             return math.nan
-        s = p.norm
-        sth = s[fix.unique]
+        sth = p.norm_at(fix.unique)
         ind = other.unique
         k = min(sth.size, ind.size)
         g = _rng(rng)
         picks = np.empty((k, n_splits), dtype=np.int64)
         for col in range(n_splits):
             picks[:, col] = ind[g.choice(ind.size, size=k, replace=False)]
-        return _split_aucs(sth, s[picks], step)
-    flat = p.s.ravel()
+        return _split_aucs(sth, p.norm_at(picks), step)
+    flat = p.flat
     return _exact_auc(flat[fix.flat], flat[other.flat])
 
 
-def _k_nss(p: _Prepared, fix: _Fix) -> float:
-    s = p.s
+def _k_nss(p: _Prepared, fix: _Fix, gt: "GroundTruth | None" = None) -> float:
+    n = p.flat.size
     if p.convention == "mit":
         if p.constant:
             _warn("nss", "constant saliency map: zero variance (the MIT code returns a round-off artefact)")
             return math.nan
-        mu = s.mean()
-        sd = s.std(ddof=1)
-        return float(np.mean((s.ravel()[fix.unique] - mu) / sd))
-    mu = s.mean()
-    sd = s.std()
-    vals = s.ravel()[fix.flat] - mu
+        ss = p.sums(gt)[0]
+        sd = math.sqrt(ss / (n - 1))
+        return float(np.mean((p.flat[fix.unique] - p.mean) / sd))
+    if p.constant:
+        return 0.0  # pysaliency: std 0, so the mean of S - mean(S) = 0
+    sd = math.sqrt(p.sums(gt)[0] / n)
+    vals = p.flat[fix.flat] - p.mean
     if sd:
         vals = vals / sd
     return float(vals.mean())
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.ravel() - a.mean()
-    b = b.ravel() - b.mean()
-    return float(np.dot(a, b) / math.sqrt(np.dot(a, a) * np.dot(b, b)))
-
-
-def _k_cc(p: _Prepared, g: np.ndarray) -> float:
+def _k_cc(p: _Prepared, gt: "GroundTruth") -> float:
     if p.constant:
         if p.convention == "tuebingen":
             return 0.0
         _warn("cc", "constant saliency map: zero variance (the MIT code returns round-off noise)")
         return math.nan
-    if not g.max() > g.min():
+    if gt.g_constant:
         _warn("cc", "constant fixation_map: zero variance")
         return math.nan
-    return _pearson(p.s, g)
+    ss, sg, _, _ = p.sums(gt)
+    return float(sg / math.sqrt(ss * gt.g_ss))
 
 
-def _k_kld(p: _Prepared, g: np.ndarray) -> float:
-    s = p.s
-    if p.convention == "mit":
-        total = s.sum()
-        t = s / total if np.any(s) else s.astype(np.float64, copy=True)
-        gn = g / g.sum()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # the real part of MATLAB's complex log: log(abs(.)) (negative values come from FFT round-off
-            # in G and from bicubic undershoot in S); computed in place on one temporary
-            t += EPS
-            np.divide(gn, t, out=t)
-            t += EPS
-            np.abs(t, out=t)
-            np.log(t, out=t)
-            t *= gn
-            val = t.sum()
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            val = np.sum(_density(g) * np.log(_PYSAL_KL_EPS + _density(g) / (_density(s) + _PYSAL_KL_EPS)))
+def _k_kld(p: _Prepared, gt: "GroundTruth") -> float:
+    val = p.sums(gt)[3]
     if not np.isfinite(val):
         _warn("kld", "not finite (a saliency value of exactly -eps)")
     return float(val)
 
 
-def _k_sim(p: _Prepared, g: np.ndarray) -> float:
+def _k_sim(p: _Prepared, gt: "GroundTruth") -> float:
     if p.convention == "mit":
-        if np.any(p.s):
-            if p.constant:
-                _warn("sim", "constant saliency map: the MIT code returns NaN (min-max normalisation 0/0)")
-                return math.nan
-            s1 = p.norm / p.norm_sum
-        else:
-            s1 = np.zeros(p.s.size)  # an all-zero map stays zero in the MIT code
-        glo, ghi = float(g.min()), float(g.max())
-        if not ghi > glo:
+        if p.nonzero and p.constant:
+            _warn("sim", "constant saliency map: the MIT code returns NaN (min-max normalisation 0/0)")
+            return math.nan
+        if gt.g_constant:
             _warn("sim", "constant fixation_map: the MIT code returns NaN")
             return math.nan
-        g2 = g.ravel() - glo
-        g2 /= ghi - glo
-        g2 /= g2.sum()
-        np.minimum(s1, g2, out=g2)
-        return float(g2.sum())
-    return float(np.minimum(_density(p.s), _density(g)).sum())
+        if not p.nonzero:
+            return 0.0  # an all-zero map stays zero in the MIT code: min(0, G) sums to 0
+    return float(p.sums(gt)[2])
 
 
-def _minmax_sum_normalised(m: np.ndarray, pix: np.ndarray) -> np.ndarray:
+def _minmax_sum_normalised(m: np.ndarray, pix: np.ndarray, stats: tuple[float, float, float]) -> np.ndarray:
     """MIT's ``m = (m - min)/(max - min); m = m/sum(m)`` at the pixels ``pix`` only.
 
     The sum of the normalised map is taken as ``(sum(m) - N min)/(max - min)`` (one reduction instead of a
     normalised copy); it differs from MATLAB's by round-off (~1e-15 relative).
     """
-    lo, hi = float(m.min()), float(m.max())
-    total = (float(m.sum()) - m.size * lo) / (hi - lo)
+    lo, hi, s = stats
+    total = (s - m.size * lo) / (hi - lo)
     return ((m.ravel()[pix] - lo) / (hi - lo)) / total
 
 
-def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray) -> float:
-    b = baseline if baseline.shape == p.shape else resize_to(baseline, p.shape, p.convention)
-    if p.convention == "mit":
+def _baseline_terms(b: np.ndarray, fix: _Fix, convention: str) -> float | np.ndarray:
+    """IG's baseline side at the fixations: MIT ``log2(eps + B)``, pysaliency ``log(B)`` (NaN: constant)."""
+    if convention == "mit":
         blo, bhi = float(b.min()), float(b.max())
-        if p.constant or not bhi > blo:
+        if not bhi > blo:
+            return math.nan
+        mb = _minmax_sum_normalised(b, fix.unique, (blo, bhi, float(b.sum())))
+        return np.log2(EPS + mb)
+    with np.errstate(divide="ignore"):
+        return np.log(_density(b).ravel()[fix.flat])
+
+
+def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None" = None) -> float:
+    if gt is not None:
+        key = ("ig", p.convention, p.shape, id(baseline))
+        base = gt._cache.get(key)
+        if base is None:
+            b = baseline if baseline.shape == p.shape else resize_to(baseline, p.shape, p.convention)
+            base = gt._cache[key] = _baseline_terms(b, fix, p.convention)
+    else:
+        b = baseline if baseline.shape == p.shape else resize_to(baseline, p.shape, p.convention)
+        base = _baseline_terms(b, fix, p.convention)
+    if p.convention == "mit":
+        if p.constant or not isinstance(base, np.ndarray):
             which = "saliency map" if p.constant else "baseline_map"
             _warn("information_gain", f"constant {which}: the MIT code returns NaN (min-max normalisation 0/0)")
             return math.nan
-        pix = fix.unique
-        m1 = _minmax_sum_normalised(p.s, pix)
-        mb = _minmax_sum_normalised(b, pix)
-        return float(np.mean(np.log2(EPS + m1) - np.log2(EPS + mb)))
-    pix = fix.flat
-    with np.errstate(divide="ignore"):
-        own = np.log(_density(p.s).ravel()[pix])
-        base = np.log(_density(b).ravel()[pix])
-    val = float(np.mean((own - base) / np.log(2)))
+        m1 = _minmax_sum_normalised(p.flat, fix.unique, p.stats)
+        return float(np.mean(np.log2(EPS + m1) - base))
+    if p.constant:
+        own_d = np.full(fix.flat.size, 1.0 / p.flat.size)
+    else:
+        off, tot = p.density_params()
+        own_d = (p.flat[fix.flat] - off) / tot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.log(own_d)
+        val = float(np.mean((own - base) / np.log(2)))
     if not np.isfinite(val):
         _warn("information_gain", "a fixation falls on a pixel of density 0 (pysaliency returns -inf)")
     return val
@@ -594,18 +684,12 @@ def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray) -> float:
 _DIST_CACHE: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _k_emd(raw: np.ndarray, g: np.ndarray, downsize: int, factors: Any = None) -> float:
-    mats = shrink_matrices(g.shape, 1.0 / downsize) if factors is not None else None
-    if mats is not None:  # G = A @ B.T was built from fixations: shrink the thin factors instead of G
-        im1 = (mats[0] @ factors[0]) @ (mats[1] @ factors[1]).T
-    else:
-        im1 = imresize_bicubic(g, 1.0 / downsize)
+def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
+    im1 = gt.cached(("emd", downsize))
     im2 = imresize_bicubic(raw, im1.shape)
-    s1 = im1.sum()
     s2 = im2.sum()
     if s2 == 0 or not np.isfinite(s2):
         raise InputError("emd: the saliency map sums to zero after downsizing; it has no mass to move")
-    im1 = im1 / s1
     im2 = im2 / s2
     key = im1.shape
     dist = _DIST_CACHE.get(key)
@@ -628,10 +712,10 @@ def _prepare_points(saliency_map: Any, fixations: Any, convention: str) -> tuple
     return _Prepared(raw, shape, convention), fix
 
 
-def _prepare_gt(saliency_map: Any, fixation_map: Any, convention: str) -> tuple[_Prepared, np.ndarray]:
+def _prepare_gt(saliency_map: Any, fixation_map: Any, convention: str, metric: str) -> tuple[_Prepared, "GroundTruth"]:
     _check_convention(convention)
     g = _check_gt(fixation_map)
-    return _Prepared(saliency_map, g.shape, convention), g
+    return _Prepared(saliency_map, g.shape, convention, want=(metric,)), GroundTruth(None, g, None, None, g.shape)
 
 
 def auc_judd(saliency_map: Any, fixations: Any, *, convention: str = "mit", jitter: bool = True, rng: Any = None) -> float:
@@ -735,6 +819,7 @@ def nss(saliency_map: Any, fixations: Any, *, convention: str = "mit") -> float:
     1.4605934866804429
     """
     p, fix = _prepare_points(saliency_map, fixations, convention)
+    p.want = frozenset(("nss",))
     return _k_nss(p, fix)
 
 
@@ -749,8 +834,8 @@ def cc(saliency_map: Any, fixation_map: Any, *, convention: str = "mit") -> floa
     >>> cc(2 * g + 1, g)
     1.0
     """
-    p, g = _prepare_gt(saliency_map, fixation_map, convention)
-    return _k_cc(p, g)
+    p, gt = _prepare_gt(saliency_map, fixation_map, convention, "cc")
+    return _k_cc(p, gt)
 
 
 def kld(saliency_map: Any, fixation_map: Any, *, convention: str = "mit") -> float:
@@ -765,8 +850,8 @@ def kld(saliency_map: Any, fixation_map: Any, *, convention: str = "mit") -> flo
     >>> abs(kld(g, g)) < 1e-12
     True
     """
-    p, g = _prepare_gt(saliency_map, fixation_map, convention)
-    return _k_kld(p, g)
+    p, gt = _prepare_gt(saliency_map, fixation_map, convention, "kld")
+    return _k_kld(p, gt)
 
 
 def sim(saliency_map: Any, fixation_map: Any, *, convention: str = "mit") -> float:
@@ -778,11 +863,11 @@ def sim(saliency_map: Any, fixation_map: Any, *, convention: str = "mit") -> flo
 
     >>> import numpy as np
     >>> g = np.arange(1.0, 10.0).reshape(3, 3)
-    >>> sim(g, g)
+    >>> round(sim(g, g), 12)
     1.0
     """
-    p, g = _prepare_gt(saliency_map, fixation_map, convention)
-    return _k_sim(p, g)
+    p, gt = _prepare_gt(saliency_map, fixation_map, convention, "sim")
+    return _k_sim(p, gt)
 
 
 def information_gain(saliency_map: Any, fixations: Any, baseline_map: Any, *, convention: str = "mit") -> float:
@@ -821,7 +906,7 @@ def emd(saliency_map: Any, fixation_map: Any, *, convention: str = "mit", downsi
         raise InputError(f"downsize must be a positive integer, got {downsize}")
     raw = check_map(saliency_map, "saliency_map")
     g = _check_gt(fixation_map)
-    return _k_emd(raw, g, int(downsize))
+    return _k_emd(raw, GroundTruth(None, g, None, None, g.shape), int(downsize))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1008,13 +1093,18 @@ def evaluate(
 ) -> dict[str, float]:
     """Compute several fixation metrics at once, sharing the work between them.
 
-    The saliency map is validated and resized to the fixation data's size once, the MIT min-max
-    normalisation is shared by the AUCs, SIM and IG, and the continuous map is computed once (from
-    ``fixations`` with :func:`fixation_density_map` under the MIT blur when ``fixation_map`` is None; the
-    pysaliency reference numbers were computed on that same map).
+    The saliency map is validated and resized to the fixation data's size once; its statistics and the
+    whole-map sums of NSS, CC, SIM and KLD come from one fused pass, the ROC counts of the AUCs from one
+    counting pass each (no sort of the map); the continuous map is computed once (from ``fixations`` with
+    :func:`fixation_density_map` under the MIT blur when ``fixation_map`` is None; the pysaliency
+    reference numbers were computed on that same map).
 
     Parameters
     ----------
+    fixations:
+        Points, a binary/count map, or a :class:`GroundTruth` from :func:`prepare_ground_truth` (then
+        ``fixation_map``, ``other_fixations`` and ``baseline_map`` come from it and must not be passed
+        again): the map-independent work is then done once per image, not once per map.
     metrics:
         ``"all"`` (:data:`METRICS`), a comma-separated string or a list of names.
     other_fixations:
@@ -1044,21 +1134,28 @@ def evaluate(
         raise InputError(f"nan_policy must be 'warn', 'raise' or 'propagate', got {nan_policy!r}")
     explicit = not (isinstance(metrics, str) and metrics == "all")
     names = _parse_metrics(metrics)
-    if "sauc" in names and other_fixations is None:
+    given = isinstance(fixations, GroundTruth)
+    if given:
+        passed = [k for k, v in (("fixation_map", fixation_map), ("other_fixations", other_fixations),
+                                 ("baseline_map", baseline_map)) if v is not None]
+        if passed:
+            raise InputError(f"{', '.join(passed)} given together with a GroundTruth; pass them to "
+                             "prepare_ground_truth() instead")
+    has_other = (fixations.other is not None) if given else other_fixations is not None
+    if "sauc" in names and not has_other:
         if explicit:
             raise InputError("metric 'sauc' needs other_fixations (fixations of other images); pass them or drop 'sauc'")
         names.remove("sauc")
     raw = check_map(saliency_map, "saliency_map")
-    g = _check_gt(fixation_map) if fixation_map is not None else None
-    shape = _target_shape(raw, fixations, g)
-    fix = _resolve_fixations(fixations, shape)
-    if fix.shape != tuple(shape):
-        raise InputError(f"the fixation map has shape {fix.shape} but fixation_map has shape {tuple(shape)}")
-    p = _Prepared(raw, shape, convention)
-    needs_g = any(m in names for m in ("cc", "kld", "sim", "emd"))
-    factors = None
-    if needs_g and g is None:
-        g, factors = _density_from_fix(fix)
+    if given:
+        gt = fixations
+    else:
+        g = _check_gt(fixation_map) if fixation_map is not None else None
+        shape = _target_shape(raw, fixations, g)
+        gt = _ground_truth(fixations, shape, g, other_fixations if "sauc" in names else None,
+                           baseline_map if "ig" in names else None, copy=False)
+    fix = gt.fix
+    p = _Prepared(raw, gt.shape, convention, want=names)
 
     results: dict[str, float] = {}
     with warnings.catch_warnings(record=True) as caught:
@@ -1071,23 +1168,19 @@ def evaluate(
             elif name == "auc_borji":
                 results[name] = _k_auc_borji(p, fix, 100, 0.1, rng)
             elif name == "sauc":
-                other = _resolve_fixations(other_fixations, shape, "other_fixations")
-                if other.shape != tuple(shape):
-                    raise InputError(f"other_fixations map has shape {other.shape}, expected {tuple(shape)}")
-                results[name] = _k_sauc(p, fix, other, 100, 0.1, rng)
+                results[name] = _k_sauc(p, fix, gt.other, 100, 0.1, rng)
             elif name == "nss":
-                results[name] = _k_nss(p, fix)
+                results[name] = _k_nss(p, fix, gt)
             elif name == "cc":
-                results[name] = _k_cc(p, g)
+                results[name] = _k_cc(p, gt)
             elif name == "kld":
-                results[name] = _k_kld(p, g)
+                results[name] = _k_kld(p, gt)
             elif name == "sim":
-                results[name] = _k_sim(p, g)
+                results[name] = _k_sim(p, gt)
             elif name == "ig":
-                b = centre_bias_map(shape) if baseline_map is None else check_map(baseline_map, "baseline_map")
-                results[name] = _k_ig(p, fix, b)
+                results[name] = _k_ig(p, fix, gt.baseline(), gt)
             elif name == "emd":
-                results[name] = _k_emd(raw, g, 32, factors)
+                results[name] = _k_emd(raw, gt, 32)
     bad = [k for k, v in results.items() if not math.isfinite(v)]
     if bad:
         reasons = "; ".join(str(w.message) for w in caught if issubclass(w.category, DegenerateInputWarning))
@@ -1114,3 +1207,192 @@ def _density_from_fix(fix: _Fix) -> tuple[np.ndarray, Any]:
     rows, cols = np.divmod(fix.unique, w)
     a_r, b_c = _antonio_factors(k, n_fft, rows, cols, np.ones(fix.unique.size), h, w)
     return a_r @ b_c.T, (a_r, b_c)
+
+
+class GroundTruth:
+    """The per-image work of the metrics that does not depend on the saliency map, done once.
+
+    Made by :func:`prepare_ground_truth`; :func:`evaluate` accepts it in place of ``fixations`` and then
+    reuses, for every map scored against it, the resolved fixated pixels, the continuous fixation map and
+    its statistics (mean, centred sum of squares, the MIT and pysaliency densities), its 1/32 EMD
+    histogram, the other images' fixations (sAUC) and the baseline map's terms (IG).  Worth it when several
+    methods are scored on the same images.  The arrays it holds are private read-only copies.
+
+    Attributes: ``shape`` ``(H, W)``; ``n_fixations`` (fixations as given) and ``n_fixated_pixels``.
+    """
+
+    def __init__(self, fix: _Fix | None, g: np.ndarray | None, other: _Fix | None, baseline: np.ndarray | None,
+                 shape: tuple[int, int] | None = None):
+        self.fix = fix
+        self.shape = fix.shape if fix is not None else tuple(shape)  # type: ignore[arg-type]
+        self.other = other
+        self._g = g
+        self._factors: Any = None
+        self._baseline = baseline
+        self._cache: dict[Any, Any] = {}
+
+    def __repr__(self) -> str:
+        return (f"GroundTruth(shape={self.shape}, n_fixations={self.n_fixations}, "
+                f"n_fixated_pixels={self.n_fixated_pixels}, other_fixations={self.other is not None})")
+
+    @property
+    def n_fixations(self) -> int:
+        return int(self.fix.flat.size)
+
+    @property
+    def n_fixated_pixels(self) -> int:
+        return int(self.fix.unique.size)
+
+    @property
+    def g(self) -> np.ndarray:
+        """The continuous fixation map ``(H, W)`` (given, or the MIT blur of the fixated pixels)."""
+        if self._g is None:
+            g, self._factors = _density_from_fix(self.fix)
+            g.flags.writeable = False
+            self._g = g
+        return self._g
+
+    @property
+    def g_flat(self) -> np.ndarray:
+        return self.cached("g_flat")
+
+    @property
+    def g_mean(self) -> float:
+        return self.cached("g_cc")[0]
+
+    @property
+    def g_ss(self) -> float:
+        return self.cached("g_cc")[1]
+
+    @property
+    def g_constant(self) -> bool:
+        lo, hi, _ = self.cached("g_stats")
+        return not hi > lo
+
+    def baseline(self) -> np.ndarray:
+        if self._baseline is None:
+            self._baseline = _centre_bias_cached(self.shape)
+        return self._baseline
+
+    def cached(self, key: Any) -> Any:
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._compute(key)
+            self._cache[key] = hit
+        return hit
+
+    def _compute(self, key: Any) -> Any:
+        if key == "g_flat":
+            return np.ascontiguousarray(self.g).ravel()
+        if key == "g_stats":
+            g = self.g_flat
+            return float(g.min()), float(g.max()), float(g.sum())
+        if key == "g_cc":  # mean and centred sum of squares (Pearson's denominator)
+            g = self.g_flat
+            mg = g.mean()
+            d = g - mg
+            return float(mg), float(np.dot(d, d))
+        if key == "sim_mit":  # min-max normalised, then divided by its sum
+            lo, hi, _ = self.cached("g_stats")
+            g2 = self.g_flat - lo
+            g2 /= hi - lo
+            g2 /= g2.sum()
+            return g2
+        if key == "kl_mit":
+            g = self.g_flat
+            return g / g.sum()
+        if key == "dens_tue":
+            return np.ascontiguousarray(_density(self.g)).ravel()
+        if isinstance(key, tuple) and key[0] == "emd":
+            return _emd_histogram(self.g, key[1], self._factors)
+        raise KeyError(key)  # pragma: no cover
+
+
+def _emd_histogram(g: np.ndarray, downsize: int, factors: Any) -> np.ndarray:
+    """EMD.m's ``imresize(G, 1/downsize)`` normalised to sum 1 (a G built as ``A @ B.T`` shrinks its
+    thin factors instead of the full map: same values up to round-off)."""
+    mats = shrink_matrices(g.shape, 1.0 / downsize) if factors is not None else None
+    if mats is not None:
+        im1 = (mats[0] @ factors[0]) @ (mats[1] @ factors[1]).T
+    else:
+        im1 = imresize_bicubic(g, 1.0 / downsize)
+    return im1 / im1.sum()
+
+
+_CENTRE: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _centre_bias_cached(shape: tuple[int, int]) -> np.ndarray:
+    key = (int(shape[0]), int(shape[1]))
+    b = _CENTRE.get(key)
+    if b is None:
+        if len(_CENTRE) > 8:
+            _CENTRE.clear()
+        b = centre_bias_map(key)
+        b.flags.writeable = False
+        _CENTRE[key] = b
+    return b
+
+
+def prepare_ground_truth(
+    fixations: Any,
+    shape: tuple[int, int] | None = None,
+    *,
+    fixation_map: Any = None,
+    other_fixations: Any = None,
+    baseline_map: Any = None,
+) -> GroundTruth:
+    """Resolve one image's fixation data once, for scoring several saliency maps with :func:`evaluate`.
+
+    ``fixations``: ``(N, 2)`` points (then ``shape`` = ``(H, W)`` or ``fixation_map`` gives the image size)
+    or a binary/count map.  ``fixation_map``: the continuous ground truth; default: the MIT blur of the
+    fixated pixels (:func:`fixation_density_map`), computed on first use.  ``other_fixations``: for sAUC.
+    ``baseline_map``: for IG (default :func:`centre_bias_map`).  Validation is the same as in
+    :func:`evaluate`; the inputs are copied, so later changes to them do not affect the object.
+
+    ``evaluate(smap, prepare_ground_truth(fix, ...), ...)`` returns exactly what
+    ``evaluate(smap, fix, ...)`` with the same arguments returns.
+
+    >>> import numpy as np
+    >>> gt = prepare_ground_truth(np.array([[40.0, 30.0], [10.0, 50.0]]), (60, 80))
+    >>> smap = np.random.default_rng(0).random((60, 80))
+    >>> evaluate(smap, gt, metrics="nss,cc") == evaluate(smap, np.array([[40.0, 30.0], [10.0, 50.0]]),
+    ...                                                   metrics="nss,cc")
+    True
+    """
+    if isinstance(fixations, GroundTruth):
+        raise InputError("fixations is already a GroundTruth; pass it to evaluate() directly")
+    g = _check_gt(fixation_map) if fixation_map is not None else None
+    if g is not None:
+        target = g.shape
+    elif _shape_of_fixations(fixations) is not None:
+        target = _shape_of_fixations(fixations)
+    elif shape is not None:
+        target = (int(shape[0]), int(shape[1]))
+    else:
+        raise InputError("prepare_ground_truth needs shape=(H, W) when fixations are points and no "
+                         "fixation_map gives the image size")
+    if shape is not None and tuple(int(v) for v in shape) != tuple(target):
+        raise InputError(f"shape={tuple(shape)} does not match the fixation data's size {tuple(target)}")
+    return _ground_truth(fixations, target, g, other_fixations, baseline_map, copy=True)
+
+
+def _ground_truth(fixations: Any, shape: tuple[int, int], g: np.ndarray | None, other_fixations: Any,
+                  baseline_map: Any, *, copy: bool) -> GroundTruth:
+    fix = _resolve_fixations(fixations, shape)
+    if fix.shape != tuple(shape):
+        raise InputError(f"the fixation map has shape {fix.shape} but fixation_map has shape {tuple(shape)}")
+    other = None
+    if other_fixations is not None:
+        other = _resolve_fixations(other_fixations, shape, "other_fixations")
+        if other.shape != tuple(shape):
+            raise InputError(f"other_fixations map has shape {other.shape}, expected {tuple(shape)}")
+    b = check_map(baseline_map, "baseline_map") if baseline_map is not None else None
+    if copy:
+        if g is not None:
+            g = np.array(g, dtype=np.float64)
+            g.flags.writeable = False
+        if b is not None:
+            b = np.array(b, dtype=np.float64)
+            b.flags.writeable = False
+    return GroundTruth(fix, g, other, b)
