@@ -192,3 +192,15 @@ def test_public_names() -> None:
     from salience.explain import Explanation, gradcam, load_model  # noqa: F401
 
     assert salience.load_model is load_model
+
+
+def test_without_torch_the_error_gives_the_install_command() -> None:
+    """Importing salience.explain without torch raises MissingDependencyError naming the extra."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import salience\n"
+            "try:\n    import salience.explain\nexcept salience.MissingDependencyError as e:\n    print('OK', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("OK") and "pip install 'salience[torch]'" in out.stdout, out.stderr
