@@ -30,11 +30,12 @@ numpy/scipy; the curves and the randomisation need the torch extra and import it
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -370,6 +371,21 @@ def _perturbed(x, mask, mode: str, perturbation: str, value: Any, blur_sigma: fl
     return torch.where(keep_orig, x, fill)
 
 
+@contextlib.contextmanager
+def _eval_mode(net: Any) -> Iterator[None]:
+    """Eval mode for one call, every module's training flag restored after (also on error).  Only
+    forward passes without a graph run inside, so in-place activations stay as they are (switching them
+    off, as explanations must, costs an allocation per activation; see docs/performance.md)."""
+    modules = list(net.modules())
+    flags = [m.training for m in modules]
+    try:
+        net.eval()
+        yield
+    finally:
+        for m, f in zip(modules, flags):
+            m.training = f
+
+
 def _logits(out: Any):
     if isinstance(out, (tuple, list)) and out:
         out = out[0]
@@ -383,7 +399,6 @@ def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, 
            road_noise: float, seed: int) -> CurveResult:
     torch = _torch()
     from ..explain._base import Target, check_images, select_scores, unwrap_model
-    from ..explain._hooks import scoped_model
 
     net = unwrap_model(model)
     x = check_images(images, net)
@@ -407,7 +422,7 @@ def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, 
     n_total = B * (steps + 1)
     scores = np.empty(n_total, dtype=np.float64)
     fill = None if perturbation == "road" else _fill_for(x, perturbation, value, blur_sigma)
-    with scoped_model(net), torch.no_grad():
+    with _eval_mode(net), torch.no_grad():
         out0 = net(x)
         _, idx = select_scores(out0, tgt, B)
         for s in range(0, n_total, batch_size):
