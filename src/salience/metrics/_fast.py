@@ -62,35 +62,15 @@ _N_BUCKETS_PER_THRESHOLD = 4
 # ---------------------------------------------------------------------------------------------------
 
 
-def _stats_py(s, add, use_add):  # pragma: no cover - compiled by numba
-    """min, max, sum of ``s``; min and max of ``s + add`` (when ``use_add``)."""
-    n = s.shape[0]
-    lo = s[0]
-    hi = s[0]
+def _stats_py(s, add):  # pragma: no cover - compiled by numba
+    """min and max of ``s + add`` without a temporary.  Finite input only."""
     alo = np.inf
     ahi = -np.inf
-    total = 0.0
-    for b0 in range(0, n, 1024):
-        b1 = min(b0 + 1024, n)
-        part = 0.0
-        for i in range(b0, b1):
-            v = s[i]
-            part += v
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-        total += part
-    if use_add:
-        alo = s[0] + add[0]
-        ahi = alo
-        for i in range(n):
-            v = s[i] + add[i]
-            if v < alo:
-                alo = v
-            if v > ahi:
-                ahi = v
-    return lo, hi, total, alo, ahi
+    for i in range(s.shape[0]):
+        v = s[i] + add[i]
+        alo = min(alo, v)
+        ahi = max(ahi, v)
+    return alo, ahi
 
 
 def _tables_py(u, nb, per_thr):  # pragma: no cover - compiled by numba
@@ -159,18 +139,17 @@ def _tables_py(u, nb, per_thr):  # pragma: no cover - compiled by numba
     return t0, scale, sub_off, sub_t0, sub_scale, sub_top, sub_start, sub_first
 
 
-def _levels_py(s, add, use_add, lo, span, use_norm, u, t0, scale, nb, sub_off, sub_t0, sub_scale, sub_top,  # pragma: no cover
+def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, sub_t0, sub_scale, sub_top,  # pragma: no cover
                sub_start, sub_first, want_eq, cnt, eq):
     """``cnt[j]`` += #values with exactly ``j`` of the distinct ascending thresholds ``u`` <= v;
-    ``eq[j]`` += #values equal to ``u[j-1]`` (when ``want_eq``).
+    ``eq[j]`` += #values equal to ``u[j-1]`` (when ``want_eq``).  ``up`` is ``u`` padded with -inf and +inf.
 
     ``v = s[i] (+ add[i])``, then ``(v - lo) / span`` when ``use_norm``.  Two table look-ups (see
     :func:`_tables_py`) give ``j`` at once unless a sub-bucket holds several thresholds; two correcting
-    scans then make ``u[j-1] <= v < u[j]`` hold exactly whatever the tables say (they almost never move), so
+    scans then make ``up[j] <= v < up[j+1]`` hold exactly whatever the tables say (they almost never move), so
     the counts are those of exact float64 comparisons.
     """
     n = s.shape[0]
-    nu = u.shape[0]
     top = nb + 1.0
     for i in range(n):
         v = s[i]
@@ -186,21 +165,19 @@ def _levels_py(s, add, use_add, lo, span, use_norm, u, t0, scale, nb, sub_off, s
         x = 0.0 if x < 0.0 else x
         x = sub_top[c] if x > sub_top[c] else x
         d = sub_off[c] + int(x)
-        j = sub_start[d] + (1 if sub_first[d] <= v else 0)
-        while j < nu and u[j] <= v:
+        j = sub_start[d] + np.int64(sub_first[d] <= v)
+        while up[j + 1] <= v:  # up = [-inf, u..., +inf]: no bounds to test
             j += 1
-        while j > 0 and u[j - 1] > v:
+        while up[j] > v:
             j -= 1
         cnt[j] += 1
-        if want_eq and j > 0:
-            if u[j - 1] == v:
-                eq[j] += 1
+        if want_eq:
+            eq[j] += np.int64(up[j] == v)
 
 
-def _levels1_py(s, add, use_add, lo, span, use_norm, u, t0, scale, nb, start1, first1, want_eq, cnt, eq):  # pragma: no cover
+def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, first1, want_eq, cnt, eq):  # pragma: no cover
     """:func:`_levels_py` with the level-1 table only (no bucket holds two thresholds: ~2x fewer steps)."""
     n = s.shape[0]
-    nu = u.shape[0]
     top = nb + 1.0
     for i in range(n):
         v = s[i]
@@ -212,15 +189,14 @@ def _levels1_py(s, add, use_add, lo, span, use_norm, u, t0, scale, nb, start1, f
         x = 0.0 if x < 0.0 else x
         x = top if x > top else x
         c = int(x)
-        j = start1[c] + (1 if first1[c] <= v else 0)
-        while j < nu and u[j] <= v:
+        j = start1[c] + np.int64(first1[c] <= v)
+        while up[j + 1] <= v:
             j += 1
-        while j > 0 and u[j - 1] > v:
+        while up[j] > v:
             j -= 1
         cnt[j] += 1
-        if want_eq and j > 0:
-            if u[j - 1] == v:
-                eq[j] += 1
+        if want_eq:
+            eq[j] += np.int64(up[j] == v)
 
 
 def _sums_py(s, ms, g, mg, want_cc, sim_g, s_off, s_d1, s_d2, want_sim, kl_g, k_off, k_d, k_eps, want_kl,  # pragma: no cover
@@ -282,7 +258,8 @@ def _kernel(name: str):
 
                 # The sums may be reassociated (vectorised reductions, reciprocal multiplies: round-off only);
                 # the threshold counts must compare exact values, so they get no fast-math flags.
-                flags = {"fastmath": _FASTMATH} if name == "sums" else {}
+                # The map statistics only see finite maps (check_map): min/max may assume no NaN.
+                flags = {"sums": {"fastmath": _FASTMATH}, "stats": {"fastmath": _FASTMATH | {"nnan", "ninf"}}}.get(name, {})
                 fn = numba.njit(cache=True, nogil=True, **flags)(globals()[f"_{name}_py"])
                 _COMPILED[name] = fn
     return fn
@@ -319,15 +296,13 @@ def split_counts(vals: np.ndarray, thr: np.ndarray) -> np.ndarray:
 
 def map_stats(s: np.ndarray, add: np.ndarray | None = None) -> tuple[float, float, float, float, float]:
     """``(min s, max s, sum s, min(s + add), max(s + add))`` of flat float64 arrays (nan for the last two
-    without ``add``)."""
-    if backend() == "numba":
-        lo, hi, total, alo, ahi = _kernel("stats")(s, _EMPTY if add is None else add, add is not None)
-        if add is None:
-            alo = ahi = float("nan")
-        return float(lo), float(hi), float(total), float(alo), float(ahi)
+    without ``add``).  numpy's own reductions are the fastest for the first three."""
     lo, hi, total = float(s.min()), float(s.max()), float(s.sum())
     if add is None:
         return lo, hi, total, float("nan"), float("nan")
+    if backend() == "numba":
+        alo, ahi = _kernel("stats")(s, add)
+        return lo, hi, total, float(alo), float(ahi)
     t = s + add
     return lo, hi, total, float(t.min()), float(t.max())
 
@@ -358,11 +333,12 @@ def count_levels(
         cu = np.zeros(u.size + 1, np.int64)
         equ = np.zeros(u.size + 1, np.int64)
         sub_off, sub_scale, sub_start, sub_first = tables[2], tables[4], tables[6], tables[7]
+        up = np.concatenate([[-np.inf], u, [np.inf]])
         if not np.any(sub_scale):  # no cluster of thresholds: the level-1 table decides
-            _kernel("levels1")(s, _EMPTY if add is None else add, add is not None, lo, span, normalise, u, t0, scale,
+            _kernel("levels1")(s, _EMPTY if add is None else add, add is not None, lo, span, normalise, up, t0, scale,
                                nb, sub_start[sub_off + 1], sub_first[sub_off + 1], want_eq, cu, equ)
         else:
-            _kernel("levels")(s, _EMPTY if add is None else add, add is not None, lo, span, normalise, u, t0, scale,
+            _kernel("levels")(s, _EMPTY if add is None else add, add is not None, lo, span, normalise, up, t0, scale,
                               nb, *tables[2:], want_eq, cu, equ)
         # back to the thresholds with duplicates: #{v < thr[k]} depends on the value only
         below_u = np.concatenate([[0], np.cumsum(cu[:-1])])  # #{v < u[m]} at index m + 1
