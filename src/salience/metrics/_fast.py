@@ -199,13 +199,15 @@ def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, 
             eq[j] += np.int64(up[j] == v)
 
 
-def _sums_py(s, ms, g, mg, want_cc, sim_g, s_off, s_d1, s_d2, want_sim, kl_g, k_off, k_d, k_eps, want_kl,  # pragma: no cover
-             kl_out):
+def _sums_py(s, ms, g, mg, want_cc, s_off, s_d1, s_d2, g_off, g_d1, g_d2, want_sim,  # pragma: no cover
+             k_off, k_d, kg_off, kg_d, k_eps, want_kl, kl_out):
     """Centred sums for NSS/CC, SIM's intersection and the KL ratio (written to ``kl_out``).
 
-    Returns ``(sum (s-ms)^2, sum (s-ms)(g-mg), sum min(((s - s_off)/s_d1)/s_d2, sim_g))``; writes
-    ``|k_eps + kl_g / ((s - k_off)/k_d + k_eps)|`` into ``kl_out`` (the caller takes its log).  Each
-    quantity has a loop of its own, so its value does not depend on which others are requested.
+    With ``x = ((s - s_off)/s_d1)/s_d2``, ``y = ((g - g_off)/g_d1)/g_d2`` (the two SIM densities),
+    ``xk = (s - k_off)/k_d``, ``yk = (g - kg_off)/kg_d`` (the two KL densities), returns
+    ``(sum (s-ms)^2, sum (s-ms)(g-mg), sum (g-mg)^2, sum min(x, y))`` and writes
+    ``|k_eps + yk / (xk + k_eps)|`` into ``kl_out`` (the caller takes its log, then :func:`_kl_dot_py`).
+    Each quantity has a loop of its own, so its value does not depend on which others are requested.
     """
     n = s.shape[0]
     ss = 0.0
@@ -213,20 +215,32 @@ def _sums_py(s, ms, g, mg, want_cc, sim_g, s_off, s_d1, s_d2, want_sim, kl_g, k_
         d = s[i] - ms
         ss += d * d
     sg = 0.0
+    gg = 0.0
     if want_cc:
         for i in range(n):
             sg += (s[i] - ms) * (g[i] - mg)
+        for i in range(n):
+            e = g[i] - mg
+            gg += e * e
     sm = 0.0
     if want_sim:
         for i in range(n):
             x = ((s[i] - s_off) / s_d1) / s_d2
-            y = sim_g[i]
+            y = ((g[i] - g_off) / g_d1) / g_d2
             sm += x if x < y else y
     if want_kl:
         for i in range(n):
-            r = k_eps + kl_g[i] / ((s[i] - k_off) / k_d + k_eps)
+            r = k_eps + ((g[i] - kg_off) / kg_d) / ((s[i] - k_off) / k_d + k_eps)
             kl_out[i] = r if r >= 0 else -r
-    return ss, sg, sm
+    return ss, sg, gg, sm
+
+
+def _kl_dot_py(g, kg_off, kg_d, logr):  # pragma: no cover - compiled by numba
+    """``sum ((g - kg_off)/kg_d) * logr``."""
+    acc = 0.0
+    for i in range(g.shape[0]):
+        acc += ((g[i] - kg_off) / kg_d) * logr[i]
+    return acc
 
 
 def _split_counts_py(vals, thr, out):  # pragma: no cover - compiled by numba
@@ -259,7 +273,7 @@ def _kernel(name: str):
                 # The sums may be reassociated (vectorised reductions, reciprocal multiplies: round-off only);
                 # the threshold counts must compare exact values, so they get no fast-math flags.
                 # The map statistics only see finite maps (check_map): min/max may assume no NaN.
-                flags = {"sums": {"fastmath": _FASTMATH}, "stats": {"fastmath": _FASTMATH | {"nnan", "ninf"}}}.get(name, {})
+                flags = {"sums": {"fastmath": _FASTMATH}, "kl_dot": {"fastmath": _FASTMATH}, "stats": {"fastmath": _FASTMATH | {"nnan", "ninf"}}}.get(name, {})
                 fn = numba.njit(cache=True, nogil=True, **flags)(globals()[f"_{name}_py"])
                 _COMPILED[name] = fn
     return fn
@@ -361,56 +375,63 @@ def count_levels(
 def fused_sums(
     s: np.ndarray,
     ms: float,
-    *,
     g: np.ndarray | None = None,
+    *,
     mg: float = 0.0,
-    sim_g: np.ndarray | None = None,
-    s_off: float = 0.0,
-    s_d1: float = 1.0,
-    s_d2: float = 1.0,
-    kl_g: np.ndarray | None = None,
-    k_off: float = 0.0,
-    k_d: float = 1.0,
-    k_eps: float = 0.0,
-) -> tuple[float, float, float, float]:
-    """``(sum (s-ms)^2, sum (s-ms)(g-mg), sum min(x, sim_g), sum kl_g log r)`` over flat float64 arrays.
+    want_cc: bool = False,
+    sim: tuple[float, float, float, float, float, float] | None = None,
+    kl: tuple[float, float, float, float, float] | None = None,
+) -> tuple[float, float, float, float, float]:
+    """``(sum (s-ms)^2, sum (s-ms)(g-mg), sum (g-mg)^2, SIM, KL)`` over flat float64 arrays in one go.
 
-    ``x = ((s - s_off) / s_d1) / s_d2`` (SIM's normalised map), ``r = |k_eps + kl_g / ((s - k_off)/k_d +
-    k_eps)|`` (KL divergence's ratio; the real part of MATLAB's complex log is ``log |r|``).  Terms whose
-    input is None are returned as 0.
+    ``sim = (s_off, s_d1, s_d2, g_off, g_d1, g_d2)``: SIM is ``sum min(((s - s_off)/s_d1)/s_d2,
+    ((g - g_off)/g_d1)/g_d2)``.  ``kl = (k_off, k_d, kg_off, kg_d, k_eps)``: KL is ``sum yk log|k_eps + yk /
+    (xk + k_eps)|`` with ``xk = (s - k_off)/k_d``, ``yk = (g - kg_off)/kg_d`` (the real part of MATLAB's
+    complex log is ``log|.|``).  Terms not requested are returned as 0.
     """
-    want_cc, want_sim, want_kl = g is not None, sim_g is not None, kl_g is not None
+    want_sim, want_kl = sim is not None, kl is not None
+    gg_ = g if g is not None else _EMPTY
+    sim_ = sim if want_sim else (0.0, 1.0, 1.0, 0.0, 1.0, 1.0)
+    kl_ = kl if want_kl else (0.0, 1.0, 0.0, 1.0, 0.0)
     if backend() == "numba":
         out = _scratch(s.size) if want_kl else _EMPTY
-        ss, sg, sm = _kernel("sums")(
-            s, ms, g if want_cc else _EMPTY, mg, want_cc, sim_g if want_sim else _EMPTY, s_off, s_d1, s_d2,
-            want_sim, kl_g if want_kl else _EMPTY, k_off, k_d, k_eps, want_kl, out,
-        )
-        kl = 0.0
+        ss, sg, gsq, sm = _kernel("sums")(s, ms, gg_, mg, want_cc, *sim_, want_sim, *kl_, want_kl, out)
+        kv = 0.0
         if want_kl:
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.log(out, out=out)
-                kl = float(np.dot(kl_g, out))
-        return float(ss), float(sg), float(sm), kl
+            kv = float(_kernel("kl_dot")(g, kl_[2], kl_[3], out))
+        return float(ss), float(sg), float(gsq), float(sm), kv
     d = s - ms
     ss = float(np.dot(d, d))
-    sg = float(np.dot(d, g - mg)) if want_cc else 0.0
+    sg = gsq = 0.0
+    if want_cc:
+        e = g - mg
+        sg = float(np.dot(d, e))
+        gsq = float(np.dot(e, e))
     sm = 0.0
     if want_sim:
+        s_off, s_d1, s_d2, g_off, g_d1, g_d2 = sim
         x = s - s_off
         x /= s_d1
         x /= s_d2
-        np.minimum(x, sim_g, out=x)
+        y = g - g_off
+        y /= g_d1
+        y /= g_d2
+        np.minimum(x, y, out=x)
         sm = float(x.sum())
-    kl = 0.0
+    kv = 0.0
     if want_kl:
+        k_off, k_d, kg_off, kg_d, k_eps = kl
+        yk = g - kg_off
+        yk /= kg_d
         with np.errstate(divide="ignore", invalid="ignore"):
             t = s - k_off
             t /= k_d
             t += k_eps
-            np.divide(kl_g, t, out=t)
+            np.divide(yk, t, out=t)
             t += k_eps
             np.abs(t, out=t)
             np.log(t, out=t)
-            kl = float(np.dot(kl_g, t))
-    return ss, sg, sm, kl
+            kv = float(np.dot(yk, t))
+    return ss, sg, gsq, sm, kv

@@ -188,7 +188,7 @@ def _resolve_fixations(
     elif a.ndim == 2:
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise InputError(f"{name} (a fixation map) contains NaN or infinite values")
-        if a.dtype.kind in "iuf" and np.any(a < 0):
+        if a.dtype.kind in "if" and np.any(a < 0):
             raise InputError(f"{name} (a fixation map) has negative values; expected a binary 0/1 map")
         nz = np.flatnonzero(a)
         vals = a.ravel()[nz]
@@ -304,35 +304,44 @@ class _Prepared:
             return lo, total - self.flat.size * lo
         return 0.0, total
 
-    def sums(self, gt: "GroundTruth | None") -> tuple[float, float, float, float]:
-        """``(sum (S-mean)^2, sum (S-mean)(G-mean G), SIM intersection, KL divergence)`` in one pass.
-
-        Only the terms of the metrics in ``want`` (and defined for this map) are computed; the others are 0.
-        """
+    def sums(self, gt: "GroundTruth | None") -> tuple[float, float, float, float, float]:
+        """``(sum (S-mean)^2, sum (S-mean)(G-mean G), sum (G-mean G)^2, SIM intersection, KL divergence)``
+        from one fused pass.  Only the terms of the metrics in ``want`` (and defined for this map) are
+        computed; the others are 0."""
         key = id(gt)
         hit = self._sums.get(key)
         if hit is not None:
             return hit
-        kw: dict[str, Any] = {}
         n = self.flat.size
-        want = self.want if gt is not None else frozenset()
+        want = self.want & {"cc", "sim", "kld"} if gt is not None else frozenset()
+        g = None
+        kw: dict[str, Any] = {}
+        if want:
+            g = gt.g_flat
+            glo, ghi, gsum = gt.cached("g_stats")
         if "cc" in want and not self.constant and not gt.g_constant:
-            kw.update(g=gt.g_flat, mg=gt.g_mean)
+            kw.update(mg=gsum / n, want_cc=True)
         if self.convention == "mit":
             lo, hi, total = self.stats
             if "sim" in want and self.nonzero and not self.constant and not gt.g_constant:
-                kw.update(sim_g=gt.cached("sim_mit"), s_off=lo, s_d1=hi - lo, s_d2=(total - n * lo) / (hi - lo))
+                kw["sim"] = (lo, hi - lo, (total - n * lo) / (hi - lo), glo, ghi - glo, (gsum - n * glo) / (ghi - glo))
             if "kld" in want:
-                kw.update(kl_g=gt.cached("kl_mit"), k_d=total if self.nonzero else 1.0, k_eps=EPS)
-        elif not self.constant:
+                kw["kl"] = (0.0, total if self.nonzero else 1.0, 0.0, gsum, EPS)
+        elif want & {"sim", "kld"} and not self.constant:
             off, tot = self.density_params()
+            if gt.g_constant:  # pysaliency's density of a constant map is uniform
+                g, goff, gtot = np.ones(n), 0.0, float(n)
+                kw.pop("want_cc", None)
+            else:
+                goff = glo if glo < 0 else 0.0
+                gtot = gsum - n * goff
             if "sim" in want:
-                kw.update(sim_g=gt.cached("dens_tue"), s_off=off, s_d1=tot)
+                kw["sim"] = (off, tot, 1.0, goff, gtot, 1.0)
             if "kld" in want:
-                kw.update(kl_g=gt.cached("dens_tue"), k_off=off, k_d=tot, k_eps=_PYSAL_KL_EPS)
-        out = fused_sums(self.flat, self.mean, **kw)
-        if self.convention == "tuebingen" and self.constant and gt is not None and want & {"sim", "kld"}:
-            out = (out[0], out[1], *_uniform_terms(gt))
+                kw["kl"] = (off, tot, goff, gtot, _PYSAL_KL_EPS)
+        out = fused_sums(self.flat, self.mean, g, **kw)
+        if self.convention == "tuebingen" and self.constant and want & {"sim", "kld"}:
+            out = (*out[:3], *_uniform_terms(gt))  # type: ignore[arg-type]
         self._sums[key] = out
         return out
 
@@ -604,12 +613,12 @@ def _k_cc(p: _Prepared, gt: "GroundTruth") -> float:
     if gt.g_constant:
         _warn("cc", "constant fixation_map: zero variance")
         return math.nan
-    ss, sg, _, _ = p.sums(gt)
-    return float(sg / math.sqrt(ss * gt.g_ss))
+    ss, sg, gg, _, _ = p.sums(gt)
+    return float(sg / math.sqrt(ss * gg))
 
 
 def _k_kld(p: _Prepared, gt: "GroundTruth") -> float:
-    val = p.sums(gt)[3]
+    val = p.sums(gt)[4]
     if not np.isfinite(val):
         _warn("kld", "not finite (a saliency value of exactly -eps)")
     return float(val)
@@ -625,7 +634,7 @@ def _k_sim(p: _Prepared, gt: "GroundTruth") -> float:
             return math.nan
         if not p.nonzero:
             return 0.0  # an all-zero map stays zero in the MIT code: min(0, G) sums to 0
-    return float(p.sums(gt)[2])
+    return float(p.sums(gt)[3])
 
 
 def _minmax_sum_normalised(m: np.ndarray, pix: np.ndarray, stats: tuple[float, float, float]) -> np.ndarray:
@@ -647,17 +656,18 @@ def _baseline_terms(b: np.ndarray, fix: _Fix, convention: str) -> float | np.nda
             return math.nan
         mb = _minmax_sum_normalised(b, fix.unique, (blo, bhi, float(b.sum())))
         return np.log2(EPS + mb)
+    blo, total = float(b.min()), float(b.sum())
+    off = blo if blo < 0 else 0.0
+    total -= b.size * off  # the shifted sum (up to round-off)
     with np.errstate(divide="ignore"):
-        return np.log(_density(b).ravel()[fix.flat])
+        if total == 0 or not float(b.max()) > blo:  # pysaliency: a map of sum 0 becomes uniform
+            return np.log(_density(b).ravel()[fix.flat])
+        return np.log((b.ravel()[fix.flat] - off) / total)
 
 
 def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None" = None) -> float:
     if gt is not None:
-        key = ("ig", p.convention, p.shape, id(baseline))
-        base = gt._cache.get(key)
-        if base is None:
-            b = baseline if baseline.shape == p.shape else resize_to(baseline, p.shape, p.convention)
-            base = gt._cache[key] = _baseline_terms(b, fix, p.convention)
+        base = gt._ig_terms(baseline, p.convention)
     else:
         b = baseline if baseline.shape == p.shape else resize_to(baseline, p.shape, p.convention)
         base = _baseline_terms(b, fix, p.convention)
@@ -1257,17 +1267,31 @@ class GroundTruth:
         return self.cached("g_flat")
 
     @property
-    def g_mean(self) -> float:
-        return self.cached("g_cc")[0]
-
-    @property
-    def g_ss(self) -> float:
-        return self.cached("g_cc")[1]
-
-    @property
     def g_constant(self) -> bool:
         lo, hi, _ = self.cached("g_stats")
         return not hi > lo
+
+    def precompute(self, convention: str | Sequence[str] = CONVENTIONS) -> "GroundTruth":
+        """Compute now (instead of on first use) everything map-independent that :func:`evaluate` needs
+        under ``convention`` (one name or several): the continuous map, its statistics and densities, the
+        EMD histogram and the baseline terms of IG.  Returns ``self``."""
+        convs = (convention,) if isinstance(convention, str) else tuple(convention)
+        for conv in convs:
+            _check_convention(conv)
+            for key in ("g_flat", "g_stats", ("emd", 32)):
+                self.cached(key)
+            if self.fix is not None:
+                b = self.baseline()
+                self._ig_terms(b, conv)
+        return self
+
+    def _ig_terms(self, baseline: np.ndarray, convention: str) -> float | np.ndarray:
+        key = ("ig", convention, id(baseline))
+        base = self._cache.get(key)
+        if base is None:
+            b = baseline if baseline.shape == self.shape else resize_to(baseline, self.shape, convention)
+            base = self._cache[key] = _baseline_terms(b, self.fix, convention)  # type: ignore[arg-type]
+        return base
 
     def baseline(self) -> np.ndarray:
         if self._baseline is None:
@@ -1287,20 +1311,6 @@ class GroundTruth:
         if key == "g_stats":
             g = self.g_flat
             return float(g.min()), float(g.max()), float(g.sum())
-        if key == "g_cc":  # mean and centred sum of squares (Pearson's denominator)
-            g = self.g_flat
-            mg = g.mean()
-            d = g - mg
-            return float(mg), float(np.dot(d, d))
-        if key == "sim_mit":  # min-max normalised, then divided by its sum
-            lo, hi, _ = self.cached("g_stats")
-            g2 = self.g_flat - lo
-            g2 /= hi - lo
-            g2 /= g2.sum()
-            return g2
-        if key == "kl_mit":
-            g = self.g_flat
-            return g / g.sum()
         if key == "dens_tue":
             return np.ascontiguousarray(_density(self.g)).ravel()
         if isinstance(key, tuple) and key[0] == "emd":
@@ -1341,6 +1351,7 @@ def prepare_ground_truth(
     fixation_map: Any = None,
     other_fixations: Any = None,
     baseline_map: Any = None,
+    convention: str | Sequence[str] | None = None,
 ) -> GroundTruth:
     """Resolve one image's fixation data once, for scoring several saliency maps with :func:`evaluate`.
 
@@ -1349,6 +1360,8 @@ def prepare_ground_truth(
     fixated pixels (:func:`fixation_density_map`), computed on first use.  ``other_fixations``: for sAUC.
     ``baseline_map``: for IG (default :func:`centre_bias_map`).  Validation is the same as in
     :func:`evaluate`; the inputs are copied, so later changes to them do not affect the object.
+    ``convention``: ``None`` computes the rest lazily, on first use; ``"mit"``, ``"tuebingen"`` or both
+    compute now what those conventions need (:meth:`GroundTruth.precompute`).
 
     ``evaluate(smap, prepare_ground_truth(fix, ...), ...)`` returns exactly what
     ``evaluate(smap, fix, ...)`` with the same arguments returns.
@@ -1374,7 +1387,8 @@ def prepare_ground_truth(
                          "fixation_map gives the image size")
     if shape is not None and tuple(int(v) for v in shape) != tuple(target):
         raise InputError(f"shape={tuple(shape)} does not match the fixation data's size {tuple(target)}")
-    return _ground_truth(fixations, target, g, other_fixations, baseline_map, copy=True)
+    gt = _ground_truth(fixations, target, g, other_fixations, baseline_map, copy=True)
+    return gt if convention is None else gt.precompute(convention)
 
 
 def _ground_truth(fixations: Any, shape: tuple[int, int], g: np.ndarray | None, other_fixations: Any,
