@@ -353,3 +353,17 @@ def test_save_map_and_save_npy_round_trip(tmp_path):
 def test_as_image_array_composites_alpha_on_background():
     a = np.zeros((1, 1, 4), np.float32)
     np.testing.assert_allclose(as_image_array(a, background=(0.2, 0.4, 0.6)), [[[0.2, 0.4, 0.6]]], atol=1e-7)
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    """Files written atomically get the permissions the umask allows, not mkstemp's private 0600."""
+    import os
+
+    from salience.io import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "out.bin", b"data")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -27,6 +27,7 @@ from .errors import (
     OutputExistsError,
     SalienceError,
     UnknownMethodError,
+    ZeroGradientError,
 )
 from .io import load_image, save_map
 from .registry import Method, get_method, methods
@@ -55,6 +56,7 @@ __all__ = [
     "MissingDependencyError",
     "OutputExistsError",
     "DataError",
+    "ZeroGradientError",
 ]
 
 # Names served lazily: the bottom-up ones to keep `import salience` light, the torch ones so that the core

@@ -15,6 +15,7 @@ __all__ = [
     "ImageTooLargeError",
     "UnknownMethodError",
     "ModelError",
+    "ZeroGradientError",
     "MissingDependencyError",
     "OutputExistsError",
     "DataError",
@@ -46,6 +47,11 @@ class UnknownMethodError(InputError, KeyError):
 
 class ModelError(InputError):
     """A model-related problem: unknown layer, target out of range, missing or corrupt weights."""
+
+
+class ZeroGradientError(ModelError):
+    """Every gradient at the explained layer is exactly zero, so the map would be blank (not a user typo:
+    a zero-initialised head, a layer that does not reach the score, or a randomised model)."""
 
 
 class MissingDependencyError(SalienceError, ImportError):

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, ZeroGradientError
 from ._base import (
     Explanation,
     Target,
@@ -107,7 +107,7 @@ def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape:
     a = _grid(act, hw, reshape, name)
     g = _grid(grad, hw, reshape, name)
     if not bool((g != 0).any()):
-        raise ModelError(
+        raise ZeroGradientError(
             f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map would be "
             "blank; the model's head may be zero-initialised (torchvision's vit_b_16 built without weights) "
             "or the layer does not influence the score: load trained weights or choose another layer"

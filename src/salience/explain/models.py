@@ -121,7 +121,7 @@ def make_preprocess(mean: tuple[float, ...], std: tuple[float, ...], crop_size: 
 
         img = as_image_array(image) if not (isinstance(image, np.ndarray) and image.dtype == np.float32
                                             and image.ndim == 3 and image.shape[2] == 3) else image
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+        t = torch.tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]  # a copy: read-only arrays are fine
         h, w = t.shape[2], t.shape[3]
         short = resize_size if crop else crop_size
         scale = short / min(h, w)
