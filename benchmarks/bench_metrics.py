@@ -8,13 +8,17 @@ all of them alike; per image, only the metric calls are timed, not the loading o
   called at function level on the same arrays (the model/stimulus machinery is skipped, so its figure is a
   lower bound and the ratios are conservative).  The continuous fixation maps it needs are computed
   *outside* its timing (it has no blur of its own).
-* ``salience 8 tuebingen``: ``evaluate(map, gt, metrics=<those 8>, convention="tuebingen")`` - the same
-  eight quantities pysaliency computes, equal to its values to ~1e-13 (checked and printed).  ``gt`` comes
-  from ``prepare_ground_truth(fixations, other_fixations=..., baseline_map=...)``, built outside the timing
-  like pysaliency's continuous maps.
-* ``salience 8 mit``: the same eight metrics under the MIT benchmark's definitions.
-* ``salience 9 mit``: all nine (EMD included), ground truth prepared outside the timing.
-* ``salience 9 mit, gt inside``: all nine from the binary fixation map, the continuous map (MIT blur) and
+* ``salience 8 tuebingen (A)``: ``evaluate(map, binary_fixation_map, fixation_map=continuous,
+  other_fixations=other_map, baseline_map=centre_bias, metrics=<those 8>, convention="tuebingen")``: the same
+  eight quantities pysaliency computes from exactly the inputs it gets (equal to its values to ~1e-13,
+  checked and printed); the continuous map is precomputed for both, everything else is timed.
+* ``salience 8 tuebingen (B)``: ``evaluate(map, gt, ...)`` with ``gt = prepare_ground_truth(fixations,
+  other_fixations=..., baseline_map=..., convention=...)`` built per image outside the timing (the
+  map-independent work: resolving the fixations, the continuous map's statistics, the EMD histogram, the
+  baseline's terms), as when several methods are scored on the same images.
+* ``salience 8 mit (B)``: the same eight metrics under the MIT benchmark's definitions.
+* ``salience 9 mit (B)``: all nine (EMD included), ground truth prepared outside the timing.
+* ``salience 9 mit (C)``: all nine from the binary fixation map, the continuous map (MIT blur) and
   every other map-independent step computed inside the timing.
 
 Then the issue's throughput target: all nine metrics (``mit``, ground truth computed inside) for every image
@@ -191,7 +195,7 @@ def run_pysaliency(tasks, folder, gts, base):
 EIGHT = "auc_judd,auc_borji,sauc,nss,cc,kld,sim,ig"
 
 
-def run_ours_serial(tasks, folder, gts, base, convention, metrics, inside):
+def run_ours_serial(tasks, folder, gts, base, convention, metrics, inside, cont=None):
     """Wall and CPU seconds of evaluate() in this process (map loading excluded), results."""
     from salience.metrics import evaluate
 
@@ -199,7 +203,14 @@ def run_ours_serial(tasks, folder, gts, base, convention, metrics, inside):
     out = {}
     for name, fmap_flat, other_flat in tasks:
         smap = np.load(folder / (name + ".npy")).astype(np.float64) / 255.0
-        if inside:
+        if inside == "same":  # exactly pysaliency's inputs: maps and the precomputed continuous map
+            fmap = np.zeros(H * W, np.uint8)
+            fmap[fmap_flat] = 1
+            other = np.zeros(H * W, np.uint8)
+            other[other_flat] = 1
+            args = (fmap.reshape(H, W),)
+            kw = dict(fixation_map=cont[name], other_fixations=other.reshape(H, W), baseline_map=base)
+        elif inside:
             fmap = np.zeros(H * W, np.uint8)
             fmap[fmap_flat] = 1
             other = np.zeros(H * W, np.uint8)
@@ -262,10 +273,11 @@ def main(argv=None) -> int:
                 peer = None
         n_serial = min(args.peer_images or len(tasks), len(tasks))
         sides = [
-            ("salience, the 8 counterparts, convention=tuebingen, gt prepared outside", "tuebingen", EIGHT, False),
-            ("salience, the same 8 metrics, convention=mit, gt prepared outside", "mit", EIGHT, False),
-            ("salience, all 9 metrics (EMD incl.), mit, gt prepared outside", "mit", "all", False),
-            ("salience, all 9 metrics (EMD incl.), mit, gt computed inside", "mit", "all", True),
+            ("salience, the 8 counterparts, tuebingen, same inputs as pysaliency (A)", "tuebingen", EIGHT, "same"),
+            ("salience, the 8 counterparts, tuebingen, gt prepared outside (B)", "tuebingen", EIGHT, False),
+            ("salience, the same 8 metrics, mit, gt prepared outside (B)", "mit", EIGHT, False),
+            ("salience, all 9 metrics (EMD incl.), mit, gt prepared outside (B)", "mit", "all", False),
+            ("salience, all 9 metrics (EMD incl.), mit, gt computed inside (C)", "mit", "all", True),
         ]
         acc = {s[0]: [0.0, 0.0] for s in sides}
         acc["peer"] = [0.0, 0.0]
@@ -275,20 +287,21 @@ def main(argv=None) -> int:
         gts0 = {n: prepare_ground_truth(_fmap(f), other_fixations=_fmap(o), baseline_map=base,
                                         convention=("mit", "tuebingen"))
                 for n, f, o in first}
+        cont0 = {n: fixation_density_map(_fmap(f).astype(np.float64)) for n, f, _ in first}
         for label, conv, mets, inside in sides:
-            run_ours_serial(first, folder, gts0, base, conv, mets, inside)
+            run_ours_serial(first, folder, gts0, base, conv, mets, inside, cont0)
         for b0 in range(0, n_serial, args.block):
             block = tasks[b0 : min(b0 + args.block, n_serial)]
             gts = {n: prepare_ground_truth(_fmap(f), other_fixations=_fmap(o), baseline_map=base,
                                         convention=("mit", "tuebingen")) for n, f, o in block}
+            cont = {n: fixation_density_map(_fmap(f).astype(np.float64)) for n, f, _ in block}
             for label, conv, mets, inside in sides:
-                wall, cpu, out = run_ours_serial(block, folder, gts, base, conv, mets, inside)
+                wall, cpu, out = run_ours_serial(block, folder, gts, base, conv, mets, inside, cont)
                 acc[label][0] += wall
                 acc[label][1] += cpu
-                if conv == "tuebingen":
+                if inside == "same":
                     res_tue.update(out)
             if peer:
-                cont = {n: fixation_density_map(_fmap(f).astype(np.float64)) for n, f, _ in block}
                 wall, cpu, out = run_pysaliency(block, folder, cont, base)
                 acc["peer"][0] += wall
                 acc["peer"][1] += cpu
@@ -309,7 +322,10 @@ def main(argv=None) -> int:
         finally:
             pool.terminate()
     print()
-    print("single process each, same images, interleaved blocks:")
+    print("single process each, same images, interleaved blocks.  (A): the inputs pysaliency gets - maps, binary")
+    print("fixation map, other-map, baseline, the precomputed continuous map - everything else timed; (B): plus")
+    print("prepare_ground_truth() per image outside the timing (the map-independent work, done once per image")
+    print("when several methods are scored); (C): from the binary fixation map alone, the blur timed too.")
     print(f"{'run':78s} {'wall s':>7s} {'ms/img':>7s} {'CPU s':>7s} {'CPU ms/img':>10s}")
     for label, wall, cpu, n in rows:
         print(f"{label:78s} {wall:7.2f} {1000 * wall / n:7.1f} {cpu:7.2f} {1000 * cpu / n:10.1f}")
