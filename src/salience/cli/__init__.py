@@ -27,6 +27,7 @@ examples:
   salience map *.jpg --method spectral-residual --npy
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
+  salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
   salience methods
   salience demo
 
