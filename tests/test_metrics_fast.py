@@ -39,6 +39,7 @@ def test_count_levels_equals_sorting(seed, levels, n_thr, jitter, normalise):
     s = rng.random(5000)
     if levels:
         s = np.floor(s * levels) / levels  # quantised: many exact ties
+        s = np.sort(s) if seed % 2 else s  # long runs of equal values, as in smooth 8-bit maps
     add = rng.random(5000) / 1e7 if jitter else None
     v = s if add is None else s + add
     lo, span = (float(v.min()), float(v.max() - v.min())) if normalise else (0.0, 1.0)
@@ -49,7 +50,10 @@ def test_count_levels_equals_sorting(seed, levels, n_thr, jitter, normalise):
         got = _fast.count_levels(s, thr, add=add, lo=lo, span=span, normalise=normalise, want_eq=True)
     with _fast.use_backend("numpy"):
         fallback = _fast.count_levels(s, thr, add=add, lo=lo, span=span, normalise=normalise, want_eq=True)
+    with _fast.use_backend("numba"):
+        no_eq = _fast.count_levels(s, thr, add=add, lo=lo, span=span, normalise=normalise)
     np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(no_eq[0], want[0])  # the run-skipping path (AUC-Judd's)
     np.testing.assert_array_equal(fallback[0], want[0])
     u = np.unique(thr)
     k = np.searchsorted(u, thr)

@@ -151,12 +151,22 @@ def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, 
     """
     n = s.shape[0]
     top = nb + 1.0
+    prev_v = np.nan
+    prev_j = 0
+    prev_eq = 0
+    run = 0
     for i in range(n):
         v = s[i]
         if use_add:
             v = v + add[i]
         if use_norm:
             v = (v - lo) / span
+        if v == prev_v:  # runs of equal values (smooth 8-bit maps): one look-up per run
+            run += 1
+            continue
+        cnt[prev_j] += run
+        if want_eq:
+            eq[prev_j] += run * prev_eq
         x = (v - t0) * scale + 1.0
         x = 0.0 if x < 0.0 else x
         x = top if x > top else x
@@ -170,21 +180,35 @@ def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, 
             j += 1
         while up[j] > v:
             j -= 1
-        cnt[j] += 1
-        if want_eq:
-            eq[j] += np.int64(up[j] == v)
+        prev_v = v
+        prev_j = j
+        prev_eq = np.int64(up[j] == v)
+        run = 1
+    cnt[prev_j] += run
+    if want_eq:
+        eq[prev_j] += run * prev_eq
 
 
 def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, first1, want_eq, cnt, eq):  # pragma: no cover
     """:func:`_levels_py` with the level-1 table only (no bucket holds two thresholds: ~2x fewer steps)."""
     n = s.shape[0]
     top = nb + 1.0
+    prev_v = np.nan
+    prev_j = 0
+    prev_eq = 0
+    run = 0
     for i in range(n):
         v = s[i]
         if use_add:
             v = v + add[i]
         if use_norm:
             v = (v - lo) / span
+        if v == prev_v:  # runs of equal values (smooth 8-bit maps): one look-up per run
+            run += 1
+            continue
+        cnt[prev_j] += run
+        if want_eq:
+            eq[prev_j] += run * prev_eq
         x = (v - t0) * scale + 1.0
         x = 0.0 if x < 0.0 else x
         x = top if x > top else x
@@ -194,9 +218,13 @@ def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, 
             j += 1
         while up[j] > v:
             j -= 1
-        cnt[j] += 1
-        if want_eq:
-            eq[j] += np.int64(up[j] == v)
+        prev_v = v
+        prev_j = j
+        prev_eq = np.int64(up[j] == v)
+        run = 1
+    cnt[prev_j] += run
+    if want_eq:
+        eq[prev_j] += run * prev_eq
 
 
 def _sums_py(s, ms, g, mg, want_cc, s_off, s_d1, s_d2, g_off, g_d1, g_d2, want_sim,  # pragma: no cover
