@@ -57,8 +57,9 @@ Example
 -------
 >>> import numpy as np, salience.datasets as sd
 >>> from salience.evaluation import ci95
->>> round(ci95([1.0, 2.0, 3.0])[1], 4)    # mean 2, half-width t(0.975, 2) * 1 / sqrt(3)
-2.4841
+>>> mean, low, high = ci95([1.0, 2.0, 3.0])   # half-width t(0.975, 2) * sd / sqrt(3), sd = 1
+>>> mean, round(high - mean, 4)
+(2.0, 2.4841)
 """
 
 from __future__ import annotations
