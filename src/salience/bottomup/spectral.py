@@ -19,7 +19,6 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import fft as _fft
-from scipy import ndimage as _ndi
 
 from ..errors import InputError
 from ..io import method_input

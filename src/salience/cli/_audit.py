@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from ..errors import InputError, OutputExistsError
-from ..io import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_png, load_image
+from ..io import atomic_write_bytes, encode_png, load_image
 from ..registry import EXPLANATION, method_names
-from ._common import emit, for_each_input, output_stem
+from ._common import add_model_arguments, emit, explanation_methods, for_each_input, load_model_for, output_stem
 
 EXAMPLES = """\
 examples:
@@ -52,17 +52,7 @@ def add_parser(sub):
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--model", default="mobilenet_v2",
-                   help="mobilenet_v2 (default, bundled weights), efficientnet_lite0, or a torchvision name "
-                        "with --weights")
-    p.add_argument("--weights", metavar="PATH", default=None,
-                   help="checkpoint (state dict .pth/.pt, or .safetensors); never unpickles code")
-    p.add_argument("--method", "-m", default=DEFAULT_METHODS,
-                   help=f"method(s), comma-separated (default {DEFAULT_METHODS})")
-    p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
-    p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")
-    p.add_argument("--out", "-o", default="salience-out", metavar="DIR", help="output folder")
+    add_model_arguments(p, default_method=DEFAULT_METHODS)
     p.add_argument("--steps", type=int, default=50, metavar="N",
                    help="steps of the deletion/insertion curves (default 50)")
     p.add_argument("--perturbation", default="petsiuk", choices=("petsiuk", "constant", "blur", "road"),
@@ -75,10 +65,6 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="perturbed images per forward pass (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the re-initialisation and ROAD noise")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                   help="refuse larger images (decompression-bomb guard; 0 = no limit)")
     return p
 
 
@@ -89,8 +75,6 @@ def _check_args(args) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be an integer >= 1, got {v}")
     if args.stages is not None and args.stages < 1:
         raise InputError(f"--stages must be an integer >= 1, got {args.stages}")
-    if args.device not in ("cpu", "cuda") and not str(args.device).startswith("cuda:"):
-        raise InputError(f"--device must be cpu or cuda, got {args.device!r}")
 
 
 def _outputs(out: Path, stem: str, modes: list[str]) -> list[Path]:
@@ -99,9 +83,7 @@ def _outputs(out: Path, stem: str, modes: list[str]) -> list[Path]:
 
 
 def run(args) -> int:
-    from ._explain import _methods  # the explain command's method-list parser (registry names/aliases)
-
-    methods = _methods(args.method)
+    methods = explanation_methods(args.method)
     _check_args(args)
     modes = {"both": ["cascading", "independent"], "none": []}.get(args.randomize, [args.randomize])
     if args.perturbation == "petsiuk":
@@ -111,15 +93,9 @@ def run(args) -> int:
 
     from ..explain import explain
     from ..explain._demo import parse_target
-    from ..explain.models import load_model
     from ..metrics import faithfulness as fa
 
-    if str(args.device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    lm = load_model(args.model, weights=args.weights, device=args.device)
+    lm = load_model_for(args)
     target = parse_target(lm, args.target)  # a bad class name fails once, before any image is read
     out = Path(args.out)
     used: dict[str, int] = {}

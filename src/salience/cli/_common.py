@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from ..errors import SalienceError
 
@@ -62,3 +62,64 @@ def output_stem(path: str, used: dict[str, int]) -> str:
     n = used.get(stem, 0) + 1
     used[stem] = n
     return stem if n == 1 else f"{stem}-{n}"
+
+
+# ---- what the model-based commands (explain, audit) share ------------------------------------------
+
+
+def add_model_arguments(p, *, default_method: str) -> None:
+    """Arguments of every command that explains a model: inputs, model, weights, methods, target, layer,
+    output folder, overwrite, device and the pixel limit."""
+    from ..io import DEFAULT_MAX_PIXELS
+
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--model", default="mobilenet_v2",
+                   help="mobilenet_v2 (default, bundled weights), efficientnet_lite0, or a torchvision name "
+                        "with --weights")
+    p.add_argument("--weights", metavar="PATH", default=None,
+                   help="checkpoint (state dict .pth/.pt, or .safetensors); never unpickles code")
+    p.add_argument("--method", "-m", default=default_method,
+                   help=f"method(s), comma-separated (default {default_method})")
+    p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
+    p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")
+    p.add_argument("--out", "-o", default="salience-out", metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse larger images (decompression-bomb guard; 0 = no limit)")
+
+
+def explanation_methods(spec: str) -> list[str]:
+    """Registry names of a comma-separated ``--method`` value; bottom-up names are pointed to ``map``."""
+    from ..errors import InputError
+    from ..registry import EXPLANATION, get_method, method_names
+
+    names: list[str] = []
+    for raw in (s.strip() for s in str(spec).split(",")):
+        if not raw:
+            continue
+        m = get_method(raw)
+        if m.kind != EXPLANATION:
+            raise InputError(f"method {m.name!r} is bottom-up; use `salience map IMAGE --method {m.name}`")
+        if m.name not in names:
+            names.append(m.name)
+    if not names:
+        raise InputError(f"--method is empty; give one of {', '.join(method_names(EXPLANATION))}")
+    return names
+
+
+def load_model_for(args):
+    """The model named by ``--model/--weights`` on ``--device``, with the device checked first."""
+    from ..errors import InputError
+
+    device = str(args.device)
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"--device must be cpu or cuda, got {args.device!r}")
+    from ..explain.models import load_model
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    return load_model(args.model, weights=args.weights, device=args.device)

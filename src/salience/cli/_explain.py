@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import InputError, OutputExistsError
-from ..io import DEFAULT_MAX_PIXELS, load_image
-from ..registry import EXPLANATION, get_method, method_names
-from ._common import for_each_input, output_stem
+from ..errors import OutputExistsError
+from ..io import load_image
+from ..registry import EXPLANATION, method_names
+from ._common import add_model_arguments, explanation_methods, for_each_input, load_model_for, output_stem
 
 EXAMPLES = """\
 examples:
@@ -38,52 +38,16 @@ def add_parser(sub):
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--model", default="mobilenet_v2",
-                   help="mobilenet_v2 (default, bundled weights), efficientnet_lite0, or a torchvision name "
-                        "with --weights")
-    p.add_argument("--weights", metavar="PATH", default=None,
-                   help="checkpoint (state dict .pth/.pt, or .safetensors); never unpickles code")
-    p.add_argument("--method", "-m", default="gradcam", help="method(s), comma-separated (default gradcam)")
-    p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
-    p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")
-    p.add_argument("--out", "-o", default="salience-out", metavar="DIR", help="output folder")
+    add_model_arguments(p, default_method="gradcam")
     p.add_argument("--npy", action="store_true", help="also write float32 maps as .npy")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                   help="refuse larger images (decompression-bomb guard; 0 = no limit)")
     return p
 
 
-def _methods(spec: str) -> list[str]:
-    names: list[str] = []
-    for raw in (s.strip() for s in str(spec).split(",")):
-        if not raw:
-            continue
-        m = get_method(raw)
-        if m.kind != EXPLANATION:
-            raise InputError(f"method {m.name!r} is bottom-up; use `salience map IMAGE --method {m.name}`")
-        if m.name not in names:
-            names.append(m.name)
-    if not names:
-        raise InputError(f"--method is empty; give one of {', '.join(method_names(EXPLANATION))}")
-    return names
-
-
 def run(args) -> int:
-    methods = _methods(args.method)
-    if args.device not in ("cpu", "cuda") and not str(args.device).startswith("cuda:"):
-        raise InputError(f"--device must be cpu or cuda, got {args.device!r}")
+    methods = explanation_methods(args.method)
     from ..explain._demo import explain_image, parse_target, save_outputs
-    from ..explain.models import load_model
 
-    if str(args.device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    lm = load_model(args.model, weights=args.weights, device=args.device)
+    lm = load_model_for(args)
     parse_target(lm, args.target)  # a bad class name fails once, before any image is read
     out = Path(args.out)
     used: dict[str, int] = {}
