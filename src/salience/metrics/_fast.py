@@ -139,8 +139,8 @@ def _tables_py(u, nb, per_thr):  # pragma: no cover - compiled by numba
     return t0, scale, sub_off, sub_t0, sub_scale, sub_top, sub_start, sub_first
 
 
-def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, sub_t0, sub_scale, sub_top,  # pragma: no cover
-               sub_start, sub_first, want_eq, cnt, eq):
+def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, sub_t0, sub_scale,  # pragma: no cover
+               sub_top, sub_start, sub_first, want_eq, cnt, eq):
     """``cnt[j]`` += #values with exactly ``j`` of the distinct ascending thresholds ``u`` <= v;
     ``eq[j]`` += #values equal to ``u[j-1]`` (when ``want_eq``).  ``up`` is ``u`` padded with -inf and +inf.
 
@@ -189,7 +189,8 @@ def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, 
         eq[prev_j] += run * prev_eq
 
 
-def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, first1, want_eq, cnt, eq):  # pragma: no cover
+def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, first1, want_eq, cnt,  # pragma: no cover
+                eq):
     """:func:`_levels_py` with the level-1 table only (no bucket holds two thresholds: ~2x fewer steps)."""
     n = s.shape[0]
     top = nb + 1.0
@@ -301,7 +302,11 @@ def _kernel(name: str):
                 # The sums may be reassociated (vectorised reductions, reciprocal multiplies: round-off only);
                 # the threshold counts must compare exact values, so they get no fast-math flags.
                 # The map statistics only see finite maps (check_map): min/max may assume no NaN.
-                flags = {"sums": {"fastmath": _FASTMATH}, "kl_dot": {"fastmath": _FASTMATH}, "stats": {"fastmath": _FASTMATH | {"nnan", "ninf"}}}.get(name, {})
+                flags = {
+                    "sums": {"fastmath": _FASTMATH},
+                    "kl_dot": {"fastmath": _FASTMATH},
+                    "stats": {"fastmath": _FASTMATH | {"nnan", "ninf"}},
+                }.get(name, {})
                 fn = numba.njit(cache=True, nogil=True, **flags)(globals()[f"_{name}_py"])
                 _COMPILED[name] = fn
     return fn
