@@ -187,15 +187,16 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
             K = a.shape[1]
             cams = []
             for b in range(B):
-                up = upsample(a[b], (H, W))  # (K, H, W)
-                flat = up.reshape(K, -1)
-                lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
-                span = hi - lo
-                masks = torch.where(span[:, None] > 0, (flat - lo[:, None]) / span.clamp(min=1e-12)[:, None],
-                                    torch.zeros_like(flat)).reshape(K, H, W).to(x.dtype)
                 w = torch.empty(K, dtype=torch.float32, device=x.device)
                 for s, e in _chunks(K, batch_size):
-                    o = net(x[b:b + 1] * masks[s:e, None])
+                    # masks are made per chunk: memory is batch_size x H x W, not K x H x W
+                    flat = upsample(a[b, s:e], (H, W)).reshape(e - s, -1)
+                    lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+                    span = hi - lo
+                    masks = torch.where(span[:, None] > 0,
+                                        (flat - lo[:, None]) / span.clamp(min=1e-12)[:, None],
+                                        torch.zeros_like(flat)).reshape(e - s, 1, H, W).to(x.dtype)
+                    o = net(x[b:b + 1] * masks)
                     if tgt.kind == "callable":
                         w[s:e] = _pick(o, None, tgt, e - s).float()
                     else:
