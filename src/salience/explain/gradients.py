@@ -88,6 +88,21 @@ def _resolve(net: torch.nn.Module, x: torch.Tensor, target: Any) -> tuple[Target
     return tgt, scores.float(), idx
 
 
+def _endpoints(net: torch.nn.Module, x: torch.Tensor, x0: torch.Tensor,
+               target: Any) -> tuple[Target, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Target, f(x) and f(baseline) from ONE forward pass without a graph over ``cat([x, x0])``."""
+    B = x.shape[0]
+    tgt = Target.parse(target, B)
+    with torch.no_grad():
+        out = net(torch.cat([x, x0]))
+        both, idx2 = select_scores(out, tgt if tgt.kind != "index" else
+                                   Target("index", indices=tgt.indices.repeat(2)), 2 * B)
+        idx = None if idx2 is None else idx2[:B]
+        if tgt.kind == "rank":  # the class is chosen on x; the baseline is scored for that class
+            both = _pick(out, idx.repeat(2), tgt, 2 * B)
+    return tgt, both[:B].float(), both[B:].float(), idx
+
+
 def _abs_max_map(attr: torch.Tensor) -> torch.Tensor:
     return normalize_maps(attr.abs().amax(dim=1), "max")
 
@@ -323,44 +338,49 @@ def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch
 
 
 def _adaptive_nodes(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: Any, tgt: Target,
-                    steps: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image midpoint nodes equidistributed in (half) path length and (half) score variation.
+                    steps: int, batch_size: int, f0: torch.Tensor,
+                    f1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image midpoint nodes equidistributing a mix of path length and score roughness.
 
-    ``steps + 1`` forward-only probes on a uniform grid measure how the score varies along the path;
-    the nodes are the midpoints of ``steps`` intervals of equal mass of the mixed density
-    ``0.5 * uniform + 0.5 * |df|`` (a change of variables, then the midpoint rule), with the intervals'
-    widths in ``alpha`` as weights.  Nodes crowd where the score changes fast (often just off a dark
-    baseline), which is where uniform rules lose completeness.
+    ``steps - 1`` forward-only probes (the two ends are known already) give the score ``f`` on the uniform
+    grid ``k / steps``; each cell's mean directional derivative is ``m_j = steps * (f_{j+1} - f_j)``, its
+    roughness ``TV_j`` the mean jump of ``m`` to its neighbours.  For a function of bounded variation a
+    Riemann sum's error on a piece of width ``w`` is at most ``w * TV(piece)``, which the allocation
+    ``n_j ~ sqrt(w_j TV_j)`` minimises for a fixed number of nodes; half of the mass stays uniform so
+    that no part of the path is left without nodes.  The ``steps`` pieces have equal mass of
+    ``0.5 * uniform + 0.5 * sqrt(w TV)`` (normalised); each gets one node at its midpoint, its width as
+    weight.  No gradient enters the placement, so ``delta`` stays an honest error.
     """
     B = x0.shape[0]
     grid = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
     f = torch.empty(B, steps + 1, dtype=torch.float64)
-    n = B * (steps + 1)
-    for s, e in _chunks(n, batch_size):
+    f[:, 0], f[:, -1] = f0.double().cpu(), f1.double().cpu()
+    inner = steps - 1
+    for s, e in _chunks(B * inner, batch_size):
         r = torch.arange(s, e)
-        rows, ks = r // (steps + 1), r % (steps + 1)
+        rows, ks = r // inner, r % inner + 1
         rd = rows.to(x0.device)
         xs = x0[rd] + grid[ks].to(x0.dtype).to(x0.device).view(-1, 1, 1, 1) * diff[rd]
         f[rows, ks] = _pick(net(xs), idx[rows.to(idx.device)] if idx is not None else None, tgt,
                             e - s).double().cpu()
-    var = (f[:, 1:] - f[:, :-1]).abs()
-    tot = var.sum(dim=1, keepdim=True)
-    dens = 0.5 / steps + 0.5 * torch.where(tot > 0, var / tot.clamp(min=1e-300), torch.full_like(var, 1 / steps))
+    m = (f[:, 1:] - f[:, :-1]) * steps  # cell means of df/dalpha
+    if steps >= 2:
+        jump = (m[:, 1:] - m[:, :-1]).abs()
+        tv = torch.cat([jump[:, :1], jump], dim=1) / 2 + torch.cat([jump, jump[:, -1:]], dim=1) / 2
+    else:
+        tv = torch.zeros_like(m)
+    v = torch.sqrt(tv / steps)
+    tot = v.sum(dim=1, keepdim=True)
+    dens = 0.5 / steps + 0.5 * torch.where(tot > 0, v / tot.clamp(min=1e-300), torch.full_like(v, 1 / steps))
     cdf = torch.cat([torch.zeros(B, 1, dtype=torch.float64), dens.cumsum(dim=1)], dim=1)
-    cdf[:, -1] = 1.0
-    u_edges = torch.linspace(0, 1, steps + 1, dtype=torch.float64).expand(B, -1).contiguous()
-    u_mid = ((u_edges[:, 1:] + u_edges[:, :-1]) / 2).contiguous()
-
-    def inverse(u: torch.Tensor) -> torch.Tensor:  # piecewise-linear inverse of the cdf, per image
-        j = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True).clamp(1, steps)
-        c0, c1 = cdf.gather(1, j - 1), cdf.gather(1, j)
-        g0, g1 = grid[j - 1], grid[j]
-        t = torch.where(c1 > c0, (u - c0) / (c1 - c0).clamp(min=1e-300), torch.zeros_like(u))
-        return g0 + t * (g1 - g0)
-
-    edges = inverse(u_edges)
+    cdf = cdf / cdf[:, -1:]
+    u = torch.linspace(0, 1, steps + 1, dtype=torch.float64).expand(B, -1).contiguous()
+    j = torch.searchsorted(cdf.contiguous(), u, right=True).clamp(1, steps)
+    c0, c1 = cdf.gather(1, j - 1), cdf.gather(1, j)
+    t = torch.where(c1 > c0, (u - c0) / (c1 - c0).clamp(min=1e-300), torch.zeros_like(u))
+    edges = grid[j - 1] + t / steps  # piecewise-linear inverse of the cdf
     edges[:, 0], edges[:, -1] = 0.0, 1.0
-    nodes = inverse(u_mid)
+    nodes = (edges[:, 1:] + edges[:, :-1]) / 2
     weights = edges[:, 1:] - edges[:, :-1]
     return nodes.to(x0.dtype).to(x0.device), weights.to(x0.dtype).to(x0.device)
 
@@ -404,11 +424,10 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     x0 = _baseline(x, baseline, blur_sigma)
     diff = x - x0
     with scoped_model(net, no_inplace="auto"):
-        tgt, scores, idx = _resolve(net, x, target)
+        tgt, scores, f0, idx = _endpoints(net, x, x0, target)
         with torch.no_grad():
-            f0 = _pick(net(x0), idx, tgt, B).float()
             if adaptive:
-                a_t, w_t = _adaptive_nodes(net, x0, diff, idx, tgt, steps, batch_size)
+                a_t, w_t = _adaptive_nodes(net, x0, diff, idx, tgt, steps, batch_size, f0, scores)
             else:
                 a_t = torch.as_tensor(alphas, dtype=x.dtype, device=x.device).expand(B, -1)
                 w_t = torch.as_tensor(weights, dtype=x.dtype, device=x.device).expand(B, -1)
