@@ -30,3 +30,23 @@ def test_cli_explain(tmp_path, capsys) -> None:
     assert "exist already" in capsys.readouterr().err
     assert main(["explain", str(src), "--out", str(out), "--target", "no such class"]) == 2
     assert main(["explain", str(src), "--out", str(out), "--method", "itti"]) == 2
+
+
+def test_demo_explanations_batches_by_shape(tmp_path) -> None:
+    """The demo's explanation part: one entry and one PNG at the photo's size per photo and method, the
+    model's top-1 class in every caption; photos of different aspect go to separate batches."""
+    from salience.explain import _demo
+
+    assert _demo._demo_shape(300, 451, 224) == (224, 352) and _demo._demo_shape(512, 512, 224) == (224, 224)
+    cat = skdata.chelsea()[::6, ::6].astype(np.float32) / 255.0  # 50 x 76
+    cup = skdata.coffee()[::8, ::12].astype(np.float32) / 255.0  # 50 x 50
+    photos = {"cat": cat, "cup": cup}
+    entries = _demo.demo_explanations(photos, tmp_path, size=64)
+    assert len(entries) == 2 * len(_demo.DEMO_METHODS)
+    for e in entries:
+        name = e["path"].split("/")[-1].split("_")[0]
+        img = np.asarray(Image.open(tmp_path / e["path"]))
+        assert img.shape == (*photos[name].shape[:2], 3), (e["path"], img.shape)
+        assert "MobileNetV2 says" in e["section"] and e["title"] in e["path"]
+    assert {e["title"] for e in entries} == set(_demo.DEMO_METHODS)
+    assert any("completeness error" in e["caption"] for e in entries)
