@@ -240,7 +240,7 @@ def get_method(name: str) -> Method:
     if key in _BY_NAME:
         return _BY_NAME[key]
     close = difflib.get_close_matches(key, list(_BY_NAME), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "."
     raise UnknownMethodError(
         f"unknown method {name!r}{hint} Known methods: {', '.join(method_names())} "
         "(`salience methods` lists them with their papers)"
