@@ -182,7 +182,7 @@ def main() -> None:
         lname = args.scorecam_layer or ("layer2" if args.quick else "layer4")
         seen: dict[str, int] = {}
         hook = dict(net.named_modules())[lname].register_forward_hook(
-            lambda m, i, o: seen.setdefault("channels", o.shape[1]))
+            lambda m, i, o: seen.update(channels=o.shape[1]))  # returns None: output kept
         forward_only()
         hook.remove()
         K = seen["channels"]
