@@ -25,7 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "backend", "use_backend", "map_stats", "count_levels", "fused_sums", "split_counts"]
+__all__ = ["HAVE_NUMBA", "backend", "use_backend", "map_stats", "count_levels", "fused_sums", "split_counts",
+           "quantised_levels", "jitter_counts_below"]
 
 #: Whether numba is installed (kernels are compiled, or loaded from numba's cache, on first use).
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -286,6 +287,55 @@ def _split_counts_py(vals, thr, out):  # pragma: no cover - compiled by numba
             out[c, k] = m
 
 
+def _quant_py(s, scale, hist, lut):  # pragma: no cover - compiled by numba
+    """Histogram of the integer codes ``s * scale`` in ``[0, 255]``; ``lut[c]`` = the value of code ``c``.
+    Returns False (the counts then mean nothing) as soon as a code is not an integer in range or two
+    different values share a code.  Runs of one value are counted in a register."""
+    prev = np.nan
+    pc = 0
+    run = 0
+    for i in range(s.shape[0]):
+        v = s[i]
+        if v == prev:
+            run += 1
+            continue
+        hist[pc] += run
+        x = v * scale
+        if not (x >= 0.0 and x <= 255.0):
+            return False
+        c = int(x)
+        if c != x:
+            return False
+        if hist[c] == 0 and lut[c] != lut[c]:
+            lut[c] = v
+        elif lut[c] != v:
+            return False
+        prev = v
+        pc = c
+        run = 1
+    hist[pc] += run
+    return True
+
+
+def _qjudd_py(s, add, scale, lstart, lcount, u, bins):  # pragma: no cover - compiled by numba
+    """For each pixel of a level (code ``c = s * scale``) holding thresholds ``u[lstart[c]:lstart[c] +
+    lcount[c]]`` (ascending): ``j`` = how many of them are <= ``s + add``; ``bins[k, lstart[c] + c + j] += 1``
+    (``k`` alternates between the two rows so that consecutive increments do not wait on each other; the
+    slot ``j = lcount[c]`` is left unread).  Pixels of other levels are skipped.  No branch depends on
+    the jitter."""
+    for i in range(s.shape[0]):
+        c = int(s[i] * scale)
+        m = lcount[c]
+        if m == 0:
+            continue
+        v = s[i] + add[i]
+        st = lstart[c]
+        j = 0
+        for k in range(m):
+            j += u[st + k] <= v
+        bins[i & 1, st + c + j] += 1
+
+
 _COMPILED: dict[str, object] = {}
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}  # not nnan/ninf: NaN and inf must propagate
 _LOCK = threading.Lock()
@@ -468,3 +518,74 @@ def fused_sums(
             np.log(t, out=t)
             kv = float(np.dot(yk, t))
     return ss, sg, gsq, sm, kv
+
+
+def quantised_levels(s: np.ndarray, lo: float, hi: float) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """``(scale, lut, hist)`` when every value of the flat float64 map ``s`` (min ``lo``, max ``hi``) is
+    one of at most 256 levels with integer codes ``c = s * scale`` in ``[0, 255]`` (``scale`` 255 for maps
+    in [0, 1], as 8-bit images divided by 255, else 1 for maps in [0, 255]) and no two different values
+    share a code; else None.  ``hist[c]`` counts the pixels of code ``c``, ``lut[c]`` is their value (nan
+    when absent).  Codes then order the values exactly: a histogram replaces sorting the map."""
+    if not (lo >= 0.0 and hi <= 255.0):
+        return None
+    scale = 255.0 if hi <= 1.0 else 1.0
+    if backend() == "numba":
+        hist = np.zeros(256, np.int64)
+        lut = np.full(256, np.nan)
+        ok = _kernel("quant")(s, scale, hist, lut)
+        return (scale, lut, hist) if ok else None
+    x = s * scale
+    c = x.astype(np.int64)
+    if not np.array_equal(c, x):
+        return None
+    hist = np.bincount(c, minlength=256)
+    lut = np.full(256, np.nan)
+    lut[c] = s
+    if not np.array_equal(lut[c], s):
+        return None
+    return scale, lut, hist.astype(np.int64)
+
+
+def jitter_counts_below(
+    s: np.ndarray,
+    add: np.ndarray,
+    quant: tuple[float, np.ndarray, np.ndarray],
+    noise_range: tuple[float, float],
+    pix: np.ndarray,
+    thr: np.ndarray,
+) -> np.ndarray | None:
+    """``#{s + add < thr[k]}`` for the ascending thresholds ``thr = sort(s[pix] + add[pix])`` of a quantised
+    map (:func:`quantised_levels`), or None when the jitter may reorder two levels.
+
+    Exact when, for every two adjacent present levels ``a < b``, ``a + max(add) < b + min(add)`` in float64
+    (checked here): jittered values of different levels then never tie or cross, so a threshold from level
+    ``c`` has every pixel of the lower levels below it, every pixel of the higher levels above, and only the
+    pixels of level ``c`` need comparing - one pass that skips the levels holding no threshold.
+    """
+    scale, lut, hist = quant
+    nmin, nmax = noise_range
+    present = lut[hist > 0]
+    if present.size > 1 and not np.all(present[:-1] + nmax < present[1:] + nmin):
+        return None
+    pos = s[pix] + add[pix]
+    u, first = np.unique(pos, return_index=True)  # ascending; grouped by level by the check above
+    cu = (s[pix] * scale).astype(np.int64)[first]
+    lcount = np.bincount(cu, minlength=256).astype(np.int64)
+    lstart = np.zeros(256, np.int64)
+    lstart[1:] = np.cumsum(lcount)[:-1]
+    if backend() == "numba":
+        bins2 = np.zeros((2, u.size + 256), np.int64)
+        _kernel("qjudd")(s, add, scale, lstart, lcount, u, bins2)
+        bins2 = bins2.sum(axis=0)
+        bins = bins2[np.arange(u.size) + cu]  # slot of u[k]: lstart[c] + c + (k - lstart[c])
+    else:
+        c = (s * scale).astype(np.int64)
+        sel = np.flatnonzero(lcount[c])
+        cs = c[sel]
+        j = np.searchsorted(u, s[sel] + add[sel], side="right") - lstart[cs]
+        keep = j < lcount[cs]
+        bins = np.bincount(lstart[cs][keep] + j[keep], minlength=u.size).astype(np.int64)
+    below_level = np.concatenate([[0], np.cumsum(hist)])[cu]  # pixels of the lower levels
+    cb = np.concatenate([[0], np.cumsum(bins)])
+    below_u = below_level + cb[1:] - cb[lstart[cu]]
+    return below_u[np.searchsorted(u, thr)]

@@ -58,7 +58,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_map
 from ._emd import emd_hat_gd_metric, ground_distance
-from ._fast import count_levels, fused_sums, map_stats, split_counts
+from ._fast import count_levels, fused_sums, jitter_counts_below, map_stats, quantised_levels, split_counts
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
 
 __all__ = [
@@ -254,6 +254,7 @@ class _Prepared:
         self._flat: np.ndarray | None = None
         self._stats: tuple[float, float, float] | None = None
         self._sums: dict[int, tuple[float, float, float, float]] = {}
+        self._quant: Any = False  # False: not computed yet
 
     @property
     def s(self) -> np.ndarray:
@@ -280,6 +281,15 @@ class _Prepared:
         if self._stats is None:
             self.stats_with(None)
         return self._stats  # type: ignore[return-value]
+
+    @property
+    def quant(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """:func:`quantised_levels` of the map (e.g. an 8-bit image / 255), or None: lets the ROC counts
+        come from a 256-level histogram instead of comparing every pixel with every threshold."""
+        if self._quant is False:
+            lo, hi = self.minmax
+            self._quant = quantised_levels(self.flat, lo, hi)
+        return self._quant
 
     @property
     def minmax(self) -> tuple[float, float]:
@@ -412,8 +422,19 @@ def _exact_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(score / (pos.size * neg.size))
 
 
-def _exact_auc_all(pos: np.ndarray, flat: np.ndarray) -> float:
-    """:func:`_exact_auc` against every pixel of ``flat``, by one counting pass instead of a sort."""
+def _exact_auc_all(pos: np.ndarray, flat: np.ndarray, quant: Any = None) -> float:
+    """:func:`_exact_auc` against every pixel of ``flat``, by one counting pass instead of a sort (or from
+    the level histogram ``quant`` of a quantised map: the same integer counts)."""
+    if quant is not None:
+        _, lut, hist = quant
+        present = hist > 0
+        levels = lut[present]  # ascending, distinct
+        cum = np.concatenate([[0], np.cumsum(hist[present])])
+        left = np.searchsorted(levels, pos, side="left")
+        less = cum[left]
+        eq = cum[np.searchsorted(levels, pos, side="right")] - less
+        score = less.sum() + 0.5 * eq.sum()
+        return float(score / (pos.size * flat.size))
     u, inv = np.unique(pos, return_inverse=True)
     cnt, eq = count_levels(flat, u, want_eq=True)
     less = _count_below(cnt)[inv]
@@ -431,8 +452,13 @@ def _judd_roc_tuebingen(p: "_Prepared", fix: _Fix, add: np.ndarray | None) -> fl
     sp = np.sort(pos)
     thr = sp[::-1]
     n_neg = flat.size - fixed.size
-    cnt, _ = count_levels(flat, sp, add=add)
-    all_ge = flat.size - _count_below(cnt)
+    below = None
+    if add is not None and p.quant is not None:  # None when the jitter could reorder two levels
+        below = jitter_counts_below(flat, add, p.quant, _noise_range(add), fix.flat, sp)
+    if below is None:
+        cnt, _ = count_levels(flat, sp, add=add)
+        below = _count_below(cnt)
+    all_ge = flat.size - below
     fix_ge = fixed.size - np.searchsorted(np.sort(fixed), sp, side="left")
     tp = pos.size - np.searchsorted(sp, thr, side="left")
     fp = (all_ge - fix_ge)[::-1]
@@ -512,6 +538,20 @@ def _split_aucs(sth: np.ndarray, randfix: np.ndarray, step: float) -> float:
 # ---------------------------------------------------------------------------------------------------
 
 _NOISE: dict[tuple, np.ndarray] = {}
+_NOISE_RANGE: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}
+
+
+def _noise_range(add: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` of a jitter array, cached for the arrays of :func:`_noise` (kept alive by the key)."""
+    hit = _NOISE_RANGE.get(id(add))
+    if hit is not None and hit[0] is add:
+        return hit[1]
+    r = (float(add.min()), float(add.max()))
+    if not add.flags.writeable:  # a cached (read-only) jitter array
+        if len(_NOISE_RANGE) >= 4:
+            _NOISE_RANGE.clear()
+        _NOISE_RANGE[id(add)] = (add, r)
+    return r
 
 
 def _noise(kind: str, seed: int, shape: tuple[int, int]) -> np.ndarray:
@@ -577,7 +617,7 @@ def _k_auc_borji(p: _Prepared, fix: _Fix, n_splits: int, step: float, rng: Any) 
         sth = p.norm_at(fix.unique)
         idx = _rng(rng).integers(0, p.flat.size, size=(sth.size, n_splits))
         return _split_aucs(sth, p.norm_at(idx), step)
-    return _exact_auc_all(p.flat[fix.flat], p.flat)
+    return _exact_auc_all(p.flat[fix.flat], p.flat, p.quant)
 
 
 def _k_sauc(p: _Prepared, fix: _Fix, other: _Fix, n_splits: int, step: float, rng: Any) -> float:
