@@ -317,6 +317,22 @@ def _quant_py(s, scale, hist, lut):  # pragma: no cover - compiled by numba
     return True
 
 
+def _quant_ref_py(s, scale, ref, hist4):  # pragma: no cover - compiled by numba
+    """Branch-free check that every value is ``ref[c]`` for its code ``c = int(s * scale)`` (the values of an
+    8-bit image divided by 255 with numpy), with the code histogram split over four rows (``hist4[i & 3]``:
+    consecutive increments do not wait on each other).  False: use :func:`_quant_py`."""
+    ok = True
+    for i in range(s.shape[0]):
+        v = s[i]
+        x = v * scale
+        x = 0.0 if x < 0.0 else x
+        x = 255.0 if x > 255.0 else x
+        c = int(x)
+        ok &= ref[c] == v
+        hist4[i & 3, c] += 1
+    return ok
+
+
 def _qjudd_py(s, add, scale, lstart, lcount, u, bins):  # pragma: no cover - compiled by numba
     """For each pixel of a level (code ``c = s * scale``) holding thresholds ``u[lstart[c]:lstart[c] +
     lcount[c]]`` (ascending): ``j`` = how many of them are <= ``s + add``; ``bins[k, lstart[c] + c + j] += 1``
@@ -530,6 +546,11 @@ def quantised_levels(s: np.ndarray, lo: float, hi: float) -> tuple[float, np.nda
         return None
     scale = 255.0 if hi <= 1.0 else 1.0
     if backend() == "numba":
+        ref = np.arange(256.0) / scale
+        hist4 = np.zeros((4, 256), np.int64)
+        if _kernel("quant_ref")(s, scale, ref, hist4):
+            hist = hist4.sum(axis=0)
+            return scale, np.where(hist > 0, ref, np.nan), hist
         hist = np.zeros(256, np.int64)
         lut = np.full(256, np.nan)
         ok = _kernel("quant")(s, scale, hist, lut)
