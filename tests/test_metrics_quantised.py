@@ -35,8 +35,10 @@ def test_quantised_levels_detects_only_exact_codes(name):
         assert scale == 255.0
         assert np.array_equal(hist, np.bincount(np.rint(s * 255).astype(int), minlength=256))
         assert np.array_equal(lut[hist > 0], np.unique(s))
-        other = np.rint(s * 255.0) * (1.0 / 255.0)  # codes written another way: some values are not k/255
-        assert not np.array_equal(other, s)
+        nxt = np.nextafter(s, 2.0)  # codes with another value than k/255 (whole levels moved by an ulp)
+        moved = (nxt * 255.0 == np.rint(s * 255.0)) & (np.rint(s * 255.0) % 2 == 1)
+        other = np.where(moved, nxt, s)
+        assert moved.any()
         q = _fast.quantised_levels(other, other.min(), other.max())
         assert q is not None and np.array_equal(q[2], hist) and np.array_equal(q[1][hist > 0], np.unique(other))
         ints = s * 255.0
