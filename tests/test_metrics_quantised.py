@@ -77,6 +77,12 @@ def test_jitter_counts_equal_sorting(seed, n_levels, n_fix, ties):
             q = _fast.quantised_levels(s, s.min(), s.max())
             got = _fast.jitter_counts_below(s, add, q, (add.min(), add.max()), pix, thr)
         assert np.array_equal(got, want), name
+    if _fast.HAVE_NUMBA:  # the one-pass variant: same counts, same histogram
+        with _fast.use_backend("numba"):
+            below, q = _fast.jitter_counts_below_fused(s, add, s.min(), s.max(), (add.min(), add.max()), pix, thr)
+            ref = _fast.quantised_levels(s, s.min(), s.max())
+        assert np.array_equal(below, want)
+        assert q[0] == ref[0] and np.array_equal(q[2], ref[2]) and np.array_equal(q[1], ref[1], equal_nan=True)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -90,6 +96,20 @@ def test_jitter_counts_refuse_noise_that_can_reorder_levels(name):
     with _fast.use_backend(name):
         q = _fast.quantised_levels(s, s.min(), s.max())
         assert _fast.jitter_counts_below(s, add, q, (add.min(), add.max()), pix, thr) is None
+    if name == "numba":  # the one-pass variant: no counts, but the histogram for the all-pixel AUC
+        with _fast.use_backend("numba"):
+            assert _fast.jitter_counts_below_fused(s, add, s.min(), s.max(), (add.min(), add.max()), pix, thr) is None
+            # thresholds still in level order, but some unfixated jittered pixel of level 0 crosses level 1/255
+            lv = (np.arange(2000) % 2) / 255.0
+            jit = np.where(lv == 0, 0.01, 0.0) * rng.random(2000)
+            fx = np.array([0, 2, 1, 3])
+            jit[fx[:2]] = 1e-4
+            th = np.sort(lv[fx] + jit[fx])
+            below, q1 = _fast.jitter_counts_below_fused(lv, jit, 0.0, lv.max(), (jit.min(), jit.max()), fx, th)
+            assert below is None and np.array_equal(q1[2][:2], [1000, 1000])
+            off = np.nextafter(s, 2.0)  # not code / 255: the one-pass variant does not apply
+            assert _fast.jitter_counts_below_fused(off, add, off.min(), off.max(), (add.min(), add.max()), pix,
+                                                   thr) is None
     # integer levels 0 and 1 with a jitter of +-0.6: refused as well
     s2 = (rng.random(2000) < 0.5).astype(np.float64)
     wide = rng.uniform(-0.6, 0.6, 2000)
@@ -103,6 +123,7 @@ def test_jitter_counts_refuse_noise_that_can_reorder_levels(name):
 def _scores(smap, fmap, conv, fast: bool, monkeypatch):
     if not fast:
         monkeypatch.setattr(F, "quantised_levels", lambda *a: None)
+        monkeypatch.setattr(F, "jitter_counts_below_fused", lambda *a: None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ["HAVE_NUMBA", "backend", "use_backend", "map_stats", "count_levels", "fused_sums", "split_counts",
-           "quantised_levels", "jitter_counts_below"]
+           "quantised_levels", "jitter_counts_below", "jitter_counts_below_fused"]
 
 #: Whether numba is installed (kernels are compiled, or loaded from numba's cache, on first use).
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -352,6 +352,28 @@ def _qjudd_py(s, add, scale, lstart, lcount, u, bins):  # pragma: no cover - com
         bins[i & 1, st + c + j] += 1
 
 
+
+def _qjudd_fused_py(s, add, scale, ref, lstart, lcount, u, bins):  # pragma: no cover - compiled by numba
+    """:func:`_quant_ref_py` and :func:`_qjudd_py` in one pass.  Code ``c`` owns the slots ``lstart[c] + c
+    .. lstart[c] + c + lcount[c]`` of ``bins`` (one per rank ``j`` of ``s + add`` among its thresholds; a
+    single slot for a level without thresholds): the slots of a code sum to its histogram count."""
+    ok = True
+    for i in range(s.shape[0]):
+        v = s[i]
+        x = v * scale
+        x = 0.0 if x < 0.0 else x
+        x = 255.0 if x > 255.0 else x
+        c = int(x)
+        ok &= ref[c] == v
+        m = lcount[c]
+        st = lstart[c]
+        w = v + add[i]
+        j = 0
+        for k in range(m):
+            j += u[st + k] <= w
+        bins[i & 1, st + c + j] += 1
+    return ok
+
 _COMPILED: dict[str, object] = {}
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}  # not nnan/ninf: NaN and inf must propagate
 _LOCK = threading.Lock()
@@ -610,3 +632,51 @@ def jitter_counts_below(
     cb = np.concatenate([[0], np.cumsum(bins)])
     below_u = below_level + cb[1:] - cb[lstart[cu]]
     return below_u[np.searchsorted(u, thr)]
+
+
+def jitter_counts_below_fused(
+    s: np.ndarray,
+    add: np.ndarray,
+    lo: float,
+    hi: float,
+    noise_range: tuple[float, float],
+    pix: np.ndarray,
+    thr: np.ndarray,
+) -> tuple[np.ndarray | None, tuple[float, np.ndarray, np.ndarray] | None] | None:
+    """:func:`quantised_levels` and :func:`jitter_counts_below` from one pass over the map (numba backend,
+    maps whose values are exactly ``code / scale``): ``(below or None, quant)``; None when it does not
+    apply (the caller then takes the two steps)."""
+    if backend() != "numba" or not (lo >= 0.0 and hi <= 255.0):
+        return None
+    scale = 255.0 if hi <= 1.0 else 1.0
+    ref = np.arange(256.0) / scale
+    sp_ = s[pix]
+    xf = sp_ * scale
+    if not (np.all(xf >= 0.0) and np.all(xf <= 255.0)):
+        return None
+    cf = xf.astype(np.int64)
+    if not np.array_equal(ref[cf], sp_):
+        return None
+    pos = sp_ + add[pix]
+    u, first = np.unique(pos, return_index=True)
+    cu = cf[first]
+    lcount = np.bincount(cu, minlength=256).astype(np.int64)
+    lstart = np.zeros(256, np.int64)
+    lstart[1:] = np.cumsum(lcount)[:-1]
+    if not np.all(np.diff(cu) >= 0):  # thresholds of different levels interleave: the check below fails
+        return None
+    bins2 = np.zeros((2, u.size + 256), np.int64)
+    if not _kernel("qjudd_fused")(s, add, scale, ref, lstart, lcount, u, bins2):
+        return None
+    slots = bins2.sum(axis=0)
+    hist = np.add.reduceat(slots, lstart + np.arange(256))
+    quant = (scale, np.where(hist > 0, ref, np.nan), hist)
+    nmin, nmax = noise_range
+    present = ref[hist > 0]
+    if present.size > 1 and not np.all(present[:-1] + nmax < present[1:] + nmin):
+        return None, quant
+    bins = slots[np.arange(u.size) + cu]
+    below_level = np.concatenate([[0], np.cumsum(hist)])[cu]
+    cb = np.concatenate([[0], np.cumsum(bins)])
+    below_u = below_level + cb[1:] - cb[lstart[cu]]
+    return below_u[np.searchsorted(u, thr)], quant

@@ -58,7 +58,8 @@ import numpy as np
 from ..errors import InputError
 from ..io import check_map
 from ._emd import emd_hat_gd_metric, ground_distance
-from ._fast import count_levels, fused_sums, jitter_counts_below, map_stats, quantised_levels, split_counts
+from ._fast import (count_levels, fused_sums, jitter_counts_below, jitter_counts_below_fused, map_stats,
+                    quantised_levels, split_counts)
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
 
 __all__ = [
@@ -453,7 +454,11 @@ def _judd_roc_tuebingen(p: "_Prepared", fix: _Fix, add: np.ndarray | None) -> fl
     thr = sp[::-1]
     n_neg = flat.size - fixed.size
     below = None
-    if add is not None and p.quant is not None:  # None when the jitter could reorder two levels
+    if add is not None and p._quant is False:  # the level histogram and the counts from one pass
+        fused = jitter_counts_below_fused(flat, add, *p.minmax, _noise_range(add), fix.flat, sp)
+        if fused is not None:
+            below, p._quant = fused
+    if below is None and add is not None and p.quant is not None:  # None when the jitter could reorder levels
         below = jitter_counts_below(flat, add, p.quant, _noise_range(add), fix.flat, sp)
     if below is None:
         cnt, _ = count_levels(flat, sp, add=add)
