@@ -150,3 +150,19 @@ def test_evaluate_fast_path_gives_identical_aucs(name, kind, monkeypatch):
         fast = _scores(smap, fmap, "tuebingen", True, monkeypatch)
         slow = _scores(smap, fmap, "tuebingen", False, monkeypatch)
     assert fast == slow
+
+
+@pytest.mark.skipif(not _fast.HAVE_NUMBA, reason="the one-pass variant needs numba (salience[fast])")
+@pytest.mark.parametrize("n_levels,n_fix", [(256, 12), (3, 200)])
+def test_one_pass_variant_with_few_and_many_thresholds_per_level(n_levels, n_fix):
+    """Both kernels of the one-pass variant (<= 4 thresholds per level, and more) equal sorting."""
+    rng = np.random.default_rng(n_fix)
+    s = _quant_map(rng, 6000, n_levels)
+    add = rng.standard_normal(6000) * 1e-7
+    pix = rng.choice(6000, n_fix, replace=False)
+    per_level = np.bincount(np.rint(s[pix] * 255).astype(int)).max()
+    assert (per_level <= 4) == (n_fix == 12)
+    thr = np.sort(s[pix] + add[pix])
+    with _fast.use_backend("numba"):
+        below, _ = _fast.jitter_counts_below_fused(s, add, s.min(), s.max(), (add.min(), add.max()), pix, thr)
+    assert np.array_equal(below, _below_by_sorting(s + add, thr))

@@ -374,6 +374,24 @@ def _qjudd_fused_py(s, add, scale, ref, lstart, lcount, u, bins):  # pragma: no 
         bins[i & 1, st + c + j] += 1
     return ok
 
+
+def _qjudd4_py(s, add, scale, ref, base, tab, bins):  # pragma: no cover - compiled by numba
+    """:func:`_qjudd_fused_py` for at most 4 thresholds per level, held in ``tab[4c:4c+4]`` (padded with
+    +inf, never <= a finite value): four comparisons, no inner loop.  ``base[c] = lstart[c] + c``."""
+    ok = True
+    for i in range(s.shape[0]):
+        v = s[i]
+        x = v * scale
+        x = 0.0 if x < 0.0 else x
+        x = 255.0 if x > 255.0 else x
+        c = int(x)
+        ok &= ref[c] == v
+        w = v + add[i]
+        o = 4 * c
+        j = np.int64(tab[o] <= w) + np.int64(tab[o + 1] <= w) + np.int64(tab[o + 2] <= w) + np.int64(tab[o + 3] <= w)
+        bins[i & 1, base[c] + j] += 1
+    return ok
+
 _COMPILED: dict[str, object] = {}
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}  # not nnan/ninf: NaN and inf must propagate
 _LOCK = threading.Lock()
@@ -666,7 +684,13 @@ def jitter_counts_below_fused(
     if not np.all(np.diff(cu) >= 0):  # thresholds of different levels interleave: the check below fails
         return None
     bins2 = np.zeros((2, u.size + 256), np.int64)
-    if not _kernel("qjudd_fused")(s, add, scale, ref, lstart, lcount, u, bins2):
+    if lcount.max() <= 4:
+        tab = np.full((256, 4), np.inf)
+        tab[cu, np.arange(u.size) - lstart[cu]] = u
+        ok = _kernel("qjudd4")(s, add, scale, ref, lstart + np.arange(256), tab.ravel(), bins2)
+    else:
+        ok = _kernel("qjudd_fused")(s, add, scale, ref, lstart, lcount, u, bins2)
+    if not ok:
         return None
     slots = bins2.sum(axis=0)
     hist = np.add.reduceat(slots, lstart + np.arange(256))
