@@ -153,15 +153,15 @@ def test_evaluate_fast_path_gives_identical_aucs(name, kind, monkeypatch):
 
 
 @pytest.mark.skipif(not _fast.HAVE_NUMBA, reason="the one-pass variant needs numba (salience[fast])")
-@pytest.mark.parametrize("n_levels,n_fix", [(256, 12), (3, 200)])
+@pytest.mark.parametrize("n_levels,n_fix", [(256, 12), (60, 200), (3, 200)])
 def test_one_pass_variant_with_few_and_many_thresholds_per_level(n_levels, n_fix):
-    """Both kernels of the one-pass variant (<= 4 thresholds per level, and more) equal sorting."""
+    """Both branches of the one-pass variant (<= 4 thresholds in a level, more, and both) equal sorting."""
     rng = np.random.default_rng(n_fix)
     s = _quant_map(rng, 6000, n_levels)
     add = rng.standard_normal(6000) * 1e-7
     pix = rng.choice(6000, n_fix, replace=False)
     per_level = np.bincount(np.rint(s[pix] * 255).astype(int)).max()
-    assert (per_level <= 4) == (n_fix == 12)
+    assert (per_level <= 4) == (n_levels == 256)
     thr = np.sort(s[pix] + add[pix])
     with _fast.use_backend("numba"):
         below, _ = _fast.jitter_counts_below_fused(s, add, s.min(), s.max(), (add.min(), add.max()), pix, thr)
