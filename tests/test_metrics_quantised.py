@@ -166,3 +166,14 @@ def test_one_pass_variant_with_few_and_many_thresholds_per_level(n_levels, n_fix
     with _fast.use_backend("numba"):
         below, _ = _fast.jitter_counts_below_fused(s, add, s.min(), s.max(), (add.min(), add.max()), pix, thr)
     assert np.array_equal(below, _below_by_sorting(s + add, thr))
+
+
+@pytest.mark.skipif(not _fast.HAVE_NUMBA, reason="the word scan needs numba (salience[fast])")
+@pytest.mark.parametrize("density", [0.0, 0.003, 0.5, 1.0])
+def test_nonzero_bytes_equals_flatnonzero(density):
+    """The numba word scan of a binary map gives np.flatnonzero's indices (empty, sparse, dense, full)."""
+    rng = np.random.default_rng(7)
+    m = (rng.random(4096 + 8 * 13) < density).astype(np.uint8) * rng.integers(1, 255, 4096 + 8 * 13).astype(np.uint8)
+    with _fast.use_backend("numba"):
+        got = _fast.nonzero_bytes(m)
+    assert got.dtype == np.int64 and np.array_equal(got, np.flatnonzero(m))

@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ["HAVE_NUMBA", "backend", "use_backend", "map_stats", "count_levels", "fused_sums", "split_counts",
-           "quantised_levels", "jitter_counts_below", "jitter_counts_below_fused"]
+           "quantised_levels", "jitter_counts_below", "jitter_counts_below_fused", "nonzero_bytes"]
 
 #: Whether numba is installed (kernels are compiled, or loaded from numba's cache, on first use).
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -397,6 +397,21 @@ def _qjudd4_py(s, add, scale, ref, base, tab, bins):  # pragma: no cover - compi
         bins[i & 1, base[c] + j] += 1
     return ok
 
+
+def _nonzero_words_py(words, flat, out):  # pragma: no cover - compiled by numba
+    """Indices of the non-zero bytes of ``flat`` (viewed as 64-bit ``words``) into ``out``; returns how
+    many (ascending, as ``np.flatnonzero``).  With an empty ``out`` it only counts."""
+    n = 0
+    fill = out.shape[0] > 0
+    for w in range(words.shape[0]):
+        if words[w] != 0:
+            for k in range(8):
+                if flat[8 * w + k] != 0:
+                    if fill:
+                        out[n] = 8 * w + k
+                    n += 1
+    return n
+
 _COMPILED: dict[str, object] = {}
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}  # not nnan/ninf: NaN and inf must propagate
 _LOCK = threading.Lock()
@@ -712,3 +727,17 @@ def jitter_counts_below_fused(
     cb = np.concatenate([[0], np.cumsum(bins)])
     below_u = below_level + cb[1:] - cb[lstart[cu]]
     return below_u[np.searchsorted(u, thr)], quant
+
+
+def nonzero_bytes(flat: np.ndarray) -> np.ndarray | None:
+    """``np.flatnonzero`` of a flat C-contiguous 1-byte array whose size is a multiple of 8 (a binary
+    fixation map), by two scans of 64-bit words with numba; None with the numpy backend."""
+    if backend() != "numba":
+        return None
+    words = flat.view(np.uint64)
+    k = _kernel("nonzero_words")
+    n = k(words, flat, np.empty(0, np.int64))
+    out = np.empty(n, np.int64)
+    if n:
+        k(words, flat, out)
+    return out
