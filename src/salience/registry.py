@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from .errors import UnknownMethodError
 
-__all__ = ["Method", "methods", "get_method", "method_names", "BOTTOM_UP", "EXPLANATION"]
+__all__ = ["Method", "methods", "get_method", "method_names", "method_list", "BOTTOM_UP", "EXPLANATION"]
 
 BOTTOM_UP = "bottom-up"
 EXPLANATION = "explanation"
@@ -245,3 +245,24 @@ def get_method(name: str) -> Method:
         f"unknown method {name!r}{hint} Known methods: {', '.join(method_names())} "
         "(`salience methods` lists them with their papers)"
     )
+
+
+def method_list(spec: Any, kind: str | None = None, *, wrong_kind_hint: str = "") -> list[str]:
+    """Registry names of ``spec`` (a comma-separated string or a sequence of names/aliases), in order and
+    without repeats; every name must be of ``kind`` when it is given (``wrong_kind_hint`` follows the error)."""
+    from .errors import InputError
+
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names: list[str] = []
+    for raw in items:
+        if not raw:
+            continue
+        m = get_method(raw)
+        if kind is not None and m.kind != kind:
+            raise InputError(f"method {m.name!r} is {m.kind}, not {kind}{wrong_kind_hint}")
+        if m.name not in names:
+            names.append(m.name)
+    if not names:
+        known = ", ".join(method_names(kind))
+        raise InputError(f"no method given; give one or more of {known}")
+    return names

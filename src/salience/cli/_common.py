@@ -91,21 +91,9 @@ def add_model_arguments(p, *, default_method: str) -> None:
 
 def explanation_methods(spec: str) -> list[str]:
     """Registry names of a comma-separated ``--method`` value; bottom-up names are pointed to ``map``."""
-    from ..errors import InputError
-    from ..registry import EXPLANATION, get_method, method_names
+    from ..registry import EXPLANATION, method_list
 
-    names: list[str] = []
-    for raw in (s.strip() for s in str(spec).split(",")):
-        if not raw:
-            continue
-        m = get_method(raw)
-        if m.kind != EXPLANATION:
-            raise InputError(f"method {m.name!r} is bottom-up; use `salience map IMAGE --method {m.name}`")
-        if m.name not in names:
-            names.append(m.name)
-    if not names:
-        raise InputError(f"--method is empty; give one of {', '.join(method_names(EXPLANATION))}")
-    return names
+    return method_list(spec, EXPLANATION, wrong_kind_hint="; use `salience map IMAGE --method ...` for bottom-up methods")
 
 
 def load_model_for(args):

@@ -66,7 +66,11 @@ def _pick(out: Any, idx: torch.Tensor | None, tgt: Target, n: int) -> torch.Tens
 
 
 def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None, tgt: Target,
-                policy: str | None) -> torch.Tensor:
+                policy: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Gradient of the target scores with respect to ``xs`` (under the guided rule ``policy`` if given).
+
+    ``idx`` fixes the classes; ``None`` resolves ``tgt`` on this very output.  Returns the gradient, the
+    scores and the class indices."""
     xs = xs.detach().requires_grad_(True)
     with torch.enable_grad():
         if policy is None:
@@ -74,9 +78,12 @@ def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None
         else:
             with guided(net, policy):
                 out = net(xs)
-        scores = _pick(out, idx, tgt, xs.shape[0])
+        if idx is None:
+            scores, idx = select_scores(out, tgt, xs.shape[0])
+        else:
+            scores = _pick(out, idx, tgt, xs.shape[0])
         (g,) = torch.autograd.grad(scores.sum(), xs)
-    return g
+    return g, scores, idx
 
 
 def _resolve(net: torch.nn.Module, x: torch.Tensor, target: Any) -> tuple[Target, torch.Tensor, torch.Tensor | None]:
@@ -127,15 +134,7 @@ def _single(method: str, model: Any, images: Any, target: Any, layer: Any, polic
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     with scoped_model(net, no_inplace="auto"):
-        xs = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            if policy is None:
-                out = net(xs)
-            else:
-                with guided(net, policy):
-                    out = net(xs)
-            scores, idx = select_scores(out, tgt, x.shape[0])
-            (g,) = torch.autograd.grad(scores.sum(), xs)
+        g, scores, idx = _input_grad(net, x, None, tgt, policy)
     return _finish_pixel(method, x, g, idx, scores.detach().float())
 
 
@@ -252,7 +251,7 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
             xs = x[rows] + eps * sig[rows].view(-1, 1, 1, 1)
             if x.device.type == "cpu" and _CHANNELS_LAST:  # faster CPU convolutions (see IG)
                 xs = xs.contiguous(memory_format=torch.channels_last)
-            g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, policy)
+            g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, policy)[0]
             a = xs * g if key == "input-x-gradient" else g
             total.index_add_(0, rows.to(x.device), a)
     attr = total / n
@@ -445,7 +444,7 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
             xs = x0[rows] + a_t[rows, ks].view(-1, 1, 1, 1) * diff[rows]
             if layout is not None:
                 xs = xs.contiguous(memory_format=layout)
-            g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, None)
+            g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, None)[0]
             total.index_add_(0, rows, g * w_t[rows, ks].view(-1, 1, 1, 1))
     attr = diff * total
     maps = attr.sum(dim=1)

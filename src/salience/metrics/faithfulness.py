@@ -924,19 +924,9 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     torch = _torch()
     from ..explain import explain
     from ..explain._base import check_images, unwrap_model
-    from ..registry import EXPLANATION, get_method
+    from ..registry import EXPLANATION, method_list
 
-    if isinstance(methods, str):
-        methods = [s.strip() for s in methods.split(",") if s.strip()]
-    names: list[str] = []
-    for raw in methods:
-        m = get_method(raw)
-        if m.kind != EXPLANATION:
-            raise InputError(f"method {m.name!r} is bottom-up; sanity checks randomise a model's parameters")
-        if m.name not in names:
-            names.append(m.name)
-    if not names:
-        raise InputError("methods is empty; give at least one explanation method")
+    names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode must be 'cascading' or 'independent', got {mode!r}")
     if init not in ("default", "normal"):
