@@ -275,3 +275,50 @@ def test_adaptive_quadrature_places_nodes_where_the_score_changes() -> None:
     ad = salience.explain(net, x, "ig", target=0, steps=16, quadrature="adaptive", baseline=0.0)
     mid = salience.explain(net, x, "ig", target=0, steps=16, quadrature="riemann-middle", baseline=0.0)
     assert bool((ad.delta.abs() < mid.delta.abs()).all()), (ad.delta, mid.delta)
+
+
+def test_integrated_gradients_tolerance_doubles_steps_until_complete() -> None:
+    """tolerance=: an image whose completeness error is above tolerance * |f(x) - f(x')| is integrated
+    again with 2x, 4x, ... the steps until it is below; an image already below keeps its first result."""
+    net = _Step()
+    x = torch.ones(2, 3, 4, 4)
+    x[1] = 0.0  # x equals the baseline: f(x) - f(x') = 0 and delta = 0, so it passes at once
+    plain = salience.explain(net, x, "ig", target=0, steps=4, baseline=0.0)
+    rel0 = float(plain.delta[0].abs() / (plain.scores[0] - plain.baseline_scores[0]).abs())
+    assert rel0 > 0.01  # four Gauss-Legendre nodes miss the sharp step at alpha = 0.1 (by 2.2%)
+    e = salience.explain(net, x, "ig", target=0, steps=4, baseline=0.0, tolerance=1e-3, max_steps=256)
+    rel = float(e.delta[0].abs() / (e.scores[0] - e.baseline_scores[0]).abs())
+    assert rel <= 1e-3
+    s0 = int(e.steps[0])
+    assert s0 > 4 and s0 & (s0 - 1) == 0 and s0 <= 256
+    assert int(e.steps[1]) == 4 and torch.equal(e.attributions[1], plain.attributions[1])
+    # the same result as asking for that many steps directly
+    direct = salience.explain(net, x[:1], "ig", target=0, steps=s0, baseline=0.0)
+    assert torch.allclose(direct.attributions[0], e.attributions[0], atol=1e-7)
+
+
+def test_integrated_gradients_tolerance_warns_when_max_steps_is_reached() -> None:
+    """If max_steps is not enough, a warning gives the error left; delta stays the honest error."""
+    net = _Step()
+    x = torch.ones(1, 3, 4, 4)
+    with pytest.warns(UserWarning, match=r"tolerance=1e-09 after 8 steps .*image 0"):
+        e = salience.explain(net, x, "ig", target=0, steps=4, baseline=0.0, tolerance=1e-9, max_steps=8)
+    assert int(e.steps[0]) == 8
+    direct = salience.explain(net, x, "ig", target=0, steps=8, baseline=0.0)
+    assert torch.equal(direct.delta, e.delta)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"tolerance": 0}, "tolerance must be a positive number"),
+    ({"tolerance": -0.1}, "tolerance must be a positive number"),
+    ({"tolerance": float("nan")}, "tolerance must be a positive number"),
+    ({"tolerance": "1%"}, "tolerance must be a positive number"),
+    ({"tolerance": 0.01, "max_steps": 8}, "max_steps must be an integer >= 16"),
+    ({"quadrature": "simpson"}, "quadrature must be one of"),
+])
+def test_integrated_gradients_bad_tolerance(kw: dict, match: str) -> None:
+    """Bad tolerance / max_steps / rule names are InputErrors that say what is expected."""
+    from salience.errors import InputError
+
+    with pytest.raises(InputError, match=match):
+        salience.explain(_Step(), torch.ones(1, 3, 4, 4), "ig", target=0, steps=16, **kw)
