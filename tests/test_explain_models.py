@@ -99,24 +99,24 @@ def test_saliency_map_one_image(lm) -> None:
 
 @pytest.mark.slow
 def test_integrated_gradients_completeness_default_model(lm) -> None:
-    """|sum(attributions) - (f(x) - f(baseline))| <= 1% of |f(x) - f(baseline)| at 64 gradient steps.
+    """|sum(attributions) - (f(x) - f(baseline))| <= 1% of |f(x) - f(baseline)| on the default model.
 
-    Default rule (Gauss-Legendre) and baseline, on the three photos where the issue's criterion holds
-    (measured 0.50%, 0.61%, 0.33%).  It does not hold on every photo: coffee 2.1%, chelsea 1.0%,
-    astronaut 5.2% (see docs/explain.md, "Completeness on MobileNetV2"); one batched call."""
-    from matplotlib import cbook
-    from PIL import Image
-
-    grace = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")), dtype=np.float32) / 255.0
-    x = torch.cat([lm.preprocess(_photo("rocket")), lm.preprocess(grace),
-                   lm.preprocess(_photo("hubble_deep_field"))])
+    At a fixed 64 Gauss-Legendre steps this holds on rocket (0.49%) but not on coffee (2.06%): on
+    MobileNetV2 it holds for 23 of 100 OSIE images (docs/explain.md, "Completeness on MobileNetV2").
+    ``tolerance=0.01`` starting from 64 steps makes it hold per image by doubling the steps where it
+    misses: rocket keeps 64, coffee needs more; each image's result is the plain rule at its step count.
+    One batched call, default baseline and rule, top-1 class."""
+    x = torch.cat([lm.preprocess(_photo("rocket")), lm.preprocess(_photo("coffee"))])
     before = model_snapshot(lm.model)
-    e = salience.explain(lm, x, "integrated-gradients", steps=64, batch_size=32)
+    e = salience.explain(lm, x, "integrated-gradients", steps=64, batch_size=32, tolerance=0.01)
     gap = (e.scores - e.baseline_scores).abs()
-    assert lm.class_names[int(e.targets[0])] == "space shuttle"
+    assert [lm.class_names[int(t)] for t in e.targets] == ["space shuttle", "espresso"]
     assert bool((gap > 1.0).all()), gap  # a real change of score to explain
     rel = e.delta.abs() / gap
     assert bool((rel <= 0.01).all()), rel
+    assert int(e.steps[0]) == 64 and int(e.steps[1]) > 64, e.steps
+    plain = salience.explain(lm, x[1:], "integrated-gradients", steps=int(e.steps[1]), batch_size=32)
+    assert torch.allclose(plain.attributions, e.attributions[1:], rtol=1e-5, atol=1e-6)
     assert model_snapshot(lm.model) == before
 
 
