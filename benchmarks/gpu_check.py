@@ -16,6 +16,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -93,6 +94,27 @@ def main() -> int:
         ok = kept and on_gpu and np.isfinite(diff)
         failures += not ok
         print(f"{m.name:<22} {diff:>16.2e} {str(kept):>11}{'' if on_gpu else '  (maps not on the GPU!)'}")
+
+    # Integrated Gradients' tolerance loop: per-image step doubling with indices on the GPU
+    before = state(model_gpu)
+    tol, top = 0.02, 64
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an image still above tolerance at max_steps is allowed
+            e_cpu = salience.explain(model_cpu, x_cpu, "ig", target=[281, 967], steps=8, tolerance=tol,
+                                     max_steps=top)
+            e_gpu = salience.explain(model_gpu, x_gpu, "ig", target=[281, 967], steps=8, tolerance=tol,
+                                     max_steps=top)
+        rel = (e_gpu.delta.abs() / (e_gpu.scores - e_gpu.baseline_scores).abs()).cpu()
+        steps_gpu = e_gpu.steps.cpu()
+        ok = (bool(((rel <= tol) | (steps_gpu == top)).all()) and state(model_gpu) == before
+              and e_gpu.maps.device.type == args.device)
+        print(f"{'ig tolerance=' + str(tol):<22} steps cpu {e_cpu.steps.tolist()} gpu {steps_gpu.tolist()}, "
+              f"|delta|/gap gpu {[round(float(r), 4) for r in rel]} {'ok' if ok else 'FAILED'}")
+        failures += not ok
+    except Exception as exc:  # report and carry on: this is a check script
+        failures += 1
+        print(f"{'ig tolerance':<22} ERROR {type(exc).__name__}: {exc}")
 
     print(f"\nthroughput on the GPU, batch {args.batch} ({args.model}):")
     xb = torch.cat([x_gpu] * (args.batch // 2 + 1))[: args.batch]
