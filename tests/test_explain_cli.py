@@ -32,6 +32,18 @@ def test_cli_explain(tmp_path, capsys) -> None:
     assert main(["explain", str(src), "--out", str(out), "--method", "itti"]) == 2
 
 
+def test_cli_explain_reports_ig_completeness(tmp_path, capsys) -> None:
+    """Integrated Gradients from the CLI prints its completeness error and steps with the top-5."""
+    import re
+
+    src = tmp_path / "cat.png"
+    Image.fromarray(skdata.chelsea()[::3, ::3]).save(src)
+    assert main(["explain", str(src), "--method", "ig", "--out", str(tmp_path / "out")]) == 0
+    m = re.search(r"integrated-gradients: completeness error (\d+\.\d+)% of \|f\(x\) - f\(baseline\)\| "
+                  r"at 50 steps", capsys.readouterr().out)
+    assert m is not None and 0.0 <= float(m.group(1)) < 100.0
+
+
 def test_demo_explanations_batches_by_shape(tmp_path) -> None:
     """The demo's explanation part: one entry and one PNG at the photo's size per photo and method, the
     model's top-1 class in every caption; photos of different aspect go to separate batches."""

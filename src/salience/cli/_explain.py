@@ -71,6 +71,10 @@ def run(args) -> int:
         tgt = next(iter(info.values()))["target"]
         if tgt is not None and 0 <= tgt < len(lm.class_names):
             lines.append(f"  explained: {lm.class_names[tgt]} (class {tgt})")
+        for name, d in info.items():
+            if "completeness" in d:
+                lines.append(f"  {name}: completeness error {d['completeness']:.2%} of "
+                             f"|f(x) - f(baseline)| at {d['steps']} steps")
         print("\n".join(lines))
         mine = save_outputs(out, stem, img, maps, overwrite=args.overwrite, npy=args.npy)
         written.extend(mine)

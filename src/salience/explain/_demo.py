@@ -71,6 +71,10 @@ def explain_image(lm: LoadedModel, image: np.ndarray, methods: list[str], *, tar
         maps[m.name] = upsample(e.maps.detach().float().cpu(), (h, w))[0].numpy().astype(np.float32)
         info[m.name] = {"target": int(e.targets[0]) if e.targets is not None else None,
                         "score": float(e.scores[0]), "layer": e.layer}
+        if "delta" in e.extras:  # Integrated Gradients: its completeness error, relative to the gap
+            gap = abs(float(e.scores[0]) - float(e.extras["baseline_scores"][0]))
+            info[m.name]["completeness"] = abs(float(e.extras["delta"][0])) / gap if gap > 0 else 0.0
+            info[m.name]["steps"] = int(e.extras["steps"][0])
     return top5, maps, info
 
 
