@@ -483,14 +483,14 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
             m = steps
             while todo.numel() and 2 * m <= max_steps:
                 m *= 2
-                sub = todo.to(x.device)
-                isub = None if idx is None else idx[sub.to(idx.device)]
-                a_t, w_t = _ig_nodes(net, x0[sub], diff[sub], isub, tgt, quadrature_rule, m, batch_size,
-                                     f0[sub], scores[sub])
-                attr[sub] = diff[sub] * _ig_sum(net, x0[sub], diff[sub], isub, tgt, a_t, w_t, batch_size)
-                delta[sub] = attr[sub].reshape(len(sub), -1).sum(dim=1).float() - (scores[sub] - f0[sub])
+                b0, bd = x0[todo], diff[todo]
+                isub = None if idx is None else idx[todo.to(idx.device)]
+                a_t, w_t = _ig_nodes(net, b0, bd, isub, tgt, quadrature_rule, m, batch_size, f0[todo],
+                                     scores[todo])
+                attr[todo] = bd * _ig_sum(net, b0, bd, isub, tgt, a_t, w_t, batch_size)
+                delta[todo] = attr[todo].reshape(len(todo), -1).sum(dim=1).float() - (scores[todo] - f0[todo])
                 used[todo] = m
-                todo = todo[delta[sub].abs() > tolerance * gap[sub]]
+                todo = todo[delta[todo].abs() > tolerance * gap[todo]]
             if todo.numel():
                 rel = ", ".join(f"image {int(i)}: {float(delta[i].abs() / gap[i].clamp(min=1e-30)):.2%}"
                                 for i in todo[:10])
