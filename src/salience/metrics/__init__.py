@@ -42,29 +42,9 @@ from .fixation import (
     sim,
 )
 
-__all__ = [
-    "METRICS",
-    "CONVENTIONS",
-    "EPS",
-    "DegenerateInputWarning",
-    "auc_judd",
-    "auc_borji",
-    "sauc",
-    "nss",
-    "cc",
-    "kld",
-    "sim",
-    "information_gain",
-    "emd",
-    "evaluate",
-    "GroundTruth",
-    "prepare_ground_truth",
-    "fixation_density_map",
-    "fixation_map_from_points",
-    "centre_bias_map",
-    "degrees_to_pixels",
-    "pixels_per_degree",
-]
+from .fixation import __all__ as _FIXATION_ALL  # one list of the public names, kept in fixation.py
+
+__all__ = list(_FIXATION_ALL)
 
 # Sibling modules whose public names are served lazily from this package (added by their owners).
 _LAZY_MODULES: tuple[str, ...] = ("faithfulness",)
