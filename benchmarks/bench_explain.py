@@ -28,7 +28,7 @@ import torch
 import torchvision
 
 import salience
-from salience.explain import gradients, perturbation
+from salience.attribution import gradients, perturbation
 
 SECTIONS = ("gradcam", "gbp", "smoothgrad", "ig", "rise", "scorecam")
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import salience
-from salience.metrics import faithfulness as fa
+from salience.audit import faithfulness as fa
 
 
 def photos() -> dict[str, np.ndarray]:

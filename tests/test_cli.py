@@ -182,7 +182,7 @@ def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, mon
     def skipped(photos, out_dir):
         raise MissingDependencyError("stubbed out in this test")
 
-    monkeypatch.setitem(sys.modules, "salience.explain._demo", types.SimpleNamespace(demo_explanations=skipped))
+    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=skipped))
 
     index = run_demo(tmp_path / "demo", max_side=96)
     assert index == tmp_path / "demo" / "index.html"
@@ -198,7 +198,7 @@ def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, mon
 
 
 def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
-    """run_demo renders the entries that salience.explain._demo.demo_explanations returns."""
+    """run_demo renders the entries that salience.attribution._demo.demo_explanations returns."""
     import types
 
     from salience import demo
@@ -208,7 +208,7 @@ def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
         (out_dir / "x.png").write_bytes(b"")
         return [{"section": "Grad-CAM", "title": "cat", "path": "x.png", "caption": "a caption"}]
 
-    monkeypatch.setitem(sys.modules, "salience.explain._demo", types.SimpleNamespace(demo_explanations=fake))
+    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=fake))
     monkeypatch.setattr(demo, "methods", lambda kind=None: [m for m in methods(kind) if m.name == "centre-bias"])
     index = demo.run_demo(tmp_path, max_side=32, log=None)
     page = index.read_text()
@@ -224,7 +224,7 @@ def test_demo_reports_skipped_explanations(tmp_path, monkeypatch):
 
     import types
 
-    monkeypatch.setitem(sys.modules, "salience.explain._demo", types.SimpleNamespace(demo_explanations=missing))
+    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=missing))
     monkeypatch.setattr(demo, "methods", lambda kind=None: [m for m in methods(kind) if m.name == "centre-bias"])
     lines = []
     demo.run_demo(tmp_path, max_side=32, log=lines.append)

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
 from salience.errors import InputError, ModelError, SalienceError  # noqa: E402
-from salience.explain._hooks import model_snapshot  # noqa: E402
+from salience.attribution._hooks import model_snapshot  # noqa: E402
 from salience.registry import get_method, methods  # noqa: E402
 
 EXPLANATIONS = [m.name for m in methods("explanation")]
@@ -181,26 +181,27 @@ def test_auto_layer_is_last_spatial() -> None:
 
 
 def test_public_names() -> None:
-    """salience.explain is the function, the subpackage imports by name, and both keep working."""
+    """salience.explain is a plain function; importing the subpackage salience.attribution never shadows it."""
     import importlib
 
-    import salience.explain  # noqa: F401  (binds the subpackage import; the function must stay)
+    import salience.attribution  # noqa: F401
 
     assert callable(salience.explain) and salience.explain.__name__ == "explain"
-    sub = importlib.import_module("salience.explain")
+    sub = importlib.import_module("salience.attribution")
     assert sub.explain is salience.explain
-    from salience.explain import Explanation, gradcam, load_model  # noqa: F401
+    from salience.attribution import Explanation, gradcam, load_model  # noqa: F401
 
     assert salience.load_model is load_model
+    assert type(salience).__name__ == "module"  # no module-class trick
 
 
 def test_without_torch_the_error_gives_the_install_command() -> None:
-    """Importing salience.explain without torch raises MissingDependencyError naming the extra."""
+    """Importing salience.attribution (or calling salience.explain) without torch raises MissingDependencyError naming the extra."""
     import subprocess
     import sys
 
     code = ("import sys; sys.modules['torch'] = None\n"
             "import salience\n"
-            "try:\n    import salience.explain\nexcept salience.MissingDependencyError as e:\n    print('OK', e)\n")
+            "try:\n    import salience.attribution\nexcept salience.MissingDependencyError as e:\n    print('OK', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("OK") and "pip install 'salience[torch]'" in out.stdout, out.stderr

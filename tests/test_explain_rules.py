@@ -13,8 +13,8 @@ F = torch.nn.functional
 
 import salience  # noqa: E402
 from salience.errors import ModelError  # noqa: E402
-from salience.explain import gradients  # noqa: E402
-from salience.explain._hooks import model_snapshot  # noqa: E402
+from salience.attribution import gradients  # noqa: E402
+from salience.attribution._hooks import model_snapshot  # noqa: E402
 
 
 class Quadratic(torch.nn.Module):
@@ -263,7 +263,7 @@ def test_adaptive_quadrature_places_nodes_where_the_score_changes() -> None:
     net = _Step()
     x = torch.ones(2, 3, 4, 4)
     x[1] *= 1.5  # the step sits at alpha = 0.1 / 1.5 for the second image
-    from salience.explain._base import Target
+    from salience.attribution._base import Target
 
     tgt = Target.parse(0, 2)
     with torch.no_grad():

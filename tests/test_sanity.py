@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from salience.errors import InputError, ModelError
-from salience.metrics import faithfulness as fa
+from salience.audit import faithfulness as fa
 
 torch = pytest.importorskip("torch")
 

@@ -65,8 +65,8 @@ _LAZY = {
     "itti_koch": ("salience.bottomup.itti", "itti_koch"),
     "IttiParams": ("salience.bottomup.itti", "IttiParams"),
     "scanpath": ("salience.bottomup.attention", "scanpath"),
-    "explain": ("salience.explain", "explain"),
-    "load_model": ("salience.explain", "load_model"),
+    "explain": ("salience.attribution", "explain"),
+    "load_model": ("salience.attribution", "load_model"),
 }
 
 
@@ -84,16 +84,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
-
-class _Package(type(__import__("sys"))):
-    """`import salience.explain` (the subpackage) binds the name `explain` on this package once loaded;
-    keep the function `salience.explain.explain` there instead, so `salience.explain(...)` always works.
-    The subpackage stays importable as `from salience.explain import ...` (see docs/design.md)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "explain" and type(value) is type(__import__("sys")) and hasattr(value, "explain"):
-            value = value.explain
-        super().__setattr__(name, value)
-
-
-__import__("sys").modules[__name__].__class__ = _Package

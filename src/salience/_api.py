@@ -71,7 +71,7 @@ def saliency_map(image: Any, method: str = "itti", *, model: Any = None, target:
             raise InputError(
                 f"blur and centre_bias apply to bottom-up methods only; {m.name!r} explains a model"
             )
-        from .explain import image_saliency_map  # needs torch; raises MissingDependencyError without it
+        from .attribution import image_saliency_map  # needs torch; raises MissingDependencyError without it
 
         out = image_saliency_map(img, m.name, model=model, target=target, layer=layer, **params)
     return np.asarray(out, dtype=np.float32)

@@ -4,7 +4,7 @@
 rocket) and matplotlib (grace_hopper), reduces them to at most 512 pixels on a side, runs every bottom-up
 method of the registry on each, and writes grayscale maps, heatmap overlays, an Itti-Koch feature panel
 and scanpath, and ``index.html`` (relative links, one section per method with its paper).  Nothing is
-downloaded.  When the explanation part is available (``salience.explain._demo.demo_explanations``), its
+downloaded.  When the explanation part is available (``salience.attribution._demo.demo_explanations``), its
 entries are added to the same page.
 """
 
@@ -175,7 +175,7 @@ def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MA
 def _explanations(photos: dict[str, np.ndarray], out: Path, say: Callable[[str], Any]) -> list[dict]:
     """Gallery entries from the explanation part, or none (with one line saying why)."""
     try:
-        from .explain._demo import demo_explanations
+        from .attribution._demo import demo_explanations
     except (ImportError, MissingDependencyError) as exc:
         say(f"explanations skipped: {exc}")
         return []

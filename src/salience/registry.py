@@ -80,7 +80,7 @@ class Method:
 
 
 _B = "salience.bottomup"
-_E = "salience.explain"
+_E = "salience.attribution"
 
 _METHODS: tuple[Method, ...] = (
     # ---- bottom-up -----------------------------------------------------------------------------------

@@ -91,9 +91,9 @@ def run(args) -> int:
     else:
         pert = {"deletion": args.perturbation, "insertion": args.perturbation}
 
-    from ..explain import explain
-    from ..explain._demo import parse_target
-    from ..metrics import faithfulness as fa
+    from ..attribution import explain
+    from ..attribution._demo import parse_target
+    from ..audit import faithfulness as fa
 
     lm = load_model_for(args)
     target = parse_target(lm, args.target)  # a bad class name fails once, before any image is read

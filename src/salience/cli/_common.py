@@ -103,7 +103,7 @@ def load_model_for(args):
     device = str(args.device)
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise InputError(f"--device must be cpu or cuda, got {args.device!r}")
-    from ..explain.models import load_model
+    from ..attribution.models import load_model
 
     if device.startswith("cuda"):
         import torch

@@ -45,7 +45,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     methods = explanation_methods(args.method)
-    from ..explain._demo import explain_image, parse_target, save_outputs
+    from ..attribution._demo import explain_image, parse_target, save_outputs
 
     lm = load_model_for(args)
     parse_target(lm, args.target)  # a bad class name fails once, before any image is read

@@ -4,7 +4,7 @@ Each evaluates the model on many masked copies of the input.  The copies are bui
 ``batch_size`` of them per forward pass (memory is bounded by it), and their scores are accumulated on
 the tensor side: no Python round trip per mask.
 
->>> import torch, salience.explain as ex
+>>> import torch, salience.attribution as ex
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
 ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
 >>> e = ex.occlusion(net, torch.rand(1, 3, 16, 16), target=0, window=4, stride=4)

@@ -14,7 +14,7 @@ Rules (``w_c`` a channel weight, sums over channels ``c``):
 * Layer-CAM (Jiang et al. 2021): ``relu(sum_c relu(G_c) * A_c)``
 * Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation times the upsampled Grad-CAM.
 
->>> import torch, salience.explain as ex
+>>> import torch, salience.attribution as ex
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
 ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
 >>> e = ex.gradcam(net, torch.rand(2, 3, 16, 16), target=1)
@@ -123,7 +123,7 @@ def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
 
     Parameters
     ----------
-    model: an ``nn.Module`` or a :class:`~salience.explain.models.LoadedModel`.
+    model: an ``nn.Module`` or a :class:`~salience.attribution.models.LoadedModel`.
     images: float tensor ``(B, C, H, W)`` in the model's preprocessing (not modified).
     target: ``None`` (top-1), a class index, one index per image, ``"top-k"``, or a callable on the
         model output returning ``(B,)`` scores.
@@ -166,7 +166,7 @@ def guided_gradcam(model: Any, images: Any, target: Any = None, layer: Any = Non
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation times the upsampled Grad-CAM.
 
     The guided part is reduced over channels by the maximum absolute value; the product is normalised to
-    ``[0, 1]`` by its maximum.  ``activations`` as in :func:`salience.explain.gradients.guided_backprop`.
+    ``[0, 1]`` by its maximum.  ``activations`` as in :func:`salience.attribution.gradients.guided_backprop`.
     The Grad-CAM target is the class the guided pass explained (so ``top-k`` picks one class for both).
     """
     from .gradients import guided_backprop

@@ -13,11 +13,11 @@ integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
 Needs the torch extra: ``pip install 'salience[torch]'``.
 
 Note on the name: ``salience.explain`` (the attribute of the top-level package) is the *function*; the
-subpackage is ``sys.modules["salience.explain"]`` and is imported with ``from salience.explain import
-gradcam`` or ``importlib.import_module("salience.explain")`` (see docs/design.md).
+subpackage is ``sys.modules["salience.attribution"]`` and is imported with ``from salience.attribution import
+gradcam`` or ``importlib.import_module("salience.attribution")`` (see docs/design.md).
 
 >>> import torch
->>> from salience.explain import explain
+>>> from salience.attribution import explain
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
 ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
 >>> e = explain(net, torch.rand(2, 3, 32, 32), method="gradcam", target=[0, 2])
@@ -33,7 +33,7 @@ except ImportError as _exc:  # pragma: no cover - exercised in an environment wi
     from ..errors import MissingDependencyError
 
     raise MissingDependencyError(
-        "salience.explain needs PyTorch (the torch extra), which is not installed; install it with: "
+        "salience.attribution (model explanations) needs PyTorch (the torch extra), which is not installed; install it with: "
         "pip install 'salience[torch]'"
     ) from _exc
 

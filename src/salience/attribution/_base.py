@@ -67,7 +67,7 @@ class Explanation:
 
 
 def unwrap_model(model: Any) -> nn.Module:
-    """An ``nn.Module`` from a module or a :class:`~salience.explain.models.LoadedModel`."""
+    """An ``nn.Module`` from a module or a :class:`~salience.attribution.models.LoadedModel`."""
     inner = getattr(model, "model", None)
     if not isinstance(model, nn.Module) and isinstance(inner, nn.Module):
         return inner

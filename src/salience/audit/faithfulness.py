@@ -22,7 +22,7 @@ numpy/scipy; the curves and the randomisation need the torch extra and import it
 ``import salience.metrics`` never imports torch.
 
 >>> import numpy as np
->>> from salience.metrics.faithfulness import spearman, ssim
+>>> from salience.audit.faithfulness import spearman, ssim
 >>> a = np.arange(64.0).reshape(8, 8)
 >>> round(spearman(a, a ** 3), 6), round(ssim(a, a), 6)
 (1.0, 1.0)
@@ -398,7 +398,7 @@ def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, 
            perturbation: str, batch_size: int, score: str, value: Any, blur_sigma: float, patch: int,
            road_noise: float, seed: int) -> CurveResult:
     torch = _torch()
-    from ..explain._base import Target, check_images, select_scores, unwrap_model
+    from ..attribution._base import Target, check_images, select_scores, unwrap_model
 
     net = unwrap_model(model)
     x = check_images(images, net)
@@ -773,7 +773,7 @@ def randomization_layers(model: Any) -> list[str]:
     Randomisation goes through them in reverse (from the logits down).
     """
     torch = _torch()
-    from ..explain._base import unwrap_model
+    from ..attribution._base import unwrap_model
 
     net = unwrap_model(model)
     nn = torch.nn
@@ -922,8 +922,8 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     True
     """
     torch = _torch()
-    from ..explain import explain
-    from ..explain._base import check_images, unwrap_model
+    from ..attribution import explain
+    from ..attribution._base import check_images, unwrap_model
     from ..registry import EXPLANATION, method_list
 
     names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")

@@ -11,7 +11,7 @@ them over channels:
   evidence for the target).  For Integrated Gradients the maps sum to f(x) - f(baseline) up to
   ``extras["delta"]``.
 
->>> import torch, salience.explain as ex
+>>> import torch, salience.attribution as ex
 >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
 >>> e = ex.integrated_gradients(net, torch.rand(1, 3, 8, 8), target=2, steps=16)
 >>> bool(e.delta.abs().max() < 1e-4)   # a linear model: completeness holds exactly
