@@ -714,8 +714,10 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
     if not math.isfinite(peak):  # cannot happen with validated input; never return NaN
         raise InputError("the Itti-Koch map is not finite; check that the image holds finite values in [0, 1]")
     if peak > 0:
-        sal *= np.float32(1.0 / peak)
-        np.minimum(sal, np.float32(1.0), out=sal)  # rounding of x / max may exceed 1 by an ulp
+        # Divide (not multiply by 1/peak): correctly rounded x / peak is exactly 1 at the peak and <= 1
+        # elsewhere on every CPU, whereas peak * fl(1/peak) falls an ulp short for some peaks, and which
+        # peak a machine gets depends on OpenCV's vector paths.
+        np.divide(sal, np.float32(peak), out=sal)
     else:
         sal[...] = 0.0
     if not keep:

@@ -144,7 +144,10 @@ class _Fix:
 
     def __init__(self, shape: tuple[int, int], flat: np.ndarray, is_map: bool):
         self.shape = shape
-        self.flat = flat  # one entry per fixation (points) or per fixated pixel (map)
+        # One entry per fixation (points) or per fixated pixel (map), in raster order whatever the source:
+        # the same fixations given as points or as a (count) map then give the same index array, so every
+        # sum over them runs in the same order and the two routes agree bit for bit on any CPU.
+        self.flat = np.sort(flat, kind="stable")
         self.unique = np.unique(flat)
         self.is_map = is_map
 
