@@ -12,11 +12,13 @@ file is kept unless ``overwrite=True``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io as _io
 import os
 import re
 import stat
+import sys
 import tempfile
 import threading
 import warnings
@@ -314,9 +316,13 @@ def _decode(data: bytes, desc: str, bg: np.ndarray, max_pixels: int | None) -> n
     w, h = img.size
     check_memory(LOAD_BYTES_PER_PIXEL * w * h, what=f"decoding {desc} ({w} x {h} pixels)",
                  advice="downscale the image with another tool, or free memory")
+    said: list[str] = []
     try:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-        img.load()
+        with _decoder_messages(said):
+            img.load()
+        if said:
+            warnings.warn(f"{desc}: the decoder said: {'; '.join(said)[:300]}", RuntimeWarning, stacklevel=2)
         return _pil_to_array(img, bg)
     except (ImageReadError, ImageTooLargeError):
         raise
@@ -325,9 +331,42 @@ def _decode(data: bytes, desc: str, bg: np.ndarray, max_pixels: int | None) -> n
             f"{desc} ({w} x {h} pixels) does not fit in the memory available; downscale it or free memory"
         ) from None
     except Exception as exc:
+        detail = _short(exc) + (f"; the decoder said: {'; '.join(said)[:200]}" if said else "")
         raise ImageReadError(
-            f"{desc} is truncated or corrupt ({_short(exc)}); re-export or re-download the file"
+            f"{desc} is truncated or corrupt ({detail}); re-export or re-download the file"
         ) from None
+
+
+#: When True (the ``salience`` command sets it), what C decoders (libtiff, libjpeg) print on the process's
+#: standard error while an image is decoded is captured and folded into the error message, or issued as
+#: one warning, instead of landing between the command's own lines.  Off in the library, where
+#: redirecting the process-wide file descriptor 2 could swallow another thread's output.
+CAPTURE_DECODER_MESSAGES = False
+
+
+@contextlib.contextmanager
+def _decoder_messages(lines: list[str]):
+    if not CAPTURE_DECODER_MESSAGES:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as fh:
+            os.dup2(fh.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                fh.seek(0)
+                text = fh.read(4096).decode("utf-8", "replace")
+                lines.extend(t.strip() for t in text.splitlines() if t.strip())
+    finally:
+        os.close(saved)
 
 
 def _short(exc: BaseException) -> str:
