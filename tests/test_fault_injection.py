@@ -433,12 +433,22 @@ def test_max_pixels_negative_is_a_usage_error_before_anything_runs(capsys):
 def test_warnings_are_one_line_each_never_glued_to_error_lines(tmp_path, images):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(Path(images[0]).read_bytes()[:300])
-    r = subprocess.run(CLI + ["map", images[0], str(corrupt), images[1], "--method", "centre-bias",
+    import io as _io
+
+    buf = _io.BytesIO()  # an LZW TIFF with damaged strip data: libtiff prints on fd 2 while decoding it
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        buf, "TIFF", compression="tiff_lzw")
+    data = bytearray(buf.getvalue())
+    data[1000:1040] = b"\xff" * 40
+    tif = tmp_path / "damaged.tif"
+    tif.write_bytes(bytes(data))
+    r = subprocess.run(CLI + ["map", images[0], str(corrupt), str(tif), images[1], "--method", "centre-bias",
                               "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
                        env={**ENV, "PYTHONWARNINGS": "always"})
     assert r.returncode == 1
     assert all(line.startswith("salience: ") for line in _error_lines(r.stderr)), r.stderr
     assert "\r" not in r.stderr  # no progress bar when stderr is not a terminal
+    assert "2 of 4 input(s) failed" in r.stderr
 
 
 @pytest.mark.slow  # imports torch and builds three SqueezeNets
@@ -480,3 +490,34 @@ def test_output_error_is_an_oserror_and_a_salience_error():
     assert isinstance(e, OutputError) and isinstance(e, OSError) and isinstance(e, salience.SalienceError)
     assert e.fatal and e.errno == errno.ENOSPC and "no space left" in str(e)
     assert not sio.output_error(OSError(errno.ENAMETOOLONG, "File name too long"), "/x/y.png").fatal
+
+
+def test_concurrent_overwrite_runs_into_one_folder_take_turns(tmp_path, images):
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # stands in for another --overwrite run into the same folder
+    proc = _start(CLI + ["map", images[0], "--method", "centre-bias", "--out", str(out), "--overwrite"])
+    try:
+        line = proc.stderr.readline()
+        assert b"waiting for another `--overwrite` run" in line
+        time.sleep(0.5)
+        assert proc.poll() is None and not any(out.iterdir())  # it waits, and writes nothing meanwhile
+        os.close(fd)  # the other run ends
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert (out / "0_coffee_centre-bias.png").is_file()
+    # without --overwrite nothing is replaced, so no turn is needed
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        r = subprocess.run(CLI + ["map", images[1], "--method", "centre-bias", "--out", str(out)],
+                           capture_output=True, timeout=60, env=ENV)
+        assert r.returncode == 0 and b"waiting" not in r.stderr
+    finally:
+        os.close(fd)

@@ -9,11 +9,13 @@ line per error, a progress bar for several inputs, atomic writes, exit codes) is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import io
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
@@ -124,6 +126,41 @@ class _GuardedStdout:
         return getattr(self._stream, name)
 
 
+@contextlib.contextmanager
+def _overwrite_lock(args):
+    """Runs with ``--overwrite`` into the same output folder take turns (an exclusive ``flock`` on the
+    folder itself, so no lock file is created); otherwise two of them could leave one run's map next to
+    the other's overlay.  Runs without ``--overwrite`` never replace files, so they need no turn."""
+    if not (getattr(args, "overwrite", False) and getattr(args, "_out_is_folder", False) and args.out):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    from ..io import output_error
+
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise output_error(exc, out / "...", what="create") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"salience: waiting for another `--overwrite` run writing into {out}/ to finish "
+                  "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings (Pillow, torch, ...) as one line each, printed past the progress bar."""
     from ._common import emit
@@ -161,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sio.CAPTURE_DECODER_MESSAGES = True
     try:
         try:
-            code = int(args._run(args) or 0)
+            with _overwrite_lock(args):
+                code = int(args._run(args) or 0)
         except Terminated:
             print("salience: terminated (SIGTERM); finished outputs are complete, nothing half-written was "
                   "left", file=sys.stderr)

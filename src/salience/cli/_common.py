@@ -70,6 +70,9 @@ def describe_unexpected(exc: BaseException) -> tuple[str, bool]:
         err = output_error(exc, where) if exc.errno is not None else None
         if err is not None and exc.errno in (errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", -1)):
             return str(err), True
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename is not None:
+            return (f"{exc.filename}: {exc.strerror or exc}: a file stands where a folder is needed; "
+                    "choose another path (--out)"), True
         text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         return text, False
     text = " ".join(str(exc).split())[:300]
@@ -174,7 +177,9 @@ def add_model_arguments(p, *, default_method: str) -> None:
     p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
     p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")
     p.add_argument("--out", "-o", default="salience-out", metavar="DIR", help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (concurrent --overwrite runs into one folder take turns)")
+    p.set_defaults(_out_is_folder=True)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--max-pixels", type=max_pixels_arg, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help="refuse larger images (decompression-bomb guard; 0 = no limit)")

@@ -55,7 +55,9 @@ def add_parser(sub):
                    help="also draw (and print) the first N attended locations (winner-take-all + IOR)")
     p.add_argument("--panel", action="store_true",
                    help="also write the Itti-Koch feature/conspicuity panel (needs itti among the methods)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (concurrent --overwrite runs into one folder take turns)")
+    p.set_defaults(_out_is_folder=True)
     p.add_argument("--max-pixels", type=max_pixels_arg, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse images with more pixels (decompression-bomb guard; default {DEFAULT_MAX_PIXELS:,}; "
                         "0 = no limit)")
