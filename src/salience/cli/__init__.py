@@ -183,7 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
 
+    pid = os.getpid()
+
     def on_term(signum, frame):
+        if os.getpid() != pid:  # a forked worker (evaluate --jobs): die as it would without us
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise Terminated()
 
     old_term = None
