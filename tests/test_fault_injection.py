@@ -128,6 +128,7 @@ def _private_mount(tmp_path: Path, options: str) -> list[str] | None:
     return [unshare, "-rm", "sh", "-c", f"mount -t tmpfs -o {options} tmpfs '{mnt}' && exec \"$@\"", "sh"]
 
 
+@pytest.mark.slow  # two subprocess runs; the injected faults above cover the same code in the fast suite
 @pytest.mark.parametrize("options, words", [("size=12k", "no space left"), ("ro,size=64k", "read-only")])
 def test_real_full_or_read_only_tmpfs(tmp_path, images, options, words):
     prefix = _private_mount(tmp_path, options)
