@@ -162,7 +162,17 @@ BYTES_ALLOWANCE = 64 * 2**20
 
 
 def check_max_pixels(max_pixels: Any) -> int | None:
-    """``max_pixels`` as an int, or ``None`` (no limit); anything else is an :class:`InputError`."""
+    """``max_pixels`` as an int, or ``None`` (no limit); anything else is an :class:`InputError`.
+
+    Examples
+    --------
+    >>> from salience.io import check_max_pixels
+    >>> check_max_pixels(1e6), check_max_pixels(None)
+    (1000000, None)
+    >>> check_max_pixels("10")
+    Traceback (most recent call last):
+    salience.errors.InputError: max_pixels must be a positive whole number of pixels, or None for no limit; got '10' (a string: pass int(...))
+    """
     if max_pixels is None:
         return None
     ok = isinstance(max_pixels, (int, np.integer)) and not isinstance(max_pixels, (bool, np.bool_))
@@ -564,7 +574,16 @@ _FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENO
 
 def output_error(exc: OSError, path: str | os.PathLike, *, what: str = "write") -> OutputError:
     """An :class:`~salience.errors.OutputError` with a one-line message for an ``OSError`` raised while
-    writing ``path``; ``fatal`` when the cause affects every later output in the same place."""
+    writing ``path``; ``fatal`` when the cause affects every later output in the same place.
+
+    Examples
+    --------
+    >>> import errno
+    >>> from salience.io import output_error
+    >>> e = output_error(OSError(errno.ENOSPC, "No space left on device"), "maps/a.png")
+    >>> e.fatal, str(e)
+    (True, 'cannot write maps/a.png: no space left on the device (or quota exceeded); free some space or choose another --out')
+    """
     path = Path(path)
     code = exc.errno
     folder = path.parent if str(path.parent) else Path(".")
