@@ -66,6 +66,15 @@ def test_out_is_a_file_stops_with_one_message(tmp_path, images, capsys, sub):
     assert f.read_text() == "mine"
 
 
+def test_demo_out_is_a_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("mine")
+    assert main(["demo", "--out", str(f)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a file stands where a folder is needed" in err
+    assert f.read_text() == "mine"
+
+
 @pytest.mark.parametrize("code_, words", [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
                                           (errno.EACCES, "no permission"), (errno.EDQUOT, "no space left")])
 def test_disk_fault_at_the_write_stops_the_run_with_one_message(tmp_path, images, capsys, monkeypatch,
