@@ -24,7 +24,7 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "batch", "methods", "demo")
 
 EPILOG = """\
 examples:
@@ -33,6 +33,7 @@ examples:
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
+  salience batch photos/ --method itti,gradcam --workers 2 --out maps/
   salience methods
   salience demo
 
