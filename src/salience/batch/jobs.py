@@ -207,10 +207,38 @@ def make_specs(methods: Any, params: dict[str, dict[str, Any]] | None = None, *,
         p = params.get(n, {})
         if not isinstance(p, dict):
             raise InputError(f"the parameters of {n} must be a mapping name -> value, got {type(p).__name__}")
+        p = _checked_params(n, p)
         specs.append(Spec(method=n, params=tuple(sorted(p.items())), model=model,
                           weights=None if weights is None else os.path.abspath(weights),
                           target=None if target is None else str(target), layer=layer))
     return specs
+
+
+def _checked_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a parameter the method does not take; drop those equal to the method's default (the same
+    job as leaving them out)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(get_method(method).load())
+    except (ImportError, ValueError, TypeError):  # torch missing: checked when the method runs
+        return dict(params)
+    named = {k: v for k, v in sig.parameters.items()
+             if v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)}
+    open_ = any(v.kind == v.VAR_KEYWORD for v in sig.parameters.values())
+    reserved = {"image", "model", "images", "target", "layer"}
+    out = {}
+    for k, v in params.items():
+        if k in reserved or (k not in named and not open_):
+            known = ", ".join(k2 for k2 in named if k2 not in reserved) or "none"
+            raise InputError(f"{method} has no parameter {k!r}; its parameters: {known}")
+        d = named[k].default if k in named else inspect.Parameter.empty
+        if d is not inspect.Parameter.empty and type(d) in (int, float, bool, str) and v == d \
+                and (type(v) is type(d) or (isinstance(v, (int, float)) and isinstance(d, (int, float))
+                                            and not isinstance(v, bool) and not isinstance(d, bool))):
+            continue
+        out[k] = v
+    return out
 
 
 FORMATS = {"png": ("png",), "npy": ("npy",), "both": ("png", "npy")}
