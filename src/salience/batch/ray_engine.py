@@ -63,11 +63,15 @@ def run_ray(chunks: list[dict[str, Any]], worker_kwargs: dict[str, Any], workers
         if num_gpus and worker_kwargs.get("device") == "auto":
             worker_kwargs = {**worker_kwargs, "device": "cuda"}
         kw = {**worker_kwargs, "engine": "ray"}
-        if num_cpus:
-            kw["threads"] = max(1, int(num_cpus))
+        kw["threads"] = max(1, int(num_cpus or 1))  # one thread per CPU given to the actor (Ray's own rule)
         ds = ray.data.from_items([{"chunk": json.dumps(c)} for c in chunks], override_num_blocks=len(chunks))
+        pool: dict[str, Any] = {}
+        if hasattr(ray.data, "ActorPoolStrategy"):  # `concurrency=` is deprecated since Ray 2.51
+            pool["compute"] = ray.data.ActorPoolStrategy(size=workers)
+        else:  # pragma: no cover - older Ray
+            pool["concurrency"] = workers
         ds = ds.map_batches(ChunkRunner, fn_constructor_kwargs={"worker_kwargs": kw}, batch_size=1,
-                            concurrency=workers, num_cpus=num_cpus or 1, num_gpus=num_gpus or None)
+                            num_cpus=num_cpus or 1, num_gpus=num_gpus or None, **pool)
         for row in ds.iter_rows():
             on_records({}, json.loads(str(row["records"])))
     finally:
