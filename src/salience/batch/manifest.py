@@ -94,6 +94,7 @@ class Journal:
                 pass  # a file system without locks
         except ImportError:  # pragma: no cover - Windows
             pass
+        self._synced = 0.0
         self._drop_partial_tail()
 
     def _drop_partial_tail(self) -> None:
@@ -111,7 +112,14 @@ class Journal:
         os.ftruncate(self.fd, keep)
         os.fsync(self.fd)
 
+    #: the journal is fsynced at most this often (and at close): a line written but not yet fsynced
+    #: survives a killed process (it is in the kernel's cache); only a power cut can lose the last
+    #: second's lines, and then those jobs are simply done again (their files were fsynced)
+    SYNC_EVERY_S = 1.0
+
     def append(self, records: Iterable[dict[str, Any]]) -> None:
+        import time
+
         data = b"".join(json.dumps(r, sort_keys=True, default=_json_default).encode() + b"\n" for r in records)
         if not data:
             return
@@ -119,12 +127,19 @@ class Journal:
             view = memoryview(data)
             while view:  # O_APPEND: every write goes to the end
                 view = view[os.write(self.fd, view):]
-            os.fsync(self.fd)
+            now = time.monotonic()
+            if now - self._synced >= self.SYNC_EVERY_S:
+                os.fsync(self.fd)
+                self._synced = now
         except OSError as exc:
             raise output_error(exc, self.path) from None
 
     def close(self) -> None:
         if self.fd is not None:
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                pass
             os.close(self.fd)
             self.fd = None
 
