@@ -1,8 +1,8 @@
 """The record of a batch run: an append-only journal while it runs, a manifest table when it ends.
 
 Crash safety rests on one order of events per job: the outputs are written atomically (temporary file,
-fsync, rename), *then* one line is appended to the journal ``OUT/.salience-batch/journal.jsonl`` and
-fsynced.  So a journal line always points at complete files; a job killed before its line is simply done
+fsync, rename), *then* one line is appended to the journal ``OUT/.salience-batch/journal.jsonl``
+(fsynced at most once a second: a killed process loses no written line).  So a journal line always points at complete files; a job killed before its line is simply done
 again (its files are replaced atomically); a line cut short by a kill is dropped when the journal is
 opened next.  Only the driver (one process) writes the journal, under an exclusive lock, so two runs into
 one folder cannot interleave.  The manifest (``manifest.parquet``, or ``manifest.csv`` without pyarrow)
