@@ -727,7 +727,7 @@ def load_csv(
             try:
                 _read_row(row, hd, at, index, per_image, outside)
             except ImageReadError as exc:
-                unreadable.setdefault(row[hd.cols["image"]].strip(), str(exc))
+                unreadable.setdefault(Path(row[hd.cols["image"]].strip()).stem, str(exc))
     except csv.Error as exc:
         raise DataError(f"{where} line {reader.line_num}: not valid CSV ({exc})") from None
     if n_rows == 0:
