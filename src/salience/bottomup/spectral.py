@@ -75,26 +75,28 @@ def _downsample(arr: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _blur_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) matrix of a 1-D Gaussian blur along an axis of length n, zeros beyond the border."""
+def _blur_kernel(sigma: float) -> np.ndarray:
+    """float32 ``(k, 1)`` Gaussian of standard deviation ``sigma``, truncated at 3 sigma (``k`` odd)."""
     ksize = 2 * int(math.ceil(3.0 * sigma)) + 1
-    eye = np.eye(n, dtype=np.float32)
-    # Column j of the operator is the blur of the unit impulse at j.
-    op = cv2.GaussianBlur(eye, (1, ksize), sigmaX=1e-3, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-    op.setflags(write=False)
-    return op
+    kernel = cv2.getGaussianKernel(ksize, sigma, cv2.CV_32F)
+    kernel.setflags(write=False)
+    return kernel
 
 
 def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur (kernel truncated at 3 sigma) of a small 2-D map, with zeros beyond the border.
 
     Zero padding is what the authors' MATLAB code gets from ``imfilter`` (and it keeps a blob near the
-    border from peaking on the border, as a mirrored border would make it).  Written as two small matrix
-    products, ``By @ arr @ Bx.T``, which on a 64-pixel map is several times faster than a direct 2-D
-    filter with a kernel as large as the map.
+    border from peaking on the border, as a mirrored border would make it).  A separable OpenCV filter:
+    every output value is summed in the same order whatever the number of threads.  (Written before as
+    two matrix products with the blur operators, ``By @ arr @ Bx.T``; OpenBLAS splits those products
+    differently with one thread than with several, which moved maps by 1-3 float32 ulps between machines
+    and thread settings; see docs/performance.md for the speed of both.)
     """
-    h, w = arr.shape
-    return (_blur_matrix(h, sigma) @ arr @ _blur_matrix(w, sigma).T).astype(np.float32, copy=False)
+    k = _blur_kernel(float(sigma))
+    out = cv2.sepFilter2D(np.ascontiguousarray(arr, dtype=np.float32), cv2.CV_32F, k, k,
+                          borderType=cv2.BORDER_CONSTANT)
+    return out
 
 
 def _normalise_and_resize(sal: np.ndarray, height: int, width: int) -> np.ndarray:
