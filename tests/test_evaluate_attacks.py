@@ -362,3 +362,13 @@ def test_one_metric_name_parser():
     assert ev.resolve_metrics("nss,all") == tuple(M.METRICS)
     with pytest.raises(InputError, match="unknown metric 'auroc'"):
         ev.resolve_metrics("auroc")
+
+
+def test_table_says_how_to_read_the_human_rows_continuous_metrics(tmp_path):
+    """With a human row and CC/SIM/KL, the table carries a note that the row is no ceiling there."""
+    _images(tmp_path, ["a.png"])
+    d = sd.load_csv(_csv(tmp_path / "f.csv", _rows(["a.png"])))
+    res = ev.evaluate_dataset(d, "centre-bias,human", metrics="nss,cc,kld,sim", sigma=3.0)
+    for text in (res.table(), res.table(markdown=True)):
+        assert "human: its cc, kld, sim compare one viewer's sparse fixation map" in text
+    assert "human:" not in ev.evaluate_dataset(d, "centre-bias,human", metrics="nss", sigma=3.0).table()

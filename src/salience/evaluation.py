@@ -767,13 +767,23 @@ class EvaluationResult:
         head = ["method", "n"] + [f"{k} (lower better)" if k in lower and not markdown else
                                   (f"{k} ↓" if k in lower else k) for k in self.metrics]
         body = [self._table_row(m, by, digits) for m in self.methods]
+        notes = self.notes()
         if markdown:
             lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
             lines += ["| " + " | ".join(c) + " |" for c in body]
-            return "\n".join(lines)
+            return "\n".join(lines + ["", *notes] if notes else lines)
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
         fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-        return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, body)])
+        return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, body), *notes])
+
+    def notes(self) -> list[str]:
+        """Footnotes of the table: how to read the human row's continuous metrics."""
+        cont = [k for k in self.metrics if k in _CONTINUOUS]
+        if "human" not in self.methods or not cont:
+            return []
+        return [f"human: its {', '.join(cont)} compare one viewer's sparse fixation map with the other viewers' "
+                "map, while the other rows are compared with all viewers' map; there it is no ceiling and can "
+                "fall below centre-bias (leave-one-out ground truth is sparser)."]
 
     def _table_row(self, m: str, by: dict, digits: int) -> list[str]:
         ns = [by[(m, k)].n for k in self.metrics]
