@@ -644,6 +644,29 @@ class _RowSink:
         self._fh.close()
 
 
+def _resumed_rows(out_path: Path, journal: Path, parquet: bool, metrics: Sequence[str], convention: str,
+                  blur_label: str) -> list[dict[str, Any]]:
+    """The rows of an earlier run, each (image, method) once, after checking they are ours and compatible."""
+    done: list[dict[str, Any]] = []
+    if parquet and out_path.exists():
+        done.extend(read_rows(out_path))
+    if journal.exists():
+        done.extend(_read_csv_rows(journal, metrics))
+    for r in done:
+        if r.get("convention") != convention or str(r.get("fixation_sigma")) != blur_label:
+            raise DataError(
+                f"'{out_path}' holds rows computed with convention {r.get('convention')}, fixation "
+                f"sigma {r.get('fixation_sigma')}; this run asks for {convention}, {blur_label}: "
+                "write to another --out"
+            )
+    if journal.exists() and not parquet:
+        _read_csv_rows(journal, metrics, repair=True)  # validated above: now drop a cut-off last line
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in done:
+        unique.setdefault((r["image"], r["method"]), r)
+    return list(unique.values())
+
+
 @dataclass
 class _Journal:
     """The output file of a run: what it already holds (resume) and where new rows go."""
@@ -674,25 +697,7 @@ class _Journal:
             raise OutputExistsError(
                 f"{out_path} exists already; pass --resume to continue that run or --overwrite to replace it"
             )
-        done: list[dict[str, Any]] = []
-        if resume:
-            if parquet and out_path.exists():
-                done.extend(read_rows(out_path))
-            if journal.exists():
-                done.extend(_read_csv_rows(journal, metrics))
-            for r in done:
-                if r.get("convention") != convention or str(r.get("fixation_sigma")) != blur_label:
-                    raise DataError(
-                        f"'{out_path}' holds rows computed with convention {r.get('convention')}, fixation "
-                        f"sigma {r.get('fixation_sigma')}; this run asks for {convention}, {blur_label}: "
-                        "write to another --out"
-                    )
-            if journal.exists() and not parquet:
-                _read_csv_rows(journal, metrics, repair=True)  # validated above: now drop a cut-off last line
-            unique = {}
-            for r in done:
-                unique.setdefault((r["image"], r["method"]), r)
-            done = list(unique.values())
+        done = _resumed_rows(out_path, journal, parquet, metrics, convention, blur_label) if resume else []
         return cls(out_path, journal, parquet, done)
 
     @property
@@ -781,9 +786,10 @@ class EvaluationResult:
         cont = [k for k in self.metrics if k in _CONTINUOUS]
         if "human" not in self.methods or not cont:
             return []
-        return [f"human: its {', '.join(cont)} compare one viewer's sparse fixation map with the other viewers' "
+        note = (f"human: its {', '.join(cont)} compare one viewer's sparse fixation map with the other viewers' "
                 "map, while the other rows are compared with all viewers' map; there it is no ceiling and can "
-                "fall below centre-bias (leave-one-out ground truth is sparser)."]
+                "fall below centre-bias (leave-one-out ground truth is sparser).")
+        return [note]
 
     def _table_row(self, m: str, by: dict, digits: int) -> list[str]:
         ns = [by[(m, k)].n for k in self.metrics]
@@ -858,6 +864,21 @@ def _add_tasks(plan: _Plan, dataset: FixationDataset, done: set[tuple[str, str]]
             labels.append(s.label)
         if labels:
             plan.tasks.append((index[n], tuple(labels)))
+
+
+def _config(dataset, plan: _Plan, convention: str, fblur: FixationBlur, pixels_per_degree, sauc_others,
+            seed: int) -> _Config:
+    """The workers' configuration, with the blur checked on every image before any work."""
+    if pixels_per_degree is not None and not (isinstance(pixels_per_degree, (int, float))
+                                              and math.isfinite(pixels_per_degree) and pixels_per_degree > 0):
+        raise InputError(f"pixels_per_degree must be a positive number, got {pixels_per_degree!r}")
+    cfg = _Config(dataset=dataset, specs=plan.specs, metrics=plan.metrics, convention=convention, blur=fblur,
+                  seed=seed, map_files=plan.map_files, pixels_per_degree=pixels_per_degree,
+                  sauc_others=_sauc_others(sauc_others, convention))
+    if fblur.kind == "deg":
+        for n in plan.names:
+            cfg.sigma(dataset[n])  # every image needs its pixels per degree: refuse before any work
+    return cfg
 
 
 def _normalised_fixations(dataset: FixationDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -974,18 +995,10 @@ def evaluate_dataset(
     t_start = time.perf_counter()
     plan = _plan(dataset, methods, metrics=metrics, convention=convention, saliency_maps=saliency_maps,
                  blur=blur, centre_bias=centre_bias, limit=limit, jobs=jobs)
-    fblur = fixation_blur(sigma, sigma_fraction=sigma_fraction, sigma_deg=sigma_deg)
-    if pixels_per_degree is not None and not (isinstance(pixels_per_degree, (int, float))
-                                              and math.isfinite(pixels_per_degree) and pixels_per_degree > 0):
-        raise InputError(f"pixels_per_degree must be a positive number, got {pixels_per_degree!r}")
-    cfg = _Config(dataset=dataset, specs=plan.specs, metrics=plan.metrics, convention=convention, blur=fblur,
-                  seed=seed, map_files=plan.map_files, pixels_per_degree=pixels_per_degree,
-                  sauc_others=_sauc_others(sauc_others, convention))
-    if fblur.kind == "deg":
-        for n in plan.names:
-            cfg.sigma(dataset[n])  # every image needs its pixels per degree: refuse before any work
+    cfg = _config(dataset, plan, convention, fixation_blur(sigma, sigma_fraction=sigma_fraction, sigma_deg=sigma_deg),
+                  pixels_per_degree, sauc_others, seed)
     journal = _Journal.open(out, resume=resume, overwrite=overwrite, metrics=plan.metrics,
-                            convention=convention, blur_label=fblur.label)
+                            convention=convention, blur_label=cfg.blur.label)
     _add_tasks(plan, dataset, journal.done)
     if "sauc" in plan.metrics and plan.tasks:
         cfg.other = _normalised_fixations(dataset)
