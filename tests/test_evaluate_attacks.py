@@ -372,3 +372,19 @@ def test_table_says_how_to_read_the_human_rows_continuous_metrics(tmp_path):
     for text in (res.table(), res.table(markdown=True)):
         assert "human: its cc, kld, sim compare one viewer's sparse fixation map" in text
     assert "human:" not in ev.evaluate_dataset(d, "centre-bias,human", metrics="nss", sigma=3.0).table()
+
+
+def test_cli_outside_and_sauc_options(tmp_path, capsys):
+    """--outside error refuses a clipped point with one line (exit 2); --sauc-others parses N and 'all'."""
+    _images(tmp_path, ["a.png", "b.png"])
+    p = _csv(tmp_path / "f.csv", _rows(["a.png", "b.png"]) + [["a.png", "s0", -1.0, 10]])
+    code, _, err = _cli(capsys, "--dataset", f"csv:{p}", "--method", "chance", "--metrics", "nss", "--outside", "error")
+    assert code == 2 and err.count("\n") == 1 and "line 14: point" in err, err
+    for value in ("1", "all"):
+        code, out, err = _cli(capsys, "--dataset", f"csv:{p}", "--method", "centre-bias", "--metrics", "sauc",
+                              "--sauc-others", value)
+        assert code == 0 and "centre-bias" in out, err
+    code, _, err = _cli(capsys, "--dataset", f"csv:{p}", "--method", "chance", "--metrics", "sauc", "--sauc-others", "x")
+    assert code == 2 and "--sauc-others" in err
+    code, _, err = _cli(capsys, "--dataset", "osie", "--data-dir", tmp_path, "--outside", "drop")
+    assert code == 2 and "apply to csv: data sets only" in err
