@@ -58,7 +58,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import check_map
-from ._emd import emd_hat_gd_metric, ground_distance
+from ._emd import emd_hat_gd_metric
 from ._fast import (count_levels, fused_sums, jitter_counts_below, jitter_counts_below_fused, map_stats,
                     nonzero_bytes, quantised_levels, split_counts)
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
@@ -746,9 +746,6 @@ def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None
     return val
 
 
-_DIST_CACHE: dict[tuple[int, int], np.ndarray] = {}
-
-
 def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
     im1 = gt.cached(("emd", downsize))
     im2 = imresize_bicubic(raw, im1.shape)
@@ -756,12 +753,7 @@ def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
     if s2 == 0 or not np.isfinite(s2):
         raise InputError("emd: the saliency map sums to zero after downsizing; it has no mass to move")
     im2 = im2 / s2
-    key = im1.shape
-    dist = _DIST_CACHE.get(key)
-    if dist is None:
-        dist = ground_distance(*key)
-        _DIST_CACHE[key] = dist
-    return emd_hat_gd_metric(im1.ravel(order="F"), im2.ravel(order="F"), dist)
+    return emd_hat_gd_metric(im1.ravel(order="F"), im2.ravel(order="F"), im1.shape)  # distances: only the block needed
 
 
 # ---------------------------------------------------------------------------------------------------
