@@ -51,6 +51,19 @@ def _rows(names, n_subjects=2, size=(40, 30)):
     return out
 
 
+def _bomb_png(path: Path, w: int, h: int) -> None:
+    """A small PNG whose header claims ``w x h`` pixels (a decompression bomb, as far as the size goes)."""
+    import struct
+    import zlib
+
+    Image.new("1", (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr:ihdr + 8] = struct.pack(">II", w, h)
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4:ihdr + 13])))
+    path.write_bytes(bytes(data))
+
+
 def _cli(capsys, *argv):
     code = main(["evaluate", "--no-progress", "--jobs", "1", *map(str, argv)])
     out, err = capsys.readouterr()
@@ -66,7 +79,7 @@ def test_truncated_jpeg_and_bomb_png_are_skipped_and_counted(tmp_path, jobs):
     _images(tmp_path, ["a.png", "b.png", "c.jpg"])
     data = (tmp_path / "c.jpg").read_bytes()
     (tmp_path / "c.jpg").write_bytes(data[: len(data) // 3])  # the header (and size) survive
-    Image.new("1", (20000, 20000)).save(tmp_path / "d.png")  # 400 Mpx: over the default pixel limit
+    _bomb_png(tmp_path / "d.png", 20000, 20000)  # 400 Mpx in its header: over the default pixel limit
     csv_path = _csv(tmp_path / "fix.csv", [r for r in _rows(names) if r[0] != "d.png"]
                     + [["d.png", "s0", 100, 100], ["d.png", "s1", 200, 50]])
     d = sd.load_csv(csv_path)
