@@ -45,7 +45,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
-    from salience.bottomup.spectral import _gaussian_blur, spectral_residual  # a benchmark of the private helper
+    from salience.bottomup.spectral import (  # a benchmark of the private helper
+        _gaussian_blur,
+        spectral_residual,
+    )
 
     rng = np.random.default_rng(0)
     print(f"# {platform.processor() or platform.machine()}, {cv2.getNumThreads()} OpenCV threads; "

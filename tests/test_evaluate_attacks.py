@@ -267,7 +267,7 @@ def test_centre_map_scores_about_half_on_osie():
     s = next(x for x in ten.summary if x.metric == "sauc")
     assert abs(s.mean - 0.5) < 0.02 and s.low < 0.5 < s.high
     every = ev.evaluate_dataset(d, "centre-bias", metrics="sauc", limit=40, jobs=2, sauc_others="all")
-    diff = np.array([b["sauc"] - a["sauc"] for a, b in zip(ten.rows, every.rows)])
+    diff = np.array([b["sauc"] - a["sauc"] for a, b in zip(ten.rows, every.rows, strict=True)])
     assert diff.mean() > 0.01
 
 
@@ -408,7 +408,11 @@ def test_cli_outside_and_sauc_options(tmp_path, capsys):
 def test_emd_distance_block_gives_the_same_integer_problem():
     """The block of ground distances EMD needs gives the same integer costs as the full matrix, and the
     same EMD (the full 9,882^2 matrix of a 3888 x 2592 image is never built)."""
-    from salience.metrics._emd import emd_hat_gd_metric, grid_distance_block, ground_distance
+    from salience.metrics._emd import (
+        emd_hat_gd_metric,
+        grid_distance_block,
+        ground_distance,
+    )
 
     rng = np.random.default_rng(4)
     rows, cols = 19, 25

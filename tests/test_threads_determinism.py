@@ -60,5 +60,5 @@ def test_bottom_up_maps_do_not_depend_on_threads():
     single = _hashes(1, 1, 1)
     loaded = _hashes(2, 2, 2)
     assert len(single) == len(loaded) > 12
-    diff = [a.rsplit(" ", 1)[0] for a, b in zip(single, loaded) if a != b]
+    diff = [a.rsplit(" ", 1)[0] for a, b in zip(single, loaded, strict=True) if a != b]
     assert not diff, f"maps that depend on the thread count: {diff}"
