@@ -19,6 +19,7 @@ __all__ = [
     "MissingDependencyError",
     "OutputExistsError",
     "DataError",
+    "VideoReadError",
 ]
 
 
@@ -64,3 +65,7 @@ class OutputExistsError(SalienceError, FileExistsError):
 
 class DataError(InputError):
     """A data set (fixations, maps, CSV) is missing, malformed or inconsistent."""
+
+
+class VideoReadError(InputError):
+    """A video or camera could not be read: missing file, unknown codec, corrupt or empty data."""

@@ -19,7 +19,7 @@ from ..errors import SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "video", "methods", "demo")
 
 EPILOG = """\
 examples:
@@ -28,6 +28,7 @@ examples:
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
+  salience video clip.mp4 --out clip_attention.mp4 --points points.csv
   salience methods
   salience demo
 

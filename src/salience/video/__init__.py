@@ -1,0 +1,1 @@
+"""Video and real time: the dynamic Itti model, attention over time, and streams of frames."""
