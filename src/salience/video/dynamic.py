@@ -68,7 +68,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from ..bottomup.itti import CHANNELS, IttiParams, itti_koch, normalize_stack
+from ..bottomup.itti import CHANNELS, IttiParams, itti_koch, local_maxima_coefficients, normalize_stack
 from ..bottomup.pyramid import expand_levels, gaussian_pyramid, laplacian_level, to_size
 from ..errors import InputError
 from ..io import method_input
@@ -294,14 +294,16 @@ class DynamicItti:
                     motion[str(d)] = det[d][self._centres[0]]
                     for lv in self._levels:
                         planes[lv].append(det[d][lv])
-            stacks = {lv: np.ascontiguousarray(np.stack(planes[lv], axis=2)) for lv in self._levels}
-            acc, sums = self._conspicuity(stacks, _level_size(h, w, p.itti.output_scale))
-            if p.weights[3] > 0:
+            out_size = _level_size(h, w, p.itti.output_scale)
+            if p.weights[3] > 0:  # blocks of at most 4 channels: OpenCV's fast paths
+                acc, _ = self._conspicuity({lv: planes[lv][0][:, :, None] for lv in self._levels}, out_size)
                 consp["flicker"] = np.ascontiguousarray(acc[:, :, 0])
             if p.weights[4] > 0:
                 j = 1 if p.weights[3] > 0 else 0
-                energy = {n: float(e) for n, e in zip(names[j:], sums[j:])}
-                consp["motion"] = normalize_stack(acc[:, :, j:], p.itti).sum(axis=2, dtype=np.float32)
+                stacks = {lv: np.ascontiguousarray(np.stack(planes[lv][j:], axis=2)) for lv in self._levels}
+                acc, sums = self._conspicuity(stacks, out_size)
+                energy = {n: float(e) for n, e in zip(names[j:], sums)}
+                consp["motion"] = normalize_stack(acc, p.itti).sum(axis=2, dtype=np.float32)
         self._prev_pyr = {lv: ipyr[lv] for lv in self._levels}
         self._prev_bands = bands
         self._size = (h, w)
@@ -317,8 +319,8 @@ class DynamicItti:
 
     def _conspicuity(self, stacks: dict[int, np.ndarray], out_size: tuple[int, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Centre-surround maps of feature stacks ``(h, w, K)`` per level, ``N(.)`` each, ``⊕`` at the output
-        scale; also, per channel, the sum of the centre-surround maps before ``N(.)``."""
+        """Centre-surround maps of feature stacks ``(h, w, K)`` (``K <= 4``) per level, ``N(.)`` each, ``⊕`` at
+        the output scale; also, per channel, the sum of the centre-surround maps before ``N(.)``."""
         p = self.params.itti
         k = next(iter(stacks.values())).shape[2]
         total = np.zeros((*out_size, k), np.float32)
@@ -327,10 +329,15 @@ class DynamicItti:
             centre = stacks[c]
             for d in p.deltas:
                 fm = cv2.absdiff(centre, to_size(stacks[c + d], centre.shape[:2])).reshape(centre.shape)
-                sums += fm.sum(axis=(0, 1), dtype=np.float64)
-                if not fm.any():
-                    continue  # N of a zero map is zero
-                total += to_size(normalize_stack(fm, p), out_size).reshape(total.shape)
+                e = np.array(cv2.sumElems(fm)[:k])
+                sums += e
+                if not e.any():
+                    continue  # fm >= 0 sums to 0: a zero map, and N of it is zero
+                if p.normalization == "local-maxima":  # N is affine per map: shrink first, then apply
+                    a, b = local_maxima_coefficients(fm, p.local_max_threshold)
+                    total += to_size(fm, out_size).reshape(total.shape) * a + b
+                else:
+                    total += to_size(normalize_stack(fm, p), out_size).reshape(total.shape)
         return total, sums
 
     def _combine(self, consp: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
