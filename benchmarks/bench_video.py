@@ -20,17 +20,17 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one core for everything (before numpy is imported)
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 W, H = 640, 480
 
@@ -122,9 +122,12 @@ def method_case(name: str):
 
 def _end_to_end(method: str):
     def case(floats, u8s, clip):
+        import contextlib
+        import io
+
         from salience.cli import main
 
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):
             t0 = time.perf_counter()
             rc = main(["video", str(clip), "--method", method, "--out", str(Path(d) / "out.mp4"), "-q"])
             dt = (time.perf_counter() - t0) * 1e3

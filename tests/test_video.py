@@ -16,7 +16,7 @@ import pytest
 
 import salience
 from salience.bottomup.itti import itti_koch
-from salience.errors import InputError, OutputExistsError, UnknownMethodError, VideoReadError
+from salience.errors import InputError, UnknownMethodError, VideoReadError
 from salience.registry import BOTTOM_UP, methods
 from salience.video.attention import Attention
 from salience.video.dynamic import DynamicItti, DynamicParams
@@ -325,3 +325,16 @@ def test_cli_video_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
     assert main(["video", str(clip), "--out", str(tmp_path / "o.mp4"), "--points", str(tmp_path / "p.csv"),
                  "-q"]) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]
+
+
+def test_demo_video_writes_the_clip_the_videos_and_a_contact_sheet(tmp_path, photo):
+    from PIL import Image
+
+    from salience.video.demo import demo_video
+
+    section = demo_video(photo, tmp_path, n=8, size=(96, 64))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["video_attention.mp4", "video_clip.avi", "video_contact_sheet.png", "video_map.mp4"]
+    assert _frames_of(tmp_path / "video_attention.mp4") == 8
+    assert Image.open(tmp_path / "video_contact_sheet.png").size == (4 * 96, 2 * 64)
+    assert section["figures"][0]["images"] == ["video_contact_sheet.png"]

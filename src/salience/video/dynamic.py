@@ -62,8 +62,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -73,7 +74,7 @@ from ..bottomup.pyramid import expand_levels, gaussian_pyramid, laplacian_level,
 from ..errors import InputError
 from ..io import method_input
 
-__all__ = ["DynamicParams", "DynamicResult", "DynamicItti", "DYNAMIC_CHANNELS", "DIRECTIONS"]
+__all__ = ["DIRECTIONS", "DYNAMIC_CHANNELS", "DynamicItti", "DynamicParams", "DynamicResult"]
 
 #: The five channels of the dynamic model, in the order of :attr:`DynamicParams.weights`.
 DYNAMIC_CHANNELS: tuple[str, ...] = CHANNELS + ("flicker", "motion")
@@ -142,7 +143,7 @@ class DynamicParams:
         set_(self, "directions", tuple(sorted(items)))
 
     @classmethod
-    def from_overrides(cls, **overrides: Any) -> "DynamicParams":
+    def from_overrides(cls, **overrides: Any) -> DynamicParams:
         """Build from keyword arguments: own fields, plus any :class:`IttiParams` field for ``itti``."""
         own = {f.name for f in dataclasses.fields(cls)}
         mine = {k: v for k, v in overrides.items() if k in own}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputError, OutputExistsError
 from ..viz import COLORMAPS
 
-__all__ = ["overlay_frame", "map_frame", "to_bgr_u8", "VideoWriter", "FOURCC"]
+__all__ = ["FOURCC", "VideoWriter", "map_frame", "overlay_frame", "to_bgr_u8"]
 
 #: Codec used for each output file extension (all available in the FFmpeg build OpenCV wheels ship).
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -123,7 +123,7 @@ class VideoWriter:
         except OSError:
             pass
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

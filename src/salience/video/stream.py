@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ from ..registry import BOTTOM_UP, get_method
 from .attention import Attention, AttentionParams, Focus
 from .dynamic import DynamicItti, DynamicResult
 
-__all__ = ["stream", "Stream", "FrameResult", "open_video", "DYNAMIC_METHOD", "DEFAULT_FPS"]
+__all__ = ["DEFAULT_FPS", "DYNAMIC_METHOD", "FrameResult", "Stream", "open_video", "stream"]
 
 #: The name of the dynamic Itti model in :func:`stream` and ``salience video``.
 DYNAMIC_METHOD = "itti-dynamic"
@@ -132,7 +133,7 @@ def _bgr_to_rgb_float(bgr: np.ndarray) -> np.ndarray:
     return out
 
 
-def open_video(path: str | os.PathLike) -> "_Capture":
+def open_video(path: str | os.PathLike) -> _Capture:
     """Open a video file for reading (raises :class:`~salience.errors.VideoReadError` with the reason)."""
     return _Capture(os.fspath(path), camera=False)
 
@@ -191,7 +192,7 @@ class Stream:
         self.max_frames = max_frames
         self._it: Iterator[FrameResult] | None = None
 
-    def __iter__(self) -> "Stream":
+    def __iter__(self) -> Stream:
         return self
 
     def __next__(self) -> FrameResult:
@@ -199,10 +200,10 @@ class Stream:
             self._it = self._run()
         return next(self._it)
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
