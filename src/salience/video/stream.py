@@ -241,7 +241,7 @@ def _frame(raw: Any, index: int) -> np.ndarray:
         return as_image_array(raw, name=f"frame {index}")
     except InputError:
         raise
-    except Exception as exc:  # a frame that is not array-like at all
+    except (TypeError, ValueError) as exc:  # a frame that is not array-like at all
         raise InputError(f"frame {index} is not an image array ({type(raw).__name__}): {exc}") from None
 
 
