@@ -180,7 +180,9 @@ def _video_section(photos: dict[str, np.ndarray], out: Path, say: Callable[[str]
     except ImportError as exc:
         say(f"video skipped: {exc}")
         return []
-    return [demo_video(next(iter(photos.values())), out, log=say)]
+    photo = next(iter(photos.values()))
+    w = max(32, min(320, max(photo.shape[:2]) // 8 * 8))  # 320 x 240 for the gallery; small for small demos
+    return [demo_video(photo, out, n=48 if w >= 320 else 12, size=(w, w * 3 // 4 // 2 * 2), log=say)]
 
 
 def _explanations(photos: dict[str, np.ndarray], out: Path, say: Callable[[str], Any]) -> list[dict]:

@@ -4,11 +4,6 @@ attended points per frame."""
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import sys
-import time
-from collections import deque
 from pathlib import Path
 
 from ..errors import InputError, OutputExistsError
@@ -83,66 +78,14 @@ def _check(args) -> None:
 
 
 def run(args) -> int:
-    from ..io import atomic_write_bytes
-    from ..video.render import VideoWriter, map_frame, overlay_frame, to_bgr_u8
-    from ..video.stream import stream
+    from ..video.render import write_video
 
     _check(args)
     source = int(args.input) if args.input.isdigit() and not Path(args.input).exists() else args.input
     attention = {"min_dwell": args.min_dwell} if args.min_dwell is not None else True
-    s = stream(source, args.method, attention=attention, fps=args.fps, max_frames=args.max_frames)
-    writers: list[VideoWriter] = []
-    rows = io.StringIO()
-    table = csv.writer(rows, lineterminator="\n")
-    table.writerow(["frame", "time", "x", "y", "value", "fixation", "dwell", "shifted"])
-    trail: deque = deque(maxlen=max(1, args.trail))
-    bar = None
-    t0 = time.perf_counter()
-    n = 0
-    try:
-        for r in s:
-            if not writers:
-                h, w = r.saliency.shape
-                fps = float(s.fps or 30.0)
-                writers.append(VideoWriter(args.out, fps, (w, h), overwrite=args.overwrite))
-                if args.map_video:
-                    writers.append(VideoWriter(args.map_video, fps, (w, h), overwrite=args.overwrite))
-                if not args.quiet:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=s.frame_count, desc="salience video", unit="frame", file=sys.stderr,
-                               dynamic_ncols=True)
-            f = r.focus
-            if f is not None:
-                trail.append((f.x, f.y))
-            radius = s.attention.radius_px(*r.saliency.shape) if s.attention is not None else 0.0
-            bgr = to_bgr_u8(r.frame)
-            writers[0].write(overlay_frame(bgr, r.saliency, list(trail), cmap=args.cmap, alpha=args.alpha,
-                                           radius=radius))
-            if args.map_video:
-                writers[1].write(map_frame(r.saliency, "gray"))
-            if f is None:
-                table.writerow([r.index, f"{r.time:.4f}", "", "", "", "", "", ""])
-            else:
-                table.writerow([r.index, f"{r.time:.4f}", f.x, f.y, f"{f.value:.4f}", f.fixation, f.dwell,
-                                int(f.shifted)])
-            n += 1
-            if bar is not None:
-                bar.update(1)
-        if not writers:
-            raise InputError(f"{args.input}: no frames")
-        paths = [w.commit() for w in writers]
-        if args.points:
-            paths.append(atomic_write_bytes(args.points, rows.getvalue().encode(), overwrite=args.overwrite))
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-    finally:
-        s.close()
-        if bar is not None:
-            bar.close()
-    dt = time.perf_counter() - t0
-    print(f"salience video: {n} frames in {dt:.1f} s ({n / dt:.1f} frames/s); wrote "
-          + ", ".join(str(p) for p in paths))
+    done = write_video(source, args.out, method=args.method, map_video=args.map_video, points=args.points,
+                       trail=args.trail, cmap=args.cmap, alpha=args.alpha, attention=attention, fps=args.fps,
+                       max_frames=args.max_frames, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"salience video: {done.frames} frames in {done.seconds:.1f} s ({done.fps:.1f} frames/s); wrote "
+          + ", ".join(str(p) for p in done.paths))
     return 0

@@ -61,8 +61,7 @@ def demo_video(photo: Any, out_dir: str | os.PathLike, *, n: int = 48, size: tup
     ``video_map.mp4`` and ``video_contact_sheet.png`` into ``out_dir``, replacing earlier ones.  Returns a
     gallery section for :func:`salience.demo.run_demo`.
     """
-    from ..cli import main
-    from .render import VideoWriter, overlay_frame, to_bgr_u8
+    from .render import VideoWriter, overlay_frame, to_bgr_u8, write_video
     from .stream import stream
 
     out = Path(out_dir)
@@ -72,10 +71,8 @@ def demo_video(photo: Any, out_dir: str | os.PathLike, *, n: int = 48, size: tup
         for f in frames:
             wr.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
         wr.commit()
-    rc = main(["video", str(out / "video_clip.avi"), "--out", str(out / "video_attention.mp4"),
-               "--map-video", str(out / "video_map.mp4"), "--overwrite", "-q"])
-    if rc != 0:
-        raise RuntimeError(f"salience video failed on the demo clip (exit status {rc})")
+    write_video(out / "video_clip.avi", out / "video_attention.mp4", map_video=out / "video_map.mp4",
+                overwrite=True)
     # contact sheet: 8 evenly spaced frames, overlay with the focus, from the same stream
     picks = set(np.linspace(0, n - 1, 8).round().astype(int).tolist())
     tiles, trail = [], []

@@ -7,10 +7,17 @@ a 640 x 480 overlay costs about a millisecond.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import sys
 import tempfile
+import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,7 +25,7 @@ import numpy as np
 from ..errors import InputError, OutputExistsError
 from ..viz import COLORMAPS
 
-__all__ = ["FOURCC", "VideoWriter", "map_frame", "overlay_frame", "to_bgr_u8"]
+__all__ = ["FOURCC", "VideoSummary", "VideoWriter", "map_frame", "overlay_frame", "to_bgr_u8", "write_video"]
 
 #: Codec used for each output file extension (all available in the FFmpeg build OpenCV wheels ship).
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -129,3 +136,90 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What :func:`write_video` did: frames processed, seconds taken, the files written."""
+
+    frames: int
+    seconds: float
+    paths: tuple[Path, ...]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def write_video(source: Any, out: str | os.PathLike, *, method: str = "itti-dynamic",
+                map_video: str | os.PathLike | None = None, points: str | os.PathLike | None = None,
+                trail: int = 30, cmap: str = "jet", alpha: float = 0.5, attention: Any = True,
+                fps: float | None = None, max_frames: int | None = None, overwrite: bool = False,
+                progress: bool = False, **params: Any) -> VideoSummary:
+    """Run :func:`salience.stream` on ``source`` and write the overlay video ``out`` (heatmap, the focus as
+    a circle of the FOA radius, its last ``trail`` positions as a line), optionally the grey map video
+    ``map_video`` and the CSV ``points`` (``frame,time,x,y,value,fixation,dwell,shifted``).
+
+    This is what ``salience video`` runs.  Every file is written under a temporary name and renamed at
+    the end; on any exception (Ctrl-C included) the temporary files are deleted and nothing appears
+    under the final names.  ``progress`` shows a tqdm bar (frames done, frames per second) on stderr.
+    """
+    from .stream import stream
+
+    if points is not None and Path(points).exists() and not overwrite:  # before any frame is computed
+        raise OutputExistsError(f"{points} exists already; pass --overwrite (overwrite=True) to replace it")
+    s = stream(source, method, attention=attention, fps=fps, max_frames=max_frames, **params)
+    writers: list[VideoWriter] = []
+    rows = io.StringIO()
+    table = csv.writer(rows, lineterminator="\n")
+    table.writerow(["frame", "time", "x", "y", "value", "fixation", "dwell", "shifted"])
+    path_pts: deque = deque(maxlen=max(1, int(trail)))
+    bar = None
+    t0 = time.perf_counter()
+    n = 0
+    try:
+        for r in s:
+            if not writers:
+                h, w = r.saliency.shape
+                rate = float(s.fps or 30.0)
+                writers.append(VideoWriter(out, rate, (w, h), overwrite=overwrite))
+                if map_video is not None:
+                    writers.append(VideoWriter(map_video, rate, (w, h), overwrite=overwrite))
+                if progress:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=s.frame_count, desc="salience video", unit="frame", file=sys.stderr,
+                               dynamic_ncols=True)
+            f = r.focus
+            if f is not None:
+                path_pts.append((f.x, f.y))
+            radius = s.attention.radius_px(*r.saliency.shape) if s.attention is not None else 0.0
+            shown = list(path_pts) if trail > 0 else list(path_pts)[-1:]
+            writers[0].write(overlay_frame(to_bgr_u8(r.frame), r.saliency, shown, cmap=cmap, alpha=alpha,
+                                           radius=radius))
+            if map_video is not None:
+                writers[1].write(map_frame(r.saliency, "gray"))
+            if f is None:
+                table.writerow([r.index, f"{r.time:.4f}", "", "", "", "", "", ""])
+            else:
+                table.writerow([r.index, f"{r.time:.4f}", f.x, f.y, f"{f.value:.4f}", f.fixation, f.dwell,
+                                int(f.shifted)])
+            n += 1
+            if bar is not None:
+                bar.update(1)
+        if not writers:
+            raise InputError(f"{source}: no frames")
+        paths = [w.commit() for w in writers]
+        if points is not None:
+            from ..io import atomic_write_bytes
+
+            paths.append(atomic_write_bytes(points, rows.getvalue().encode(), overwrite=overwrite))
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    finally:
+        s.close()
+        if bar is not None:
+            bar.close()
+    return VideoSummary(n, time.perf_counter() - t0, tuple(paths))
