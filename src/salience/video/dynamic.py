@@ -35,15 +35,16 @@ no previous frame: flicker and motion are absent and the map is the static model
 flicker and motion maps that are exactly zero (``x·y - x·y`` and ``|a - a|`` are exact in floating point),
 so its map is the static one too.
 
-Departures from the paper (``docs/video.md`` has the account):
+Departures from the paper as we read it (``docs/video.md`` has the account; the iNVT source was not
+consulted):
 
 * The correlator runs on the band-pass (Laplacian) level of the intensity pyramid, the input the static
   model's Gabor filters get, rather than on the Gaussian level: with the mean removed the detector is
   direction selective (a bar moving right gives a leftward response below 1 % of the rightward one in our
   tests), whereas on the raw Gaussian level the uniform background makes the null direction respond at
   about half the preferred one.
-* Half-wave rectification (the paper writes ``|.|``, which makes opposite directions the same map
-  shifted by one pixel) and the square root, plus the two low thresholds, which keep sensor and
+* Half-wave rectification (the paper's formula takes ``|.|``, which would make opposite directions the
+  same map shifted by one pixel) and the square root, plus the two low thresholds, which keep sensor and
   compression noise from being stretched to full range by ``N(.)``.
 
 >>> import numpy as np
