@@ -260,6 +260,10 @@ def test_unreadable_videos_give_clear_errors(tmp_path):
         salience.stream(bad)
     with pytest.raises(VideoReadError, match="folder"):
         salience.stream(tmp_path)
+    with pytest.raises(VideoReadError, match="camera 99 could not be opened"):  # no such camera here
+        salience.stream(99)
+    with pytest.raises(InputError, match="camera index"):
+        salience.stream(-1)
 
 
 # ---- the command --------------------------------------------------------------------------------------
