@@ -190,6 +190,8 @@ def test_attention_without_anything_salient_and_its_checks():
         Attention(dwell=3)
     with pytest.raises(InputError, match="NaN"):
         att.update(np.full((4, 4), np.nan))
+    with pytest.raises(InputError, match="image_shape"):
+        att.update(np.ones((4, 4), np.float32), image_shape=5)
 
 
 # ---- streams ------------------------------------------------------------------------------------------

@@ -172,9 +172,12 @@ class Attention:
         arr = saliency if isinstance(saliency, np.ndarray) and saliency.dtype == np.float32 \
             and saliency.ndim == 2 and np.isfinite(saliency).all() else check_map(saliency).astype(np.float32)
         h, w = arr.shape
-        ih, iw = (h, w) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
+        try:
+            ih, iw = (h, w) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
+        except (TypeError, ValueError, IndexError):
+            ih = iw = 0
         if ih < 1 or iw < 1:
-            raise InputError(f"image_shape must be a positive (H, W), got {image_shape!r}")
+            raise InputError(f"image_shape must be the frame's (H, W) (e.g. frame.shape), got {image_shape!r}")
         p = self.params
         f = max(1, math.ceil(max(h, w) / p.grid))
         gh, gw = -(-h // f), -(-w // f)
