@@ -323,6 +323,17 @@ def test_cli_video_bad_inputs(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.avi", "clip.avi"]  # nothing half-written
 
 
+def test_write_video_refuses_frames_of_another_size(tmp_path):
+    from salience.video import write_video
+
+    frames = bar_clip(n=3) + [np.zeros((60, 80, 3), np.float32)]
+    with pytest.raises(InputError, match="frame 3 is 80 x 60 but the video is 160 x 120"):
+        write_video(frames, tmp_path / "o.mp4", points=tmp_path / "p.csv")
+    assert list(tmp_path.iterdir()) == []
+    done = write_video(bar_clip(n=3), tmp_path / "o.avi", attention=False)
+    assert done.frames == 3 and done.paths == (tmp_path / "o.avi",) and _frames_of(tmp_path / "o.avi") == 3
+
+
 def test_cli_video_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
     from salience.cli import main
     from salience.video import render

@@ -190,6 +190,11 @@ def write_video(source: Any, out: str | os.PathLike, *, method: str = "itti-dyna
 
                     bar = tqdm(total=s.frame_count, desc="salience video", unit="frame", file=sys.stderr,
                                dynamic_ncols=True)
+            if r.saliency.shape != (h, w):
+                raise InputError(
+                    f"frame {r.index} is {r.saliency.shape[1]} x {r.saliency.shape[0]} but the video is {w} x {h}; "
+                    "every frame of one video must have the same size"
+                )
             f = r.focus
             if f is not None:
                 path_pts.append((f.x, f.y))
