@@ -354,7 +354,7 @@ class DynamicItti:
         else:
             sal = (stack * wts).max(axis=2)
         sal = expand_levels(np.ascontiguousarray(sal, dtype=np.float32), size)
-        peak = float(sal.max())
+        peak = cv2.minMaxLoc(sal)[1]
         if peak > 0:
             np.divide(sal, np.float32(peak), out=sal)
         else:
@@ -389,11 +389,16 @@ def _reichardt(cur: dict[int, np.ndarray], prev: dict[int, np.ndarray], directio
 
 
 def _place(values: np.ndarray, shape: tuple[int, ...], where: tuple[slice, slice], threshold: float) -> np.ndarray:
+    """Rectify, threshold and square-root ``values`` (in place), placed at ``where`` in a zero map.
+
+    ``sqrt(max(0, v)) < t`` exactly when ``v < t²``, so one ``THRESH_TOZERO`` at ``t²`` rectifies and
+    thresholds at once (values not above ``t²``, negatives included, become 0).
+    """
     full = np.zeros(shape, np.float32)
     if values.size:
-        np.maximum(values, 0.0, out=values)
+        v = values.reshape(values.shape[0], -1)  # OpenCV wants 2-D
+        cv2.threshold(v, threshold * threshold, 0.0, cv2.THRESH_TOZERO, dst=v)
         np.sqrt(values, out=values)
-        values[values < threshold] = 0.0
         full[where] = values
     return full
 
