@@ -261,6 +261,10 @@ def test_stream_reads_a_video_file(tmp_path):
     # the decoded frames look like what was written (MJPG is lossy)
     assert np.abs(out[3].frame - bar_clip(n=8, step=3)[3]).mean() < 0.02
     assert out[-1].detail.motion_energy["0"] > 100 * out[-1].detail.motion_energy["180"]
+    # the decoded uint8 BGR frame comes along (for drawing and writing), the same pixels as .frame
+    assert out[0].bgr.dtype == np.uint8 and out[0].bgr.shape == (H, W, 3)
+    np.testing.assert_allclose(out[0].bgr[:, :, ::-1] / 255.0, out[0].frame, atol=1e-6)
+    assert next(iter(salience.stream(bar_clip(n=1)))).bgr is None
 
 
 def test_unreadable_videos_give_clear_errors(tmp_path):

@@ -37,7 +37,7 @@ from ..registry import BOTTOM_UP, get_method
 from .attention import Attention, AttentionParams, Focus
 from .dynamic import DynamicItti, DynamicResult
 
-__all__ = ["DEFAULT_FPS", "DYNAMIC_METHOD", "FrameResult", "Stream", "open_video", "stream"]
+__all__ = ["DEFAULT_FPS", "DYNAMIC_METHOD", "FrameResult", "Stream", "stream"]
 
 #: The name of the dynamic Itti model in :func:`stream` and ``salience video``.
 DYNAMIC_METHOD = "itti-dynamic"
@@ -67,6 +67,9 @@ class FrameResult:
     detail:
         The :class:`~salience.video.dynamic.DynamicResult` (flicker, motion, conspicuity maps) for
         ``"itti-dynamic"``; ``None`` for other methods.
+    bgr:
+        The frame as the decoder gave it, uint8 ``(H, W, 3)`` BGR, for video files and cameras (what
+        OpenCV's drawing and writing take); ``None`` for arrays and iterables.
     """
 
     index: int
@@ -75,12 +78,13 @@ class FrameResult:
     saliency: np.ndarray = field(repr=False)
     focus: Focus | None
     detail: DynamicResult | None = field(default=None, repr=False)
+    bgr: np.ndarray | None = field(default=None, repr=False)
 
 
 # ---- sources ---------------------------------------------------------------------------------------------
 
 class _Capture:
-    """Frames of a video file or camera through ``cv2.VideoCapture``, as float32 RGB."""
+    """Frames of a video file or camera through ``cv2.VideoCapture``: ``(float32 RGB, uint8 BGR)`` pairs."""
 
     def __init__(self, source: str | int, *, camera: bool) -> None:
         self.camera = camera
@@ -114,7 +118,9 @@ class _Capture:
                         )
                     return
                 self._first = False
-                yield _bgr_to_rgb_float(bgr)
+                if bgr.ndim == 2:
+                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+                yield _bgr_to_rgb_float(bgr), bgr
         finally:
             self.close()
 
@@ -131,11 +137,6 @@ def _bgr_to_rgb_float(bgr: np.ndarray) -> np.ndarray:
     out = rgb.astype(np.float32)
     np.divide(out, np.float32(255.0), out=out)
     return out
-
-
-def open_video(path: str | os.PathLike) -> _Capture:
-    """Open a video file for reading (raises :class:`~salience.errors.VideoReadError` with the reason)."""
-    return _Capture(os.fspath(path), camera=False)
 
 
 def _source(source: Any, fps: float | None) -> tuple[Iterable[Any], float | None, bool, Any]:
@@ -220,7 +221,11 @@ class Stream:
             for raw in self._frames:
                 if self.max_frames is not None and index >= self.max_frames:
                     break
-                frame = raw if self._closeable is not None else _frame(raw, index)
+                bgr = None
+                if self._closeable is not None:
+                    frame, bgr = raw
+                else:
+                    frame = _frame(raw, index)
                 detail = None
                 if isinstance(self._model, DynamicItti):
                     detail = self._model.step(frame)
@@ -229,7 +234,7 @@ class Stream:
                     sal = np.asarray(self._model(frame), dtype=np.float32)
                 focus = self.attention.update(sal, frame.shape) if self.attention is not None else None
                 t = time.monotonic() - t0 if self._camera else index / float(self.fps or DEFAULT_FPS)
-                yield FrameResult(index, t, frame, sal, focus, detail)
+                yield FrameResult(index, t, frame, sal, focus, detail, bgr)
                 index += 1
         finally:
             if self._closeable is not None:
