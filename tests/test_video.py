@@ -324,6 +324,11 @@ def test_cli_video_bad_inputs(tmp_path, capsys):
     assert main(["video", str(clip), "--out", str(tmp_path / "o.gif")]) == 2
     assert "unsupported video extension" in capsys.readouterr().err
     assert main(["video", str(clip), "--out", str(tmp_path / "o.mp4"), "--method", "gradcam"]) == 2
+    capsys.readouterr()
+    (tmp_path / "file").write_text("x")
+    assert main(["video", str(clip), "--out", str(tmp_path / "file" / "o.mp4"), "-q"]) == 3
+    assert "is a file, not a folder" in capsys.readouterr().err
+    (tmp_path / "file").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.avi", "clip.avi"]  # nothing half-written
 
 

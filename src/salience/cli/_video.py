@@ -23,7 +23,8 @@ outputs:
 
 Outputs are written to temporary files and renamed at the end: an interrupted or failed run leaves no
 partial file under the final names.  Existing files are kept unless --overwrite.
-exit status: 0 done, 2 bad usage or an unreadable video (the message says which), 130 interrupted.
+exit status: 0 done, 2 bad usage or an unreadable video (the message says which), 3 outputs cannot be
+  written (full disk, read-only folder, a file in the way), 130 interrupted, 143 terminated.
 """
 
 

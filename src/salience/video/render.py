@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputExistsError
+from ..io import output_error
 from ..viz import COLORMAPS
 
 __all__ = ["FOURCC", "VideoSummary", "VideoWriter", "map_frame", "overlay_frame", "to_bgr_u8", "write_video"]
@@ -92,8 +93,11 @@ class VideoWriter:
         if self.path.exists() and not overwrite:
             raise OutputExistsError(f"{self.path} exists already; pass --overwrite (overwrite=True) to replace it")
         self.overwrite = overwrite
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp{ext}", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp{ext}", dir=self.path.parent)
+        except OSError as exc:  # read-only or full disk, no permission, a file where a folder should be
+            raise output_error(exc, self.path) from None
         os.close(fd)
         mask = os.umask(0)
         os.umask(mask)
@@ -116,7 +120,11 @@ class VideoWriter:
         if not self.overwrite and self.path.exists():
             self.abort()
             raise OutputExistsError(f"{self.path} appeared while writing; pass --overwrite to replace it")
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise output_error(exc, self.path) from None
         return self.path
 
     def abort(self) -> None:
