@@ -19,7 +19,7 @@ from ..errors import SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "methods", "demo")
 
 EPILOG = """\
 examples:
@@ -28,6 +28,8 @@ examples:
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
+  salience segment photo.jpg --method spectral-residual --grabcut --out objects/
+  salience crop photo.jpg --aspect 16:9 --candidates 3 --out crops/
   salience methods
   salience demo
 

@@ -61,6 +61,7 @@ __all__ = [
     "confusion_curve",
     "object_scores",
     "ObjectScores",
+    "ObjectScoreAccumulator",
 ]
 
 #: Names of the per-data-set scores :func:`object_scores` reports, in table order.
@@ -558,6 +559,45 @@ def _image_scores(pred: Any, gt: Any, beta2: float) -> tuple[dict[str, float], d
     return {k: row[k] for k in SOD_METRICS}, curves
 
 
+class ObjectScoreAccumulator:
+    """Adds one ``(pred, gt)`` pair at a time (keeping only its scores and curves, not the maps) and gives
+    the data set's :class:`ObjectScores`; :func:`object_scores` in streaming form.
+
+    >>> acc = ObjectScoreAccumulator()
+    >>> gt = np.zeros((10, 10), bool); gt[2:6, 2:6] = True
+    >>> row = acc.add(gt * 1.0, gt); row = acc.add(np.zeros((10, 10)), gt)
+    >>> acc.result().scores["max_f"]
+    0.5
+    """
+
+    def __init__(self, *, beta2: float = 0.3) -> None:
+        self.beta2 = _check_beta2(beta2)
+        self.rows: list[dict[str, float]] = []
+        self._sums: dict[str, np.ndarray] = {}
+
+    def add(self, pred: Any, gt: Any) -> dict[str, float]:
+        """Score one pair; returns its per-image row."""
+        row, curves = _image_scores(pred, gt, self.beta2)
+        self.rows.append(row)
+        for k, v in curves.items():
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.copy()
+        return row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def result(self) -> ObjectScores:
+        if not self.rows:
+            raise InputError("no (prediction, mask) pairs to score")
+        n = len(self.rows)
+        mean_curves = {k: v / n for k, v in self._sums.items()}
+        scores = {k: float(np.mean([r[k] for r in self.rows])) for k in SOD_METRICS}
+        for k in ("f", "e", "iou", "dice"):
+            scores[f"max_{k}"] = float(mean_curves[k].max())
+            scores[f"mean_{k}"] = float(mean_curves[k].mean())
+        return ObjectScores(scores=scores, per_image=list(self.rows), curves=mean_curves)
+
+
 def object_scores(pairs: Iterable[tuple[Any, Any]], *, beta2: float = 0.3) -> ObjectScores:
     """Every salient-object score of a data set of ``(pred, gt)`` pairs.
 
@@ -570,20 +610,7 @@ def object_scores(pairs: Iterable[tuple[Any, Any]], *, beta2: float = 0.3) -> Ob
     >>> r.scores["mae"], r.scores["max_f"]
     (0.08, 0.5)
     """
-    b2 = _check_beta2(beta2)
-    rows: list[dict[str, float]] = []
-    sums: dict[str, np.ndarray] = {}
+    acc = ObjectScoreAccumulator(beta2=beta2)
     for pred, gt in pairs:
-        row, curves = _image_scores(pred, gt, b2)
-        rows.append(row)
-        for k, v in curves.items():
-            sums[k] = sums[k] + v if k in sums else v.copy()
-    if not rows:
-        raise InputError("no (prediction, mask) pairs to score")
-    n = len(rows)
-    mean_curves = {k: v / n for k, v in sums.items()}
-    scores = {k: float(np.mean([r[k] for r in rows])) for k in SOD_METRICS}
-    for k in ("f", "e", "iou", "dice"):
-        scores[f"max_{k}"] = float(mean_curves[k].max())
-        scores[f"mean_{k}"] = float(mean_curves[k].mean())
-    return ObjectScores(scores=scores, per_image=rows, curves=mean_curves)
+        acc.add(pred, gt)
+    return acc.result()

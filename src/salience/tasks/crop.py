@@ -201,6 +201,8 @@ def best_windows(saliency: np.ndarray, size: tuple[int, int], *, candidates: int
     [(16, 0.6666666666666666), (2, 0.3333333333333333)]
     """
     s = np.asarray(saliency, dtype=np.float64)
+    if s.ndim != 2 or s.size == 0:
+        raise InputError(f"the saliency map must be a non-empty 2-D array, got shape {s.shape}")
     wh, ww = int(size[0]), int(size[1])
     if not (1 <= wh <= s.shape[0] and 1 <= ww <= s.shape[1]):
         raise InputError(f"a {ww}x{wh} window does not fit in the {s.shape[1]}x{s.shape[0]} map")
@@ -209,8 +211,6 @@ def best_windows(saliency: np.ndarray, size: tuple[int, int], *, candidates: int
             raise InputError(f"{name} must be a number in [0, {hi}], got {v!r}")
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise InputError(f"candidates must be a whole number >= 1, got {candidates!r}")
-    if s.ndim != 2 or s.size == 0:
-        raise InputError(f"the saliency map must be a non-empty 2-D array, got shape {s.shape}")
     obj, mass, total = _objective(s, wh, ww, float(margin), float(thirds))
     if not math.isfinite(total) or float(s.min()) < 0:
         raise InputError("the saliency map must be finite and non-negative (crop normalises maps to [0, 1] first)")
