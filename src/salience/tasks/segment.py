@@ -112,15 +112,19 @@ def mask_from_map(saliency: np.ndarray, threshold: str | float = "adaptive") -> 
     ``"otsu"``: Otsu's threshold (N. Otsu, "A threshold selection method from gray-level histograms",
     IEEE SMC 1979) on the map quantised to 256 levels; ``"adaptive"``: ``min(2 mean, 1)`` (Achanta et al.,
     CVPR 2009); a number ``t`` in ``[0, 1]``: fixed.  The mask is ``saliency >= t`` (``> t`` for Otsu,
-    whose threshold is the last level of the background class).
+    whose threshold is the last level of the background class).  A constant map carries no information
+    and gives an empty mask whatever the threshold.
 
     >>> m, t = mask_from_map(np.array([[0.0, 0.1, 0.9, 1.0]]), "otsu"); m.tolist()
     [[False, False, True, True]]
     """
     s = np.asarray(saliency, dtype=np.float64)
+    blank = float(s.max()) == float(s.min())
     if isinstance(threshold, str):
         key = threshold.strip().lower()
         if key == "adaptive":
+            if blank:
+                return np.zeros(s.shape, bool), 1.0
             t = min(2.0 * float(s.mean()), 1.0)
             return s >= t, t
         if key == "otsu":
@@ -131,7 +135,7 @@ def mask_from_map(saliency: np.ndarray, threshold: str | float = "adaptive") -> 
             return q > level, float(level) / 255.0
         raise InputError(f"threshold must be otsu, adaptive or a number in [0, 1], got {threshold!r}")
     t = _number(threshold, "threshold", 0.0, 1.0)
-    return s >= t, t
+    return (np.zeros(s.shape, bool) if blank else s >= t), t
 
 
 def box_iou(a: Any, b: Any) -> float:
