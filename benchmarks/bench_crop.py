@@ -76,9 +76,13 @@ def _one(args):
     img = salience.load_image(path)
     h, w = img.shape[:2]
     maps: dict[str, np.ndarray] = {}
+    centre = salience.saliency_map(img, "centre-bias").astype(np.float64)
     for m in METHODS:
         maps[m] = _norm(salience.saliency_map(img, m))
-        maps[f"{m}+prior"] = _norm(salience.saliency_map(img, m, **PRIOR))
+        # the prior as salience.saliency_map(img, m, blur=0.02, centre_bias=0.3) applies it (min-max
+        # normalisation commutes with the blur up to scale), without computing the map twice
+        blurred = _norm(cv2.GaussianBlur(maps[m], (0, 0), sigmaX=PRIOR["blur"] * w, borderType=cv2.BORDER_REFLECT))
+        maps[f"{m}+prior"] = np.clip((1 - PRIOR["centre_bias"]) * blurred + PRIOR["centre_bias"] * centre, 0, 1)
     binary = np.zeros((h, w))
     ix = np.clip(np.floor(points[:, 0] + 0.5).astype(int), 0, w - 1)
     iy = np.clip(np.floor(points[:, 1] + 0.5).astype(int), 0, h - 1)
@@ -163,15 +167,12 @@ def main() -> int:
         ds = ds.subset(limit=a.limit)
     tasks = [(str(it.image_path), it.points(), None) for it in ds]
     t0 = time.perf_counter()
-    if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as ex:
-            results = list(ex.map(_one, tasks, chunksize=4))
-    else:
-        results = []
-        for i, t in enumerate(tasks):
-            results.append(_one(t))
-            if (i + 1) % 50 == 0:
-                print(f"  {i + 1}/{len(tasks)} images, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    results = []
+    with ProcessPoolExecutor(max(1, a.jobs)) as ex:
+        for i, r in enumerate(ex.map(_one, tasks, chunksize=2)):
+            results.append(r)
+            if (i + 1) % 25 == 0:
+                print(f"  {i + 1}/{len(tasks)} images, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     names = ds.names
     if a.json:
         Path(a.json).write_text(json.dumps({"names": names, "results": results}))

@@ -53,12 +53,18 @@ def add_parser(sub):
 def run(args) -> int:
     from ..io import atomic_write_bytes, encode_png, load_image
     from ..tasks._maps import to_u8
-    from ..tasks.crop import crop, cut
+    from ..tasks.crop import crop, cut, window_size
 
     if args.max_pixels < 0:
         raise InputError(f"--max-pixels must be >= 0 (0 = no limit), got {args.max_pixels}")
     if args.candidates < 1:
         raise InputError(f"--candidates must be at least 1, got {args.candidates}")
+    for opt, v, hi in (("--margin", args.margin, 0.49), ("--thirds", args.thirds, 1.0),
+                       ("--max-overlap", args.max_overlap, 1.0)):
+        if not 0.0 <= v <= hi:
+            raise InputError(f"{opt} must be a number in [0, {hi}], got {v}")
+    if "x" not in str(args.aspect).lower():
+        window_size((100_000, 100_000), args.aspect, scale=args.scale)  # the ratio's syntax and --scale
     name, kw = map_kwargs(args)
     out = Path(args.out)
     tag = "crop-" + str(args.aspect).strip().replace(":", "x").replace("/", "x")

@@ -64,6 +64,12 @@ def run(args) -> int:
     from ..tasks.segment import draw_segmentation, segment
 
     threshold = _threshold(args.threshold)
+    for opt, v in (("--min-area", args.min_area), ("--nms", args.nms)) + (
+            (("--threshold", threshold),) if isinstance(threshold, float) else ()):
+        if not 0.0 <= v <= 1.0:
+            raise InputError(f"{opt} must be a number in [0, 1], got {v}")
+    if args.max_boxes is not None and args.max_boxes < 1:
+        raise InputError(f"--max-boxes must be at least 1, got {args.max_boxes}")
     if args.max_pixels < 0:
         raise InputError(f"--max-pixels must be >= 0 (0 = no limit), got {args.max_pixels}")
     name, kw = map_kwargs(args)
