@@ -46,7 +46,7 @@ from salience.evaluation import ci95  # noqa: E402
 from salience.tasks.crop import best_windows, centre_window, window_size  # noqa: E402
 
 ASPECTS = ("16:9", "1:1", "9:16")
-METHODS = ("itti", "spectral-residual", "image-signature", "frequency-tuned")
+METHODS = ["itti", "spectral-residual", "image-signature", "frequency-tuned"]
 PRIOR = {"blur": 0.02, "centre_bias": 0.3}
 
 
@@ -69,6 +69,10 @@ def _norm(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
     lo, hi = float(m.min()), float(m.max())
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def _set_methods(names):
+    METHODS[:] = names
 
 
 def _one(args):
@@ -161,14 +165,16 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", default=None, help="write the per-image shares here")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--methods", default=",".join(METHODS), help="bottom-up methods (default: %(default)s)")
     a = ap.parse_args()
+    METHODS[:] = [m.strip() for m in a.methods.split(",") if m.strip()]
     ds = load_osie(a.data_dir)
     if a.limit:
         ds = ds.subset(limit=a.limit)
     tasks = [(str(it.image_path), it.points(), None) for it in ds]
     t0 = time.perf_counter()
     results = []
-    with ProcessPoolExecutor(max(1, a.jobs)) as ex:
+    with ProcessPoolExecutor(max(1, a.jobs), initializer=_set_methods, initargs=(list(METHODS),)) as ex:
         for i, r in enumerate(ex.map(_one, tasks, chunksize=2)):
             results.append(r)
             if (i + 1) % 25 == 0:

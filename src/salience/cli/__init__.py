@@ -19,7 +19,7 @@ from ..errors import SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "medical", "methods", "demo")
 
 EPILOG = """\
 examples:
@@ -30,6 +30,7 @@ examples:
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
   salience segment photo.jpg --method spectral-residual --grabcut --out objects/
   salience crop photo.jpg --aspect 16:9 --candidates 3 --out crops/
+  salience medical scan.dcm --window 40,400 --overlay
   salience methods
   salience demo
 
