@@ -47,6 +47,8 @@ __all__ = [
     "scanpath",
     "explain",
     "load_model",
+    "segment",
+    "crop",
     "SalienceError",
     "InputError",
     "ImageReadError",
@@ -67,6 +69,8 @@ _LAZY = {
     "scanpath": ("salience.bottomup.attention", "scanpath"),
     "explain": ("salience.attribution", "explain"),
     "load_model": ("salience.attribution", "load_model"),
+    "segment": ("salience.tasks.segment", "segment"),
+    "crop": ("salience.tasks.crop", "crop"),
 }
 
 
