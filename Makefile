@@ -26,7 +26,7 @@ BENCH_PEERS := pysaliency==0.2.22
 # Benchmark-only peer (smart crop, benchmarks/bench_crop.py): smartcrop.py; needs only numpy and Pillow.
 BENCH_CROP := smartcrop==0.5.0
 
-.PHONY: all venv demo test bench clean
+.PHONY: all venv demo test test-fast bench clean
 
 all: test
 
@@ -48,8 +48,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/salience demo --out salience-demo
 
+# The whole suite, docstring examples included (pyproject's pytest settings): what CI runs.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The edit-run loop: everything but the tests marked slow (each over ~10 s).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)
