@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,10 +39,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import salience  # noqa: E402
-from salience.datasets import load_osie  # noqa: E402
-from salience.evaluation import ci95  # noqa: E402
-from salience.tasks.crop import best_windows, centre_window, window_size  # noqa: E402
+import salience
+from salience.datasets import load_osie
+from salience.evaluation import ci95
+from salience.tasks.crop import best_windows, centre_window, window_size
 
 ASPECTS = ("16:9", "1:1", "9:16")
 METHODS = ["itti", "spectral-residual", "image-signature", "frequency-tuned"]

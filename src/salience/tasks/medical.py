@@ -27,7 +27,7 @@ do; nothing is written for them.
 
 >>> import numpy as np
 >>> apply_window(np.array([-100.0, 40.0, 200.0]), 40, 200).round(3).tolist()
-[0.0, 0.502, 1.0]
+[0.0, 0.503, 1.0]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def load_dicom(path: str | os.PathLike, *, window: Sequence[float] | None = None
         ds = pydicom.dcmread(p)
     except FileNotFoundError:
         raise ImageReadError(f"'{p}' does not exist") from None
-    except Exception as exc:  # InvalidDicomError, struct errors on corrupt headers, ...
+    except Exception as exc:  # noqa: BLE001 - InvalidDicomError, struct/EOF errors of corrupt headers, ...
         raise ImageReadError(f"'{p}' is not a readable DICOM file ({type(exc).__name__}: {exc})") from None
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if not has_pixels:
@@ -172,7 +172,7 @@ def load_dicom(path: str | os.PathLike, *, window: Sequence[float] | None = None
     ts_name = getattr(tsyntax, "name", str(tsyntax) if tsyntax else "unknown transfer syntax")
     try:
         arr = ds.pixel_array
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise RuntimeError, ValueError, ...
         msg = str(exc)
         if tsyntax is not None and getattr(tsyntax, "is_compressed", False) and (
                 "missing dependencies" in msg or "plugin" in msg or "Unable to decode" in msg

@@ -160,7 +160,7 @@ class MaskEvaluation:
             out += ["| " + " | ".join(c) + " |" for c in lines]
             return "\n".join(out)
         widths = [max(len(str(r[i])) for r in [head] + lines) for i in range(len(head))]
-        fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+        fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
         return "\n".join([fmt(head)] + [fmt(r) for r in lines])
 
 
