@@ -132,3 +132,16 @@ def test_evaluate_masks_precomputed_maps_and_errors(tmp_path, photos, capsys):
     assert "unknown metric" in capsys.readouterr().err
     assert main(["evaluate", "--dataset", f"masks:{tmp_path / 'nope'}", "--no-progress"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_demo_gallery_entries_of_the_applications(tmp_path, photos):
+    from salience.tasks.demo import demo_applications
+
+    small = {k: v[::2, ::2].copy() for k, v in photos.items()}
+    entries = demo_applications(small, tmp_path)
+    sections = {e["section"] for e in entries}
+    assert {"Salient objects: salience.segment", "Smart crop: salience.crop"} <= sections
+    assert all((tmp_path / e["path"]).stat().st_size > 0 for e in entries)
+    crop_png = next(e for e in entries if e["title"] == "astronaut 9:16")
+    h, w = np.asarray(Image.open(tmp_path / crop_png["path"])).shape[:2]
+    assert h == small["astronaut"].shape[0] and abs(w / h - 9 / 16) < 0.02
