@@ -186,6 +186,8 @@ def test_input_conventions():
     assert g.tolist() == [[False, False, True, True]]
     _, g = objects.prepare_object_inputs(np.zeros((1, 4)), gt_u8 / 255.0)
     assert g.tolist() == [[False, False, True, True]]
+    _, g = objects.prepare_object_inputs(np.zeros((1, 4)), np.array([[0, 1, 1, 0]]))  # a 0/1 integer mask
+    assert g.tolist() == [[False, True, True, False]]
     p, _ = objects.prepare_object_inputs(np.array([[2.0, 4.0, 6.0, 10.0]]), gt_u8)
     np.testing.assert_allclose(p, [[0.0, 0.25, 0.5, 1.0]])
     # the F-measure threshold is min(2 * mean, 1)

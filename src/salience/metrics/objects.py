@@ -10,8 +10,9 @@ Inputs and their conventions
     min-max normalised to ``[0, 1]`` (MATLAB's ``mapminmax(im2double(.))`` of the reference code); a
     constant map is kept as it is (after the division by 255 for ``uint8``) and must then lie in ``[0, 1]``.
 ``gt``
-    The ground-truth mask, same shape: ``bool`` as it is; ``uint8`` / integers ``> 128`` is foreground;
-    floats are read as an 8-bit mask scaled to ``[0, 1]``, i.e. ``> 128 / 255`` is foreground.
+    The ground-truth mask, same shape: ``bool`` as it is; ``uint8`` / integers ``> 128`` is foreground
+    (an integer mask holding only 0 and 1 is read as 0/1); floats are read as an 8-bit mask scaled to
+    ``[0, 1]``, i.e. ``> 128 / 255`` is foreground.
 
 These are the conventions of PySODMetrics (``py_sod_metrics``; Pang et al., the reference Python code of the
 field, itself a port of the authors' MATLAB code), and every function here equals its counterpart there to
@@ -25,6 +26,8 @@ Deliberate differences from PySODMetrics (documented in ``docs/applications.md``
   term is empty; PySODMetrics returns NaN there, here the empty quadrant has weight 0 and contributes 0.
 * Curves are returned in increasing threshold order (``curve[t]`` is the score at threshold ``t``);
   PySODMetrics stores them from 255 down to 0.  Max and mean do not depend on the order.
+* An integer mask holding only the values 0 and 1 is read as a 0/1 mask; PySODMetrics would read it as an
+  8-bit image and find no foreground (``> 128``).
 * Where a ratio is 0 / 0 (e.g. IoU of an empty prediction of an empty mask) the score is 0, as in
   PySODMetrics; some other libraries give 1 there.
 
@@ -118,7 +121,8 @@ def prepare_object_inputs(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
     if g.dtype == bool:
         gb = g
     elif np.issubdtype(g.dtype, np.integer):
-        gb = g > 128
+        # a 0/1 integer mask is a mask, not an almost-black 8-bit image (PySODMetrics would read it as empty)
+        gb = g > 0 if int(g.max()) <= 1 and int(g.min()) >= 0 else g > 128
     else:
         if not np.all(np.isfinite(g)):
             raise InputError("the ground-truth mask contains NaN or infinite values")
