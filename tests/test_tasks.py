@@ -282,3 +282,12 @@ def test_window_search_rejects_bad_maps():
         best_windows(np.ones((10, 10)), (11, 5))
     with pytest.raises(InputError, match="margin"):
         best_windows(np.ones((10, 10)), (5, 5), margin=0.6)
+
+
+def test_a_signed_map_keeps_its_positive_evidence():
+    sal = np.zeros((40, 40))
+    sal[5:15, 5:15] = 1.0  # evidence for
+    sal[25:35, 25:35] = -3.0  # evidence against: not an object, and it must not stretch the scale
+    seg = segment(np.zeros((40, 40, 3)), saliency=sal, threshold=0.5)
+    assert [b.as_tuple()[:4] for b in seg.boxes] == [(5, 5, 15, 15)]
+    assert seg.saliency.min() == 0.0 and seg.saliency[10, 10] == 1.0
