@@ -291,3 +291,9 @@ def test_a_signed_map_keeps_its_positive_evidence():
     seg = segment(np.zeros((40, 40, 3)), saliency=sal, threshold=0.5)
     assert [b.as_tuple()[:4] for b in seg.boxes] == [(5, 5, 15, 15)]
     assert seg.saliency.min() == 0.0 and seg.saliency[10, 10] == 1.0
+
+
+def test_default_crop_is_image_signature_with_the_prior(photos):
+    img = photos["coffee"]
+    assert crop(img, "9:16") == crop(img, "9:16", method="image-signature", blur=0.02, centre_bias=0.3)
+    assert crop_mod.DEFAULT_CROP_PRIOR == {"blur": 0.02, "centre_bias": 0.3}

@@ -10,10 +10,10 @@ from ..errors import InputError, OutputExistsError
 from ..io import DEFAULT_MAX_PIXELS
 
 
-def add_map_arguments(p, *, default_method: str) -> None:
+def add_map_arguments(p, *, default_method: str, default_note: str = "") -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, TIFF, BMP, WebP, ...)")
     p.add_argument("--method", "-m", default=default_method,
-                   help=f"any registry method, bottom-up or explanation (default {default_method}; "
+                   help=f"any registry method, bottom-up or explanation (default {default_method}{default_note}; "
                         "`salience methods` lists them)")
     p.add_argument("--blur", type=float, default=0.0, metavar="F",
                    help="bottom-up only: blur the map by a Gaussian of sigma F x image width (default 0)")
