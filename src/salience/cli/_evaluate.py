@@ -22,6 +22,8 @@ data sets:
               --outside; onset/duration in ms unless the header (duration_s) or --time-unit says s
   maps:PATH   a folder with images/ and fixations/ (binary fixation maps) [and maps/ (continuous maps)],
               or MIT1003's ALLSTIMULI/ and ALLFIXATIONMAPS/
+  masks:PATH  salient objects: a folder with images/ and masks/ (ground-truth object masks, same file
+              stems); scored by MAE, F, weighted F, S, E, IoU and Dice (see docs/applications.md)
 
 methods: registry names, 'bottom-up' (all bottom-up methods), 'baselines' (centre-bias, chance: a uniform
 random map, human: the leave-one-subject-out inter-observer ceiling).
@@ -136,6 +138,10 @@ def _report(args, result) -> int:
 
 
 def run(args) -> int:
+    if str(args.dataset).startswith("masks:"):  # salient-object masks: scored in salience.tasks.sod_eval
+        from ..tasks.sod_eval import run_cli
+
+        return run_cli(args)
     from ..evaluation import evaluate_dataset
 
     if args.limit is not None and args.limit < 1:
