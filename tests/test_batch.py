@@ -236,3 +236,11 @@ def test_sigkill_at_several_points_then_rerun_finishes(tmp_path, photos):
             assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
         elif rel.suffix == ".npy":  # spectral-residual differs by 1 ulp between processes (not batch's doing)
             np.testing.assert_allclose(np.load(out / rel), np.load(ref / rel), rtol=0, atol=1e-6, err_msg=str(rel))
+
+
+def test_engine_ray_without_ray_says_how_to_install(tree, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    code = main(["batch", str(tree / "x"), "--method", "frequency-tuned", "--engine", "ray", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code != 0 and "pip install 'salience[ray]'" in err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
