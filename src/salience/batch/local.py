@@ -4,8 +4,8 @@ with its own :class:`~salience.batch.work.Worker` (so each loads the model once)
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable
 
 from .work import Worker
@@ -30,11 +30,18 @@ def _run(chunk: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _context():
+    """forkserver where there is one: workers fork from a clean single-threaded server, since a plain fork
+    of a process whose thread pools ran (OpenCV, OpenMP, torch) can leave a lock taken forever in the
+    child (seen here: a 2-worker run after a 1-worker run in one process hung); spawn elsewhere."""
     import multiprocessing as mp
 
-    # fork is fast and safe while torch is not loaded in this process (its thread pools do not survive a fork)
-    if sys.platform.startswith("linux") and "torch" not in sys.modules:
-        return mp.get_context("fork")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        try:
+            ctx.set_forkserver_preload(["salience", "salience.batch.work", "numpy", "cv2"])
+        except Exception:  # pragma: no cover
+            pass
+        return ctx
     return mp.get_context("spawn")
 
 
@@ -68,12 +75,23 @@ def run_local(chunks: Iterable[dict[str, Any]], worker_kwargs: dict[str, Any], w
                 nxt = next(it, None)
                 if nxt is not None:
                     pending[pool.submit(_run, nxt)] = nxt
+    except BrokenProcessPool:
+        _stop(pool)
+        from ..errors import SalienceError
+
+        raise SalienceError("a worker process died (killed, or out of memory?); everything finished so far is "
+                            "recorded: run the same command again to continue (fewer --workers if memory "
+                            "is short)") from None
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in list(getattr(pool, "_processes", {}).values()):  # stop the workers now, not after their chunk
-            try:
-                p.terminate()
-            except Exception:
-                pass
+        _stop(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _stop(pool) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in list((getattr(pool, "_processes", None) or {}).values()):  # stop the workers now, not after their chunk
+        try:
+            p.terminate()
+        except Exception:
+            pass
