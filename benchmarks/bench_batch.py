@@ -7,7 +7,7 @@
 4. Grad-CAM on the default model (MobileNetV2): images per second at batch sizes 1, 8, 32 on the CPU,
    and on the GPU when torch sees one.
 
-    python benchmarks/bench_batch.py [--n 200] [--gradcam-n 32] [--no-ray]
+    python benchmarks/bench_batch.py [--n 200] [--gradcam-n 32] [--no-ray] [--no-gradcam]
 
 Prints the machine (CPU count, load average) with the figures; the data are /work/shared/data/osie
 (SALIENCE_SHARED_DATA, else ../shared/data next to the repository).
@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="OSIE images for the Itti runs (default 200)")
     ap.add_argument("--gradcam-n", type=int, default=32, help="images for the Grad-CAM runs (default 32)")
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--no-gradcam", action="store_true")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
@@ -112,6 +113,9 @@ def main() -> None:
                 print(f"  {tr:.2f} s ({n / tr:.2f} images/s); overhead vs local 1 worker: "
                       f"{1000 * (tr - t1) / n:.1f} ms/image = {100 * (tr - t1) / t1:.1f}% (ratio {tr / t1:.2f}x)")
 
+        if a.no_gradcam:
+            print(f"\nload average at end {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} / {os.getloadavg()[2]:.1f}")
+            return
         import torch
 
         g = sorted(_data().glob("*.jpg"))[:a.gradcam_n]

@@ -24,36 +24,38 @@ from ..registry import BOTTOM_UP, get_method
 __all__ = ["Worker", "map_stats"]
 
 
-def map_stats(sal: np.ndarray) -> dict[str, float]:
+def map_stats(sal: np.ndarray, levels: np.ndarray | None = None) -> dict[str, float]:
     """Summary statistics of one map (float ``(H, W)``).
 
-    ``min``, ``max``, ``mean`` of the raw values; ``entropy``: Shannon entropy in bits of the 256-bin
-    histogram of the map stretched to [0, 1] (the grey levels of the PNG; 0 for a constant map, at most
-    8); ``com_x``, ``com_y``: the centre of mass of ``map - min`` in [0, 1] fractions of the width and
-    height (pixel centres; 0.5 for a constant map).
+    ``min``, ``max``, ``mean`` of the raw values; ``entropy``: Shannon entropy in bits of the histogram
+    of the map's 256 grey levels (``levels``, the uint8 image of the PNG, :func:`salience.io.map_to_uint8`;
+    0 for a constant map, at most 8); ``com_x``, ``com_y``: the centre of mass of ``map - min`` in [0, 1]
+    fractions of the width and height (pixel centres; 0.5 for a constant map).
 
     >>> m = np.zeros((4, 4), np.float32); m[0, 3] = 1
     >>> s = map_stats(m); round(s["com_x"], 3), round(s["com_y"], 3), round(s["entropy"], 3)
     (0.875, 0.125, 0.337)
     """
-    m = np.asarray(sal, dtype=np.float64)
+    from ..io import map_to_uint8
+
+    m = np.asarray(sal)
     lo, hi = float(m.min()), float(m.max())
-    out = {"min": lo, "max": hi, "mean": float(m.mean())}
-    w = m - lo
-    total = float(w.sum())
+    out = {"min": lo, "max": hi, "mean": float(m.mean(dtype=np.float64))}
     h_, w_ = m.shape
+    if levels is None:
+        levels = map_to_uint8(m)
     if hi > lo:
-        levels = np.floor(np.clip(w / (hi - lo), 0.0, 1.0) * 255.0 + 0.5).astype(np.int64)
         counts = np.bincount(levels.ravel(), minlength=256).astype(np.float64)
         p = counts[counts > 0] / counts.sum()
         out["entropy"] = float(-(p * np.log2(p)).sum())
     else:
         out["entropy"] = 0.0
-    if total > 0 and math.isfinite(total):
-        ys = (np.arange(h_) + 0.5) / h_
-        xs = (np.arange(w_) + 0.5) / w_
-        out["com_x"] = float((w.sum(axis=0) * xs).sum() / total)
-        out["com_y"] = float((w.sum(axis=1) * ys).sum() / total)
+    cols = m.sum(axis=0, dtype=np.float64) - lo * h_  # sums of (map - min) per column / row
+    rows = m.sum(axis=1, dtype=np.float64) - lo * w_
+    total = float(cols.sum())
+    if hi > lo and total > 0 and math.isfinite(total):
+        out["com_x"] = float((cols * ((np.arange(w_) + 0.5) / w_)).sum() / total)
+        out["com_y"] = float((rows * ((np.arange(h_) + 0.5) / h_)).sum() / total)
     else:
         out["com_x"] = out["com_y"] = 0.5
     return out
@@ -135,7 +137,8 @@ class Worker:
         return records
 
     def _record(self, im, job, *, status: str, error: str | None = None, seconds: float = 0.0,
-                sal: np.ndarray | None = None, top: tuple | None = None) -> dict[str, Any]:
+                sal: np.ndarray | None = None, top: tuple | None = None,
+                levels: np.ndarray | None = None) -> dict[str, Any]:
         import json
 
         spec = self.specs[job["spec"]]
@@ -148,19 +151,22 @@ class Worker:
         }
         if sal is not None:
             rec["height"], rec["width"] = int(sal.shape[0]), int(sal.shape[1])
-            rec.update(map_stats(sal))
+            rec.update(map_stats(sal, levels))
         if top is not None:
             rec["top_class"], rec["top_name"], rec["top_prob"] = int(top[0]), str(top[1]), float(top[2])
         return rec
 
-    def _save(self, sal: np.ndarray, job) -> None:
-        from ..io import save_map, save_npy
+    def _save(self, sal: np.ndarray, job) -> np.ndarray:
+        """Write the job's files; returns the map's 8-bit levels (the PNG's pixels)."""
+        from ..io import atomic_write_bytes, encode_png, map_to_uint8, save_npy
 
         outs = job["outputs"]
+        levels = map_to_uint8(sal)
         if "png" in outs:
-            save_map(sal, self.out / outs["png"], overwrite=True)
+            atomic_write_bytes(self.out / outs["png"], encode_png(levels), overwrite=True)
         if "npy" in outs:
             save_npy(np.asarray(sal, dtype=np.float32), self.out / outs["npy"], overwrite=True)
+        return levels
 
     def _bottom_up(self, im, img, job, t_load: float) -> dict[str, Any]:
         from .. import saliency_map
@@ -169,7 +175,7 @@ class Worker:
         t0 = time.perf_counter()
         try:
             sal = saliency_map(img, spec["method"], **dict(spec["params"]))
-            self._save(sal, job)
+            levels = self._save(sal, job)
         except OutputError as exc:
             if exc.fatal:
                 raise
@@ -178,7 +184,7 @@ class Worker:
             if os.environ.get("SALIENCE_DEBUG", "") not in ("", "0"):
                 traceback.print_exc()
             return self._record(im, job, status="failed", error=_message(exc), seconds=time.perf_counter() - t0)
-        return self._record(im, job, status="ok", seconds=t_load + time.perf_counter() - t0, sal=sal)
+        return self._record(im, job, status="ok", seconds=t_load + time.perf_counter() - t0, sal=sal, levels=levels)
 
     def _target(self, lm, spec):
         t = spec.get("target")
@@ -272,7 +278,7 @@ class Worker:
                     m = F.interpolate(m[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
                 sal = m[0].numpy().astype(np.float32)
                 try:
-                    self._save(sal, j)
+                    levels = self._save(sal, j)
                 except OutputError as exc:
                     if exc.fatal:
                         raise
@@ -281,5 +287,5 @@ class Worker:
                 n_jobs = max(1, len(im["jobs"]))
                 top = tops[i][0]
                 records.append(self._record(im, j, status="ok", seconds=per + (t_load + t_top) / n_jobs, sal=sal,
-                                            top=top))
+                                            top=top, levels=levels))
         return records
