@@ -118,6 +118,17 @@ _METHODS: tuple[Method, ...] = (
         "(centre baseline); B. Tatler. The central fixation bias in scene viewing. J. Vision 7(14), 2007",
         aliases=("center-bias", "centre", "center"),
     ),
+    Method(
+        "deepgaze-mnv2", BOTTOM_UP, "salience.gaze.model:fixation_map",
+        "Learned fixation density (DeepGaze II/IIE-style readout on frozen MobileNetV2 features, learned "
+        "blur and centre prior), trained here on 500 OSIE images; needs the torch extra "
+        "(pip install 'salience[torch]')",
+        "M. Kummerer, T. S. A. Wallis, L. A. Gatys, M. Bethge. Understanding low- and high-level "
+        "contributions to fixation prediction. ICCV 2017; A. Linardos, M. Kummerer, O. Press, M. Bethge. "
+        "DeepGaze IIE: calibrated prediction in and out-of-domain for state-of-the-art saliency modeling. "
+        "ICCV 2021",
+        aliases=("deepgaze", "learned-fixations"),
+    ),
     # ---- model explanations (salience.explain; need the torch extra) ---------------------------------
     Method(
         "gradient", EXPLANATION, f"{_E}.gradients:gradient",

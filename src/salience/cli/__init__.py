@@ -19,7 +19,7 @@ from ..errors import SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo", "train-fixations")
 
 EPILOG = """\
 examples:
@@ -36,7 +36,7 @@ exit status: 0 all inputs done, 1 some inputs failed (each reported on one line)
 
 
 def _module(name: str):
-    return importlib.import_module(f"salience.cli._{name}")
+    return importlib.import_module(f"salience.cli._{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = _module(name)
         except ModuleNotFoundError as exc:  # a sub-command not built yet must not break the others
-            if exc.name != f"salience.cli._{name}":
+            if exc.name != f"salience.cli._{name.replace('-', '_')}":
                 raise
             continue
         p = mod.add_parser(sub)
