@@ -65,7 +65,7 @@ __all__ = [
 #: the shipped readout (trained by ``salience train-fixations --dataset osie --seed 0``)
 WEIGHTS_FILE = "deepgaze-mnv2-osie.pt"
 #: its SHA-256, checked before the file is read
-WEIGHTS_SHA256 = "0" * 64
+WEIGHTS_SHA256 = "42071af7320ab53ea95eb0321e7181f8bdc43eff77a6b1b7c88961e3a1b9122e"
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
