@@ -15,8 +15,8 @@ from salience.registry import BOTTOM_UP, get_method
 
 torch = pytest.importorskip("torch")
 gaze = pytest.importorskip("salience.gaze")
-from salience.gaze import model as gm  # noqa: E402
-from salience.gaze import training as gt  # noqa: E402
+from salience.gaze import model as gm
+from salience.gaze import training as gt
 
 
 def _logsumexp(a: np.ndarray) -> float:
@@ -64,25 +64,19 @@ class _Unsafe:
 # ---- the output is a density -----------------------------------------------------------------------------
 
 def test_output_is_a_density_and_batches_agree_with_single_images(photos):
-    imgs = [photos["astronaut"], photos["coffee"], photos["chelsea"]]  # two sizes
+    rotated = np.ascontiguousarray(np.rot90(photos["astronaut"]))
+    imgs = [photos["astronaut"], photos["coffee"], rotated]  # two sizes: one batch of two, one of one
     logd = gaze.fixation_log_density(imgs, batch_size=2)
     assert [d.shape for d in logd] == [im.shape[:2] for im in imgs]
-    for im, d in zip(imgs, logd):
+    for d in logd:
         assert d.dtype == np.float32 and np.all(np.isfinite(d))
         assert abs(_logsumexp(d)) < 1e-4  # exp(log density) sums to 1 over the pixels
-        one = gaze.fixation_log_density(im)
-        np.testing.assert_allclose(one, d, atol=1e-4)
+    np.testing.assert_allclose(gaze.fixation_log_density(imgs[1]), logd[1], atol=1e-4)  # alone = in a batch
+    # not a fixed prior: the photo and the photo turned by 90 degrees (same size) get different densities
+    assert float(np.abs(logd[0] - logd[2]).max()) > 0.5
     m = gaze.fixation_map(imgs[0])
     assert m.dtype == np.float32 and float(m.max()) == 1.0 and float(m.min()) >= 0.0
     np.testing.assert_allclose(m / m.sum(dtype=np.float64), np.exp(logd[0].astype(np.float64)), rtol=1e-3, atol=1e-9)
-
-
-def test_the_density_depends_on_the_image(photos):
-    """Not a fixed prior: the photo and the photo turned by 90 degrees (same size) get different densities."""
-    a = gaze.fixation_log_density(photos["astronaut"])
-    b = gaze.fixation_log_density(np.ascontiguousarray(np.rot90(photos["astronaut"])))
-    assert a.shape == b.shape
-    assert float(np.abs(a - b).max()) > 0.5
 
 
 # ---- registry, API and CLI -------------------------------------------------------------------------------
@@ -112,7 +106,7 @@ def test_without_torch_it_is_listed_and_says_how_to_install():
         "except salience.MissingDependencyError as e:\n"
         "    print('error', e)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert "listed bottom-up" in res.stdout, res.stderr
     assert "pip install 'salience[torch]'" in res.stdout, res.stderr
 

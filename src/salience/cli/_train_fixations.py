@@ -59,7 +59,7 @@ def add_parser(sub):
 def _git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[3]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
                              timeout=10)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
@@ -95,7 +95,13 @@ def run(args) -> int:
     try:
         import torch
 
-        from ..gaze.model import DEFAULT_CONFIG, LAYER_CHANNELS, FixationModel, Readout, _device
+        from ..gaze.model import (
+            DEFAULT_CONFIG,
+            LAYER_CHANNELS,
+            FixationModel,
+            Readout,
+            _device,
+        )
         from ..gaze.training import osie_split, split_names, train_readout
     except ImportError as exc:
         if isinstance(exc, MissingDependencyError):
