@@ -19,7 +19,7 @@ from ..errors import SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo", "serve")
 
 EPILOG = """\
 examples:
@@ -30,6 +30,7 @@ examples:
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
   salience methods
   salience demo
+  salience serve --port 8000
 
 exit status: 0 all inputs done, 1 some inputs failed (each reported on one line), 2 bad usage.
 """
