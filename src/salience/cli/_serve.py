@@ -19,7 +19,7 @@ def add_parser(sub):
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--model", default="mobilenet_v2", help="model for explanations and the top-5 (bundled weights)")
     p.add_argument("--workers", type=int, default=2, help="compute threads (default 2)")
-    p.add_argument("--queue", type=int, default=16, help="requests that may wait for a worker before 503 (default 16)")
+    p.add_argument("--queue", type=int, default=32, help="requests that may wait for a worker before 503 (default 32)")
     p.add_argument("--token", default=None, help="bearer token required on every API request "
                    "(default: $SALIENCE_TOKEN; required for a non-loopback host)")
     p.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body in MiB (default 20)")

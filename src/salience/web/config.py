@@ -49,7 +49,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     model: str = "mobilenet_v2"
     workers: int = 2
-    queue: int = 16
+    queue: int = 32
     max_body_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 16_000_000
     timeout_s: float = 120.0
