@@ -581,7 +581,7 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
     @app.post(f"{API}/evaluate", response_model=EvaluateOut, responses=_ERRORS, tags=["evaluation"],
               summary="Score an uploaded saliency map against uploaded fixations (salience.metrics.evaluate)")
     async def evaluate(
-        map: Annotated[UploadFile, File(description="a grayscale image or a .npy array")],  # noqa: A002
+        map: Annotated[UploadFile, File(description="a grayscale image or a .npy array")],
         fixations: Annotated[UploadFile, File(description="JSON [[x, y], ...], CSV x,y rows, or a binary map image")],
         metrics: Annotated[str, Form(description="all, or a comma-separated list")] = "all",
         convention: Annotated[str, Form(description="mit or tuebingen")] = "mit",

@@ -19,13 +19,29 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import (ImageReadError, ImageTooLargeError, InputError, MissingDependencyError, ModelError,
-                      SalienceError, UnknownMethodError)
+from ..errors import (
+    ImageReadError,
+    ImageTooLargeError,
+    InputError,
+    MissingDependencyError,
+    ModelError,
+    SalienceError,
+    UnknownMethodError,
+)
 from ..registry import BOTTOM_UP, Method, get_method, methods
 
 __all__ = [
-    "FieldError", "UnsupportedMediaError", "method_rows", "parse_method", "parse_params", "sniff_image",
-    "decode_image", "ModelHolder", "compute_map", "png_bytes", "float32_payload",
+    "FieldError",
+    "ModelHolder",
+    "UnsupportedMediaError",
+    "compute_map",
+    "decode_image",
+    "float32_payload",
+    "method_rows",
+    "parse_method",
+    "parse_params",
+    "png_bytes",
+    "sniff_image",
 ]
 
 #: first bytes of the image formats the service decodes (the file name and declared type are ignored)
@@ -196,9 +212,21 @@ def decode_image(data: bytes, max_pixels: int, field: str = "image") -> np.ndarr
 def decode_map(data: bytes, max_pixels: int, field: str = "map") -> np.ndarray:
     """A saliency map upload: ``.npy`` (read with ``allow_pickle=False``) or a grayscale image."""
     if data.startswith(b"\x93NUMPY"):
+        fmt = np.lib.format
+        try:  # the header first: a declared shape larger than the limit is refused before any allocation
+            fh = io.BytesIO(data)
+            version = fmt.read_magic(fh)
+            reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = reader(fh)
+        except Exception as exc:  # noqa: BLE001 - any malformed header is the client's error
+            raise FieldError(field, f"{field} is not a readable .npy array: {exc}") from None
+        if dtype.hasobject:
+            raise FieldError(field, f"{field} holds Python objects; only numeric arrays are read (never pickles)")
+        if math.prod(shape) > max_pixels:
+            raise FieldError(field, f"{field} declares shape {shape}, more than this server's {max_pixels} values")
         try:
             arr = np.load(io.BytesIO(data), allow_pickle=False)
-        except Exception as exc:  # malformed header, object arrays (pickles are never read), truncation
+        except Exception as exc:  # noqa: BLE001 - truncated data, unsupported dtype
             raise FieldError(field, f"{field} is not a readable .npy array: {exc}") from None
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[:, :, 0]
