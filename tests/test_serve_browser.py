@@ -160,6 +160,8 @@ def test_page_end_to_end(server, photo_jpeg, tmp_path):
             orig = _pixels(page, "original")
             assert np.abs(over80 - itti).mean() > 5
             assert np.abs(over20 - orig).mean() < np.abs(over80 - orig).mean()
+            page.fill("#opacity", "50")
+            page.screenshot(path=str(tmp_path / "overlay.png"), full_page=True)
             page.check("input[name=view][value=gray]")
 
             # the second class of the top-5 explains that class
