@@ -323,23 +323,28 @@ class ModelHolder:
 
 
 def parse_target(text: str | None, lm: Any, field: str = "target") -> int:
-    """``top1`` (default) / ``topK`` / a class index / a class name -> one class index of ``lm``."""
+    """``top1`` (default) / ``topK`` / a class index / a class name -> a class index of ``lm``, or ``-K`` for
+    the K-th most likely class of the image (resolved by :func:`compute_map`)."""
+    import re
+
     raw = (text or "top1").strip()
     n = len(lm.class_names)
-    key = raw.lower().replace("-", "").replace(":", "").replace("_", "")
+    if re.fullmatch(r"[+-]?\d+", raw):
+        idx = int(raw)
+        if not 0 <= idx < n:
+            raise FieldError(field, f"target class {idx} is out of range; {lm.name} has classes 0..{n - 1}")
+        return idx
+    key = re.sub(r"[\s_:-]", "", raw.lower())
+    if key in ("top", "argmax"):
+        key = "top1"
+    rank = re.fullmatch(r"top(\d+)", key)
+    if rank:
+        k = int(rank.group(1))
+        if not 1 <= k <= n:
+            raise FieldError(field, f"target {raw!r}: the rank must be 1..{n} ({lm.name} has {n} classes)")
+        return -k
     try:
-        if key.lstrip("+-").isdigit():
-            idx = int(key)
-            if not 0 <= idx < n:
-                raise FieldError(field, f"target class {idx} is out of range; {lm.name} has classes 0..{n - 1}")
-            return idx
-        if key in ("top", "argmax"):
-            key = "top1"
-        if key.startswith("top") and key[3:].isdigit():
-            return -int(key[3:])  # resolved against the image's ranking
         return lm.class_index(raw)
-    except FieldError:
-        raise
     except SalienceError as exc:
         raise FieldError(field, f"{exc}; or send top1, top2, ... or a class index") from None
 
@@ -375,8 +380,6 @@ def compute_map(img: np.ndarray, m: Method, params: dict[str, Any], target: str 
     idx = parse_target(target, lm)
     if idx < 0:
         k = -idx
-        if not 1 <= k <= len(lm.class_names):
-            raise FieldError("target", f"top{k}: {lm.name} has {len(lm.class_names)} classes")
         ranked = top_classes(img, holder, k)
         idx = ranked[k - 1]["index"]
     layer = params.pop("layer", None)
