@@ -211,8 +211,9 @@ def test_page_end_to_end(server, photo_jpeg, tmp_path):
     assert "\x89PNG" not in text
 
 
-def test_page_keyboard_and_labels(server):
-    """Every control is reachable with Tab and has an accessible name."""
+def test_page_keyboard_labels_errors_and_docs(server, tmp_path):
+    """Every control is reachable with Tab and has an accessible name; a bad upload is explained in words;
+    the interactive API docs render every operation."""
     sync_api = _need_browser()
     base, _ = server
     with sync_api.sync_playwright() as p:
@@ -232,5 +233,23 @@ def test_page_keyboard_and_labels(server):
                 page.keyboard.press("Tab")
                 seen.add(page.evaluate("document.activeElement.id || document.activeElement.value || ''"))
             assert {"file", "opacity", "want-scanpath", "itti", "gradcam"} <= seen
+
+            fake = tmp_path / "not-an-image.png"
+            fake.write_text("this is text, whatever the name says")
+            page.set_input_files("#file", str(fake))
+            page.click("#run")
+            page.wait_for_function("document.getElementById('error').textContent.includes('not an image')",
+                                   timeout=60_000)
+            assert "itti:" in page.inner_text("#error")
+            page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
+
+            page.goto(base + "/docs")
+            page.wait_for_selector("main section >> nth=7")
+            titles = page.eval_on_selector_all("main section h2", "els => els.map(e => e.textContent)")
+            assert "POST /api/v1/map" in titles and len(titles) == 8
+            page.fill("[id='get-api-v1-methods-kind']", "bottom-up")
+            page.click("text=Send GET /api/v1/methods")
+            page.wait_for_selector("main section pre")
+            assert '"spectral-residual"' in page.inner_text("main section pre")
         finally:
             browser.close()

@@ -75,7 +75,7 @@ async function main() {
       sec.append(el("h2", { textContent: method.toUpperCase() + " " + path }), el("p", { textContent: op.summary || "" }));
       const form = el("form", {});
       for (const f of fieldsFor(doc, op)) {
-        const id = (method + path + f.name).replace(/[^a-z0-9]/gi, "-");
+        const id = (method + path + "-" + f.name).replace(/[^a-z0-9]/gi, "-");
         const input = isFile(f.schema) ? el("input", { type: "file", name: f.name, id })
           : el("input", { type: "text", name: f.name, id, value: f.schema.default !== undefined && f.schema.default !== null ? String(f.schema.default) : "" });
         form.append(el("p", {}, el("label", { htmlFor: id, textContent: f.name + (f.required ? " (required)" : "") + (f.description ? ": " + f.description : "") + " " }), input));
