@@ -241,6 +241,9 @@ def test_page_keyboard_labels_errors_and_docs(server, tmp_path):
             page.wait_for_function("document.getElementById('error').textContent.includes('not an image')",
                                    timeout=60_000)
             assert "itti:" in page.inner_text("#error")
+            page.wait_for_function("document.getElementById('progress').hidden", timeout=60_000)
+            assert "with errors" in page.inner_text("#status")
+            assert page.locator("figure[data-key=itti]").count() == 0  # no empty card to download
             page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
 
             page.goto(base + "/docs")

@@ -219,7 +219,8 @@ async function computeMap(m) {
     card.fig.dataset.ready = String(Number(card.fig.dataset.ready || 0) + 1);
   } catch (err) {
     addError(m.name + ": " + err.message);
-    card.fig.querySelector(".caption").textContent = m.name + " · failed";
+    if (!card.gray) { card.fig.remove(); state.cards.delete(m.name); }  // nothing to show or download
+    else card.fig.querySelector(".caption").textContent = m.name + " · failed: the previous map is shown";
   } finally {
     card.fig.classList.remove("pending");
     card.fig.removeAttribute("aria-busy");
@@ -305,7 +306,8 @@ async function run() {
   if ($("want-classes").checked) jobs.push(computeClasses());
   try {
     await Promise.all(jobs);
-    setStatus("Done in " + ((performance.now() - t0) / 1000).toFixed(1) + " s.");
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    setStatus($("error").textContent ? "Finished in " + secs + " s, with errors (below)." : "Done in " + secs + " s.");
   } finally { end(); }
 }
 
