@@ -427,7 +427,8 @@ def test_hostile_inputs_never_5xx(client, body, prefix, method, params, output, 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(params=st.dictionaries(st.sampled_from(["width", "sigma", "avg_size", "colorspace", "blur", "x"]),
-                              st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=False), st.text(max_size=5),
+                              st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=False, allow_infinity=False),
+                                        st.text(max_size=5),
                                         st.booleans(), st.none(), st.lists(st.integers(-3, 3), max_size=3)),
                               max_size=3),
        method=st.sampled_from(["spectral-residual", "image-signature", "frequency-tuned", "centre-bias"]))

@@ -23,14 +23,14 @@ except ImportError as exc:  # `make venv` installs them: missing is a failure in
         raise
     pytest.skip(f"needs the web and torch extras and jsonschema ({exc.name})", allow_module_level=True)
 
-from fastapi.testclient import TestClient  # noqa: E402
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from PIL import Image  # noqa: E402
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
-import salience  # noqa: E402
-from salience.attribution import LoadedModel  # noqa: E402
-from salience.web import ServeConfig, create_app  # noqa: E402
+import salience
+from salience.attribution import LoadedModel
+from salience.web import ServeConfig, create_app
 
 CHEAP = ["itti", "spectral-residual", "image-signature", "frequency-tuned", "centre-bias", "gradient",
          "gradcam", "guided-backprop", "input-x-gradient", "hirescam", "layercam"]
