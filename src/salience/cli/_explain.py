@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..errors import OutputExistsError
@@ -25,7 +26,8 @@ outputs (in --out, default salience-out/), for an input cat.jpg and method M:
 
 --target: top1 (default), top2, ..., a class index, or a class name ("Egyptian cat", a unique prefix).
 Existing files are kept unless --overwrite; writes are atomic (temporary file, then rename).
-exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage.
+exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage, 3 stopped: outputs
+  cannot be written (full disk, read-only folder, --out is a file), 130 interrupted, 143 terminated.
 """
 
 
@@ -56,8 +58,9 @@ def run(args) -> int:
     def work(item: str) -> None:
         stem = output_stem(item, used)
         if not args.overwrite:
-            existing = [out / f"{stem}_{m}{suf}" for m in methods for suf in (".png", "_overlay.png")
-                        if (out / f"{stem}_{m}{suf}").exists()]
+            suffixes = (".png", "_overlay.png") + ((".npy",) if args.npy else ())
+            existing = [out / f"{stem}_{m}{suf}" for m in methods for suf in suffixes
+                        if os.path.lexists(out / f"{stem}_{m}{suf}")]
             if existing:
                 raise OutputExistsError(
                     f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
