@@ -46,6 +46,7 @@ __all__ = [
     "itti_koch",
     "IttiParams",
     "scanpath",
+    "stream",
     "explain",
     "load_model",
     "SalienceError",
@@ -67,6 +68,7 @@ _LAZY = {
     "itti_koch": ("salience.bottomup.itti", "itti_koch"),
     "IttiParams": ("salience.bottomup.itti", "IttiParams"),
     "scanpath": ("salience.bottomup.attention", "scanpath"),
+    "stream": ("salience.video.stream", "stream"),
     "explain": ("salience.attribution", "explain"),
     "load_model": ("salience.attribution", "load_model"),
 }

@@ -24,7 +24,7 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo", "serve")
+COMMANDS = ("map", "explain", "evaluate", "audit", "video", "methods", "demo", "serve")
 
 EPILOG = """\
 examples:
@@ -33,6 +33,7 @@ examples:
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
+  salience video clip.mp4 --out clip_attention.mp4 --points points.csv
   salience methods
   salience demo
   salience serve --port 8000
