@@ -65,8 +65,9 @@ def test_output_contract(name: str) -> None:
     assert bool(torch.isfinite(e.maps).all())
     assert e.scores.shape == (2,) and e.targets.shape == (2,)
     assert e.method == get_method(name).name
-    if not get_method(name).signed:
-        assert float(e.maps.min()) >= 0.0 and float(e.maps.max()) <= 1.0 + 1e-6
+    if get_method(name).value_range is not None:
+        lo, hi = get_method(name).value_range
+        assert float(e.maps.min()) >= lo and float(e.maps.max()) <= hi + 1e-6
     assert float(e.maps.abs().max()) > 0, "a blank map would hide a failure"
 
 

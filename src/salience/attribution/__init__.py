@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..registry import EXPLANATION, get_method
+from ..registry import EXPLANATION, Method, get_method
 from ._base import Explanation
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
@@ -51,6 +51,7 @@ from .perturbation import occlusion, rise, scorecam
 
 __all__ = [
     "explain",
+    "method_layer",
     "Explanation",
     "load_model",
     "LoadedModel",
@@ -83,8 +84,10 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     target: ``None`` (the top class), a class index, one index per image (list/tensor of length B),
         ``"top-k"``/``"topk:k"`` (the k-th most likely class), or a callable ``f(output) -> (B,)``
         scores (embeddings, similarity, a region of a segmentation, a detection score).
-    layer: for CAM methods and Score-CAM, a dotted module name (``"features.18"``) or a module;
-        ``None`` chooses the last layer with a spatial output.
+    layer: for the methods whose registry row ``takes_layer`` (CAM methods, Score-CAM), a dotted module
+        name (``"features.18"``) or a module; ``None``: the model's ``target_layer`` when it is a
+        :class:`LoadedModel` that names one, else the last layer with a spatial output.  Every other method
+        explains input pixels and refuses a layer.
     **params: the method's parameters (see each function).
 
     Returns
@@ -103,7 +106,37 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
             f"method {m.name!r} is bottom-up (computed from the pixels alone), not a model explanation; "
             "use salience.saliency_map(image, method) for it"
         )
-    return m.load()(model, images, target=target, layer=layer, **params)
+    return m.load()(model, images, target=target, layer=method_layer(m, model, layer), **params)
+
+
+def method_layer(method: Any, model: Any, layer: Any = None) -> Any:
+    """The layer :func:`explain` hands to ``method``: the one place that chooses it.
+
+    For a method whose registry row ``takes_layer``: ``layer`` if given, else the model's
+    ``target_layer`` (a :class:`LoadedModel` names one), else ``None`` (the method picks the last
+    spatial layer).  For every other method ``None``, and a ``layer`` given for it is refused.
+
+    Parameters
+    ----------
+    method: a registry name or :class:`~salience.registry.Method` row.
+    model: the model (``nn.Module`` or :class:`LoadedModel`).
+    layer: the caller's layer, or ``None``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import method_layer
+    >>> method_layer("gradcam", torch.nn.Identity(), "features.3"), method_layer("gradient", None)
+    ('features.3', None)
+    """
+    m = method if isinstance(method, Method) else get_method(method)
+    if not m.takes_layer:
+        if layer is not None:
+            raise InputError(f"method {m.name!r} explains input pixels and takes no layer; pass layer=None")
+        return None
+    if layer is None and isinstance(model, LoadedModel):
+        layer = model.target_layer
+    return layer
 
 
 def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, target: Any = None,

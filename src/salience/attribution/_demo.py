@@ -12,6 +12,7 @@ import torch
 from ..errors import InputError
 from ..io import atomic_write_bytes, encode_png, save_map
 from ..registry import EXPLANATION, get_method
+from . import explain
 from ._base import upsample
 from .models import LoadedModel, load_model
 
@@ -28,8 +29,6 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {"smoothgrad": {"n": 10, "batch_size": 
 DEMO_SIZE = 224
 #: pixel-level maps are shown as a heatmap of their own (no blend), clipped at this percentile
 DEMO_CLIP_PERCENTILE = 99.5
-_PIXEL_METHODS = {"guided-backprop", "guided-gradcam", "smoothgrad", "integrated-gradients", "gradient",
-                  "input-x-gradient"}
 
 
 def parse_target(lm: LoadedModel, spec: Any) -> Any:
@@ -67,7 +66,7 @@ def explain_image(lm: LoadedModel, image: np.ndarray, methods: list[str], *, tar
         m = get_method(name)
         if m.kind != EXPLANATION:
             raise InputError(f"method {m.name!r} is bottom-up; use `salience map IMAGE --method {m.name}`")
-        e = m.load()(lm, x, target=tgt, layer=layer, **(params or {}).get(m.name, {}))
+        e = explain(lm, x, m.name, target=tgt, layer=layer, **(params or {}).get(m.name, {}))
         maps[m.name] = upsample(e.maps.detach().float().cpu(), (h, w))[0].numpy().astype(np.float32)
         info[m.name] = {"target": int(e.targets[0]) if e.targets is not None else None,
                         "score": float(e.scores[0]), "layer": e.layer}
@@ -125,7 +124,7 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
         target = [top1[n][0] for n in names]
         for method in methods:
             row = get_method(method)
-            e = row.load()(lm, x, target=target, **DEMO_PARAMS.get(row.name, {}))
+            e = explain(lm, x, row.name, target=target, **DEMO_PARAMS.get(row.name, {}))
             for i, n in enumerate(names):
                 results[(n, row.name)] = (e, i)
     entries: list[dict] = []
@@ -141,7 +140,7 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
             if row.signed:  # the evidence for the class: the positive part
                 m = np.maximum(m, 0)
                 note += "; positive part"
-            if row.name in _PIXEL_METHODS:
+            if row.pixel_level:
                 hi = float(np.percentile(m, DEMO_CLIP_PERCENTILE))
                 m = np.clip(m / hi, 0, 1) if hi > 0 else np.zeros_like(m)
                 picture = colorize(m, "inferno")

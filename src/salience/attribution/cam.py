@@ -95,8 +95,6 @@ def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape:
          params: dict) -> Explanation:
     check_unknown(method, params)
     net = unwrap_model(model)
-    if layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        layer = model.target_layer
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
@@ -127,7 +125,8 @@ def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     images: float tensor ``(B, C, H, W)`` in the model's preprocessing (not modified).
     target: ``None`` (top-1), a class index, one index per image, ``"top-k"``, or a callable on the
         model output returning ``(B,)`` scores.
-    layer: dotted module name or module; ``None`` picks the last spatial layer automatically.
+    layer: dotted module name or module; ``None`` picks the last spatial layer automatically
+        (:func:`salience.explain` passes a :class:`LoadedModel`'s ``target_layer`` instead).
     reshape: callable turning the layer's raw output into ``(B, C, h, w)`` (overrides the automatic
         token-to-grid reshape used for ViT / Swin).
 

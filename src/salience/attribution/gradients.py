@@ -129,8 +129,6 @@ def _check_policy(activations: Any) -> str:
 def _single(method: str, model: Any, images: Any, target: Any, layer: Any, policy: str | None,
             params: dict) -> Explanation:
     check_unknown(method, params)
-    if layer is not None:
-        raise InputError(f"method {method!r} explains input pixels and takes no layer; pass layer=None")
     net = unwrap_model(model)
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
@@ -219,8 +217,6 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
     has the base's range.  The target class (for ``None``/``"top-k"``) is chosen on the clean image.
     """
     check_unknown("smoothgrad", params)
-    if layer is not None:
-        raise InputError("smoothgrad explains input pixels and takes no layer; pass layer=None")
     key = str(base).strip().lower().replace("_", "-")
     if key in ("guided", "guided-backpropagation"):
         key = "guided-backprop"
@@ -454,8 +450,6 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     if "quadrature" in params:
         quadrature_rule = params.pop("quadrature")
     check_unknown("integrated-gradients", params)
-    if layer is not None:
-        raise InputError("integrated-gradients explains input pixels and takes no layer; pass layer=None")
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
     if tolerance is not None:

@@ -63,8 +63,6 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     units (positive: occluding it lowers the score).  ``batch_size`` occluded images per forward pass.
     """
     check_unknown("occlusion", params)
-    if layer is not None:
-        raise InputError("occlusion explains input pixels and takes no layer; pass layer=None")
     wh, ww = _pair("window", window)
     sh, sw = _pair("stride", stride)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -117,8 +115,6 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     unnormalised map.  Deterministic for a ``seed``; ``batch_size`` masked images per forward pass.
     """
     check_unknown("rise", params)
-    if layer is not None:
-        raise InputError("rise explains input pixels and takes no layer; pass layer=None")
     n = check_positive_int("n", n)
     cells = check_positive_int("cells", cells)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -174,8 +170,6 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     check_unknown("scorecam", params)
     batch_size = check_positive_int("batch_size", batch_size)
     net = unwrap_model(model)
-    if layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        layer = model.target_layer
     x = check_images(images, net)
     B, C, H, W = x.shape
     tgt = Target.parse(target, B)

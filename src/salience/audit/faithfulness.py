@@ -922,9 +922,9 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     True
     """
     torch = _torch()
-    from ..attribution import explain
+    from ..attribution import explain, method_layer
     from ..attribution._base import check_images, unwrap_model
-    from ..registry import EXPLANATION, method_list
+    from ..registry import EXPLANATION, get_method, method_list
 
     names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")
     if mode not in ("cascading", "independent"):
@@ -949,9 +949,6 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     order = list(reversed(all_layers))
     if stages is not None:
         order = order[:_check_int("stages", stages)]
-    cam_layer = layer
-    if cam_layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        cam_layer = model.target_layer
 
     # the original explanations (on the caller's model: explain restores everything it touches)
     originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -959,7 +956,9 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     targets = None
     fixed_target: Any = target
     for name in names:
-        e = explain(net, x, method=name, target=fixed_target, layer=_layer_arg(name, cam_layer), **params.get(name, {}))
+        # the layer as explain() would choose it for the caller's model; pixel methods get none
+        m_layer = method_layer(name, model, layer if get_method(name).takes_layer else None)
+        e = explain(net, x, method=name, target=fixed_target, layer=m_layer, **params.get(name, {}))
         if targets is None and e.targets is not None:
             targets = e.targets.detach().cpu().long()
             if not callable(target) or isinstance(target, (str, torch.Tensor)):
@@ -1001,14 +1000,6 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
         targets=None if targets is None else targets.numpy().astype(np.int64),
         metrics=tuple(metrics), notes=notes,
     )
-
-
-def _layer_arg(method: str, layer: Any) -> Any:
-    """Only CAM-type methods take a layer."""
-    from ..registry import get_method
-
-    target = get_method(method).target
-    return layer if (".cam:" in target or "scorecam" in target) else None
 
 
 # ======================================================================================================
