@@ -174,15 +174,14 @@ def test_same_stem_twice_gets_distinct_outputs(tmp_path, photos):
 
 def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, monkeypatch):
     """The bottom-up part of the demo (the explanation part is stubbed out: it has its own tests)."""
-    import types
-
+    from salience import demo
     from salience.demo import run_demo
     from salience.errors import MissingDependencyError
 
     def skipped(photos, out_dir):
         raise MissingDependencyError("stubbed out in this test")
 
-    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=skipped))
+    monkeypatch.setattr(demo, "demo_explanations", skipped)
 
     index = run_demo(tmp_path / "demo", max_side=96)
     assert index == tmp_path / "demo" / "index.html"
@@ -198,9 +197,7 @@ def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, mon
 
 
 def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
-    """run_demo renders the entries that salience.attribution._demo.demo_explanations returns."""
-    import types
-
+    """run_demo renders the entries that salience.demo.demo_explanations returns."""
     from salience import demo
 
     def fake(photos, out_dir):
@@ -208,7 +205,7 @@ def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
         (out_dir / "x.png").write_bytes(b"")
         return [{"section": "Grad-CAM", "title": "cat", "path": "x.png", "caption": "a caption"}]
 
-    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=fake))
+    monkeypatch.setattr(demo, "demo_explanations", fake)
     monkeypatch.setattr(demo, "methods", lambda kind=None: [m for m in methods(kind) if m.name == "centre-bias"])
     index = demo.run_demo(tmp_path, max_side=32, log=None)
     page = index.read_text()
@@ -222,9 +219,7 @@ def test_demo_reports_skipped_explanations(tmp_path, monkeypatch):
     def missing(photos, out_dir):
         raise MissingDependencyError("torch is not installed; pip install 'salience[torch]'")
 
-    import types
-
-    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=missing))
+    monkeypatch.setattr(demo, "demo_explanations", missing)
     monkeypatch.setattr(demo, "methods", lambda kind=None: [m for m in methods(kind) if m.name == "centre-bias"])
     lines = []
     demo.run_demo(tmp_path, max_side=32, log=lines.append)

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import EXPLANATION, Method, get_method
-from ._base import Explanation
+from ._base import Explanation, Target, check_images, select_scores, target_scores, unwrap_model, upsample
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
@@ -56,6 +56,12 @@ __all__ = [
     "load_model",
     "LoadedModel",
     "image_saliency_map",
+    "upsample",
+    "Target",
+    "check_images",
+    "select_scores",
+    "target_scores",
+    "unwrap_model",
     "gradient",
     "input_x_gradient",
     "guided_backprop",
@@ -140,17 +146,37 @@ def method_layer(method: Any, model: Any, layer: Any = None) -> Any:
 
 
 def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, target: Any = None,
-                       layer: Any = None, **params: Any) -> np.ndarray:
-    """One image in, one map out: float32 ``(H, W)`` at the image's size.
+                       layer: Any = None, *, return_explanation: bool = False, **params: Any) -> Any:
+    """One image in, one map out: float32 ``(H, W)`` at the image's size.  The one explain-one-image
+    function: :func:`salience.saliency_map`, ``salience explain`` and ``salience audit`` all call it.
 
-    ``image_array``: float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (as :func:`salience.load_image` returns).
-    ``model``: ``None`` (the default :func:`load_model`), a :class:`LoadedModel`, or an ``nn.Module``
-    (then ImageNet preprocessing is used).  The image is resized (short side 224, whole image kept),
-    explained, and the map resized back bilinearly.  ``target`` may also be a class name.
+    Parameters
+    ----------
+    image_array: float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (as :func:`salience.load_image` returns).
+    method: an explanation method of the registry.
+    model: ``None`` (the default :func:`load_model`), a :class:`LoadedModel`, or an ``nn.Module`` (then
+        ImageNet preprocessing is used).  The input goes to the model's device.
+    target: as in :func:`explain`; with a :class:`LoadedModel` also a class name.
+    layer: as in :func:`explain`.
+    return_explanation: also return the :class:`Explanation` (targets, scores, extras).
+    **params: the method's parameters.
+
+    Returns
+    -------
+    numpy.ndarray, or ``(map, Explanation)`` with ``return_explanation``.  The image is resized (short
+    side 224, whole image kept), explained, and the map resized back bilinearly.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from salience.attribution import image_saliency_map
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+    ...                           torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    >>> image_saliency_map(np.full((30, 40, 3), 0.5, np.float32), "gradient", model=net, target=1).shape
+    (30, 40)
     """
     import torch
 
-    from ._base import upsample
     from .models import IMAGENET_MEAN, IMAGENET_STD, make_preprocess
 
     if model is None:
@@ -164,10 +190,14 @@ def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, 
         if not (key.startswith("top") or key == "argmax"):
             target = model.class_index(target)
     x = pre(image_array, crop=False)
+    net = model.model if isinstance(model, LoadedModel) else model
+    first = next(iter(net.parameters()), None) if isinstance(net, torch.nn.Module) else None
+    if first is not None:
+        x = x.to(first.device)
     e = explain(model, x, method=method, target=target, layer=layer, **params)
     h, w = image_array.shape[:2]
-    out = upsample(e.maps.detach().float().cpu(), (h, w))[0]
-    return out.numpy().astype(np.float32)
+    out = upsample(e.maps.detach().float().cpu(), (h, w))[0].numpy().astype(np.float32)
+    return (out, e) if return_explanation else out
 
 
 _DEFAULT: dict[str, LoadedModel] = {}

@@ -8,12 +8,13 @@ import math
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..check import check_int as check_positive_int  # noqa: F401  (the methods' name for it)
 from ..errors import InputError, ModelError
 from ._hooks import LayerCapture, resolve_layer, scoped_model
 
@@ -399,7 +400,16 @@ def layer_forward(
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear (half-pixel centres, ``align_corners=False``) resize of ``(B, h, w)`` maps to ``size``."""
+    """Bilinear (half-pixel centres, ``align_corners=False``) resize of ``(B, h, w)`` maps to ``size``.
+
+    ``maps``: float tensor ``(B, h, w)``; ``size``: ``(H, W)``.  Returns ``(B, H, W)`` (``maps`` itself
+    when it already has that size).
+
+    >>> import torch
+    >>> from salience.attribution import upsample
+    >>> tuple(upsample(torch.ones(2, 3, 4), (6, 8)).shape)
+    (2, 6, 8)
+    """
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
@@ -437,15 +447,56 @@ def finish(maps: torch.Tensor) -> torch.Tensor:
     return maps
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def check_unknown(method: str, params: dict) -> None:
     if params:
         raise InputError(
             f"method {method!r} got unknown parameter(s) {', '.join(sorted(params))}; see "
             f"help(salience.explain) and docs/explain.md for the parameters it takes"
         )
+
+
+def pick_scores(out: Any, idx: torch.Tensor | None, tgt: Target, n: int) -> torch.Tensor:
+    """Scores of a (sub-)batch ``out`` of ``n`` rows for fixed class indices ``idx`` (or ``tgt``'s callable)."""
+    if tgt.kind == "callable":
+        scores, _ = select_scores(out, tgt, n)
+        return scores
+    assert idx is not None
+    return select_scores(out, Target("index", indices=idx), n)[0]
+
+
+def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive slices of ``range(total)``, ``size`` long (the last may be shorter)."""
+    for s in range(0, total, size):
+        yield s, min(total, s + size)
+
+
+def spatial_grid(t: torch.Tensor, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
+    """A layer's output ``t`` as ``(B, C, h, w)`` (``reshape`` if given, else a token grid); ModelError otherwise."""
+    g = reshape(t) if reshape is not None else to_grid(t, hw)
+    if g is None or g.ndim != 4:
+        raise ModelError(
+            f"layer {layer!r} has output shape {tuple(t.shape)}, which is not a spatial map (B, C, h, w) "
+            "nor a square token grid (B, 1+N, C); choose a convolutional layer, or pass reshape= a callable "
+            "turning the output into (B, C, h, w)"
+        )
+    return g
+
+
+def target_scores(out: Any, tgt: Target, idx: torch.Tensor | None, n: int, *, probabilities: bool) -> torch.Tensor:
+    """The one score selection of the perturbation methods (RISE, Score-CAM) and the faithfulness curves.
+
+    ``out``: a model output for ``n`` rows (a tensor, or a tuple/list/dict with ``"out"`` holding it).
+    For a callable target, its value; otherwise the softmax probability (``probabilities=True``) or the
+    raw score (logit) of class ``idx[i]`` in row ``i`` (``idx``: ``(n,)`` indices).  Returns ``(n,)``.
+    """
+    if tgt.kind == "callable":
+        return select_scores(out, tgt, n)[0]
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    elif isinstance(out, dict) and "out" in out:
+        out = out["out"]
+    if probabilities and isinstance(out, torch.Tensor):
+        out = torch.softmax(out.float(), dim=1)
+    assert idx is not None
+    return select_scores(out, Target("index", indices=idx), n)[0]
+

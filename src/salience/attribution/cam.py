@@ -38,7 +38,7 @@ from ._base import (
     layer_for,
     layer_forward,
     normalize_maps,
-    to_grid,
+    spatial_grid,
     unwrap_model,
     upsample,
 )
@@ -80,17 +80,6 @@ CAM_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def _grid(t: torch.Tensor, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
-    g = reshape(t) if reshape is not None else to_grid(t, hw)
-    if g is None or g.ndim != 4:
-        raise ModelError(
-            f"layer {layer!r} has output shape {tuple(t.shape)}, which is not a spatial map (B, C, h, w) "
-            "nor a square token grid (B, 1+N, C); choose a convolutional layer, or pass reshape= a callable "
-            "turning the output into (B, C, h, w)"
-        )
-    return g
-
-
 def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape: Callable | None,
          params: dict) -> Explanation:
     check_unknown(method, params)
@@ -102,8 +91,8 @@ def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape:
         name, module = layer_for(net, x, layer, reshape)
         act, grad, scores, idx, _ = layer_forward(net, x, tgt, module)
     assert grad is not None
-    a = _grid(act, hw, reshape, name)
-    g = _grid(grad, hw, reshape, name)
+    a = spatial_grid(act, hw, reshape, name)
+    g = spatial_grid(grad, hw, reshape, name)
     if not bool((g != 0).any()):
         raise ZeroGradientError(
             f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map would be "

@@ -35,8 +35,10 @@ from ._base import (
     check_images,
     check_positive_int,
     check_unknown,
+    chunks,
     finish,
     normalize_maps,
+    pick_scores,
     select_scores,
     unwrap_model,
 )
@@ -57,15 +59,6 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------------
 
 
-def _pick(out: Any, idx: torch.Tensor | None, tgt: Target, n: int) -> torch.Tensor:
-    """Scores of a (sub-)batch for fixed class indices (or the callable)."""
-    if tgt.kind == "callable":
-        scores, _ = select_scores(out, tgt, n)
-        return scores
-    assert idx is not None
-    return select_scores(out, Target("index", indices=idx), n)[0]
-
-
 def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None, tgt: Target,
                 policy: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gradient of the target scores with respect to ``xs`` (under the guided rule ``policy`` if given).
@@ -82,7 +75,7 @@ def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None
         if idx is None:
             scores, idx = select_scores(out, tgt, xs.shape[0])
         else:
-            scores = _pick(out, idx, tgt, xs.shape[0])
+            scores = pick_scores(out, idx, tgt, xs.shape[0])
         (g,) = torch.autograd.grad(scores.sum(), xs)
     return g, scores, idx
 
@@ -107,7 +100,7 @@ def _endpoints(net: torch.nn.Module, x: torch.Tensor, x0: torch.Tensor,
                                    Target("index", indices=tgt.indices.repeat(2)), 2 * B)
         idx = None if idx2 is None else idx2[:B]
         if tgt.kind == "rank":  # the class is chosen on x; the baseline is scored for that class
-            both = _pick(out, idx.repeat(2), tgt, 2 * B)
+            both = pick_scores(out, idx.repeat(2), tgt, 2 * B)
     return tgt, both[:B].float(), both[B:].float(), idx
 
 
@@ -193,11 +186,6 @@ def guided_backprop(model: Any, images: Any, target: Any = None, layer: Any = No
 _BASES = {"gradient": None, "input-x-gradient": None, "guided-backprop": "guided"}
 
 
-def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
-    for s in range(0, total, size):
-        yield s, min(total, s + size)
-
-
 def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                base: str = "gradient", n: int = 25, noise: float = 0.15, stdev: float | None = None,
                seed: int = 0, batch_size: int = 16, activations: str = "raise",
@@ -242,7 +230,7 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
         tgt, scores, idx = _resolve(net, x, target)
         total = torch.zeros_like(x)
         # samples are ordered image-major: sample j of image i is row i * n + j
-        for s, e in _chunks(B * n, batch_size):
+        for s, e in chunks(B * n, batch_size):
             rows = torch.arange(s, e) // n
             eps = torch.randn((e - s, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
             xs = x[rows] + eps * sig[rows].view(-1, 1, 1, 1)
@@ -356,12 +344,12 @@ def _adaptive_nodes(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, 
     f = torch.empty(B, steps + 1, dtype=torch.float64)
     f[:, 0], f[:, -1] = f0.double().cpu(), f1.double().cpu()
     inner = steps - 1
-    for s, e in _chunks(B * inner, batch_size):
+    for s, e in chunks(B * inner, batch_size):
         r = torch.arange(s, e)
         rows, ks = r // inner, r % inner + 1
         rd = rows.to(x0.device)
         xs = x0[rd] + grid[ks].to(x0.dtype).to(x0.device).view(-1, 1, 1, 1) * diff[rd]
-        f[rows, ks] = _pick(net(xs), idx[rows.to(idx.device)] if idx is not None else None, tgt,
+        f[rows, ks] = pick_scores(net(xs), idx[rows.to(idx.device)] if idx is not None else None, tgt,
                             e - s).double().cpu()
     m = (f[:, 1:] - f[:, :-1]) * steps  # cell means of df/dalpha
     if steps >= 2:
@@ -405,7 +393,7 @@ def _ig_sum(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: Any
     total = torch.zeros_like(x0)
     # on CPU, convolutions run faster on channels-last input (oneDNN): the path points are laid out so
     layout = torch.channels_last if x0.device.type == "cpu" and _CHANNELS_LAST else None
-    for s, e in _chunks(B * steps, batch_size):
+    for s, e in chunks(B * steps, batch_size):
         r = torch.arange(s, e, device=x0.device)
         rows, ks = r // steps, r % steps
         xs = x0[rows] + a_t[rows, ks].view(-1, 1, 1, 1) * diff[rows]

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..check import check_choice, check_int, check_real
 from ..errors import InputError, MissingDependencyError, ModelError, ZeroGradientError
 
 __all__ = [
@@ -81,22 +82,6 @@ def _torch():
             "pip install 'salience[torch]'"
         ) from exc
     return torch
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, minimum: float | None = 0.0, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and minimum is not None:
-        ok = value > minimum if strict else value >= minimum
-    if not ok:
-        bound = "" if minimum is None else (f" > {minimum}" if strict else f" >= {minimum}")
-        raise InputError(f"{name} must be a finite number{bound}, got {value!r}")
-    return float(value)
 
 
 # ======================================================================================================
@@ -323,10 +308,10 @@ def perturb(images: Any, saliency_maps: Any, fraction: float, *, mode: str = "de
     B, C, H, W = x.shape
     sal = _saliency_array(saliency_maps, B, (H, W))
     perturbation = _check_perturbation(perturbation)
-    fraction = _check_float("fraction", fraction)
+    fraction = check_real("fraction", fraction, minimum=0)
     if fraction > 1:
         raise InputError(f"fraction must lie in [0, 1], got {fraction}")
-    rank = torch.from_numpy(_ranks(sal, _check_int("patch", patch))).to(x.device)
+    rank = torch.from_numpy(_ranks(sal, check_int("patch", patch))).to(x.device)
     n = int(round(fraction * H * W))
     mask = (rank < n).view(B, 1, H, W)
     xs = _perturbed(x, mask, mode, perturbation, value, blur_sigma, road_noise, seed, None)
@@ -386,34 +371,26 @@ def _eval_mode(net: Any) -> Iterator[None]:
             m.training = f
 
 
-def _logits(out: Any):
-    if isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    elif isinstance(out, dict) and "out" in out:
-        out = out["out"]
-    return out
-
-
 def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, steps: int | None,
            perturbation: str, batch_size: int, score: str, value: Any, blur_sigma: float, patch: int,
            road_noise: float, seed: int) -> CurveResult:
     torch = _torch()
-    from ..attribution._base import Target, check_images, select_scores, unwrap_model
+    from ..attribution import Target, check_images, select_scores, target_scores, unwrap_model
 
     net = unwrap_model(model)
     x = check_images(images, net)
     B, C, H, W = x.shape
     sal = _saliency_array(saliency_maps, B, (H, W))
-    steps = min(100, H * W) if steps is None else _check_int("steps", steps)
+    steps = min(100, H * W) if steps is None else check_int("steps", steps)
     if steps > H * W:
         raise InputError(f"steps={steps} is more than the {H * W} pixels of the image; use at most {H * W}")
-    batch_size = _check_int("batch_size", batch_size)
-    patch = _check_int("patch", patch)
+    batch_size = check_int("batch_size", batch_size)
+    patch = check_int("patch", patch)
     perturbation = _check_perturbation(perturbation)
     if score not in ("probability", "logit"):
         raise InputError(f"score must be 'probability' (softmax) or 'logit', got {score!r}")
-    blur_sigma = _check_float("blur_sigma", blur_sigma)
-    road_noise = _check_float("road_noise", road_noise)
+    blur_sigma = check_real("blur_sigma", blur_sigma, minimum=0)
+    road_noise = check_real("road_noise", road_noise, minimum=0)
     counts = np.round(np.arange(steps + 1) * (H * W) / steps).astype(np.int64)
     fractions = counts / float(H * W)
     rank = torch.from_numpy(_ranks(sal, patch)).to(x.device)
@@ -440,13 +417,8 @@ def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, 
             else:
                 xs = _perturbed(x[bi], mask, kind, perturbation, value, blur_sigma, road_noise, seed, fill[bi])
             out = net(xs)
-            if tgt.kind == "callable":
-                sc, _ = select_scores(out, tgt, e - s)
-            else:
-                logits = _logits(out)
-                if score == "probability":
-                    logits = torch.softmax(logits.float(), dim=1)
-                sc, _ = select_scores(logits, Target("index", indices=idx[bi.to(idx.device)].cpu()), e - s)
+            sc = target_scores(out, tgt, None if idx is None else idx[bi.to(idx.device)].cpu(), e - s,
+                               probabilities=score == "probability")
             scores[s:e] = sc.detach().double().cpu().numpy()
     scores = scores.reshape(B, steps + 1)
     if not np.isfinite(scores).all():
@@ -616,7 +588,7 @@ def ssim(a: Any, b: Any, *, window: str = "uniform", data_range: float | None = 
 
     a, b = _pair(a, b, "ssim")
     if window == "uniform":
-        win_size = _check_int("win_size", win_size, 3)
+        win_size = check_int("win_size", win_size, 3)
         if win_size % 2 == 0:
             raise InputError(f"win_size must be odd, got {win_size}")
 
@@ -627,7 +599,7 @@ def ssim(a: Any, b: Any, *, window: str = "uniform", data_range: float | None = 
         cov_norm = n / (n - 1.0)
         pad = (win_size - 1) // 2
     elif window == "gaussian":
-        sigma = _check_float("sigma", sigma, 0.0, strict=True)
+        sigma = check_real("sigma", sigma, minimum=0, strict=True)
         truncate = 3.5
         pad = int(truncate * sigma + 0.5)
 
@@ -641,7 +613,7 @@ def ssim(a: Any, b: Any, *, window: str = "uniform", data_range: float | None = 
         raise InputError(f"ssim needs maps of at least {2 * pad + 1} x {2 * pad + 1} pixels, got {a.shape}")
     if data_range is None:
         data_range = float(max(a.max(), b.max()) - min(a.min(), b.min())) or 1.0
-    L = _check_float("data_range", data_range, 0.0, strict=True)
+    L = check_real("data_range", data_range, minimum=0, strict=True)
     ma, mb = filt(a), filt(b)
     va = cov_norm * (filt(a * a) - ma * ma)
     vb = cov_norm * (filt(b * b) - mb * mb)
@@ -671,9 +643,9 @@ def hog(image: Any, *, orientations: int = 9, pixels_per_cell: int = 8, cells_pe
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
         raise InputError(f"hog needs a 2-D map, got shape {img.shape}")
-    orientations = _check_int("orientations", orientations)
-    c = _check_int("pixels_per_cell", pixels_per_cell)
-    bcell = _check_int("cells_per_block", cells_per_block)
+    orientations = check_int("orientations", orientations)
+    c = check_int("pixels_per_cell", pixels_per_cell)
+    bcell = check_int("cells_per_block", cells_per_block)
     H, W = img.shape
     nr, nc = H // c, W // c
     if nr < bcell or nc < bcell:
@@ -773,7 +745,7 @@ def randomization_layers(model: Any) -> list[str]:
     Randomisation goes through them in reverse (from the logits down).
     """
     torch = _torch()
-    from ..attribution._base import unwrap_model
+    from ..attribution import unwrap_model
 
     net = unwrap_model(model)
     nn = torch.nn
@@ -923,15 +895,13 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     """
     torch = _torch()
     from ..attribution import explain, method_layer
-    from ..attribution._base import check_images, unwrap_model
+    from ..attribution import check_images, unwrap_model
     from ..registry import EXPLANATION, get_method, method_list
 
     names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")
-    if mode not in ("cascading", "independent"):
-        raise InputError(f"mode must be 'cascading' or 'independent', got {mode!r}")
-    if init not in ("default", "normal"):
-        raise InputError(f"init must be 'default' or 'normal', got {init!r}")
-    std = _check_float("std", std, 0.0, strict=True)
+    check_choice("mode", mode, ("cascading", "independent"))
+    check_choice("init", init, ("default", "normal"))
+    std = check_real("std", std, minimum=0, strict=True)
     for k in metrics:
         if k not in SIMILARITY_METRICS:
             raise InputError(f"unknown similarity metric {k!r}; choose from {', '.join(SIMILARITY_METRICS)}")
@@ -948,7 +918,7 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
         raise ModelError("the model has no parameters to randomise")
     order = list(reversed(all_layers))
     if stages is not None:
-        order = order[:_check_int("stages", stages)]
+        order = order[:check_int("stages", stages)]
 
     # the original explanations (on the caller's model: explain restores everything it touches)
     originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}

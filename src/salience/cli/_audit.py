@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import InputError, OutputExistsError
 from ..io import atomic_write_bytes, encode_png, load_image
 from ..registry import EXPLANATION, method_names
-from ._common import add_model_arguments, emit, explanation_methods, for_each_input, load_model_for, output_stem
+from ._common import (add_model_arguments, emit, explanation_methods, for_each_input, load_model_for, output_stem,
+                      parse_target)
 
 EXAMPLES = """\
 examples:
@@ -92,7 +93,6 @@ def run(args) -> int:
         pert = {"deletion": args.perturbation, "insertion": args.perturbation}
 
     from ..attribution import explain
-    from ..attribution._demo import parse_target
     from ..audit import faithfulness as fa
 
     lm = load_model_for(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ..errors import SalienceError
 
@@ -111,3 +111,19 @@ def load_model_for(args):
         if not torch.cuda.is_available():
             raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
     return load_model(args.model, weights=args.weights, device=args.device)
+
+
+def parse_target(lm: Any, spec: Any) -> Any:
+    """``--target``: ``top1``/``top-k`` (kept as text), a class index, or a class name of ``lm.class_names``
+    (a :class:`~salience.errors.ModelError` with close matches when there is none)."""
+    if spec is None:
+        return None
+    if not isinstance(spec, str):
+        return spec
+    s = spec.strip()
+    low = s.lower().replace(" ", "")
+    if low.startswith("top") or low == "argmax":
+        return s
+    if s.lstrip("-").isdigit():
+        return int(s)
+    return lm.class_index(s)

@@ -137,7 +137,7 @@ def run(args) -> int:
 
 def _one_method(img, m: Method, targets: dict[tuple[str, str], Path], args) -> list[Path]:
     from .. import viz
-    from .._api import saliency_map
+    from .. import saliency_map
 
     ow = args.overwrite
     result: Any = None
