@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -19,9 +18,10 @@ import pytest
 from PIL import Image
 
 import salience.metrics as M
+from salience.datasets import shared_data_dir
 from salience.metrics._resize import imresize_bicubic, zoom_bilinear
 
-_ROOT = Path(os.environ.get("SALIENCE_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+_ROOT = shared_data_dir()  # $SALIENCE_SHARED_DATA, else <repo>/../shared/data
 REF = _ROOT / "reference" / "mit-metrics"
 pytestmark = pytest.mark.skipif(not REF.is_dir(), reason=f"reference fixture folder {REF} is absent")
 

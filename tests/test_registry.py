@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import _dummy_method as dummy  # noqa: E402  (tests/ is on sys.path: rootdir conftest)
 import salience
-from salience import registry
 from salience.cli import main
 from salience.registry import BOTTOM_UP, EXPLANATION, Method, get_method, methods
-
-import _dummy_method as dummy  # noqa: E402  (tests/ is on sys.path: rootdir conftest)
 
 TESTS = Path(__file__).resolve().parent
 

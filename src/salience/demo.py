@@ -274,11 +274,10 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
     ``explain/<photo>_<method>.png`` under ``out_dir``; returns entries ``{"section", "title", "path"
     (relative to out_dir), "caption"}``.
     """
-    from .attribution import explain, load_model, upsample  # needs torch: MissingDependencyError without it
-
     import torch
     import torch.nn.functional as F
 
+    from .attribution import explain, load_model, upsample  # needs torch: MissingDependencyError without it
     from .viz import colorize, overlay
 
     out_dir = Path(out_dir)

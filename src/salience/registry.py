@@ -314,5 +314,5 @@ def method_list(spec: Any, kind: str | None = None, *, wrong_kind_hint: str = ""
             names.append(m.name)
     if not names:
         known = ", ".join(method_names(kind))
-        raise InputError(f"no method given; give one or more of {known}")
+        raise InputError(f"no method given (the list is empty); give one or more of {known}")
     return names

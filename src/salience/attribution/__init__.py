@@ -43,7 +43,16 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import EXPLANATION, Method, get_method
-from ._base import Explanation, Target, check_images, select_scores, target_scores, unwrap_model, upsample
+from ._base import (
+    Explanation,
+    Target,
+    check_images,
+    gaussian_blur,
+    select_scores,
+    target_scores,
+    unwrap_model,
+    upsample,
+)
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
@@ -62,6 +71,7 @@ __all__ = [
     "select_scores",
     "target_scores",
     "unwrap_model",
+    "gaussian_blur",
     "gradient",
     "input_x_gradient",
     "guided_backprop",

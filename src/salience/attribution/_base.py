@@ -500,3 +500,36 @@ def target_scores(out: Any, tgt: Target, idx: torch.Tensor | None, n: int, *, pr
     assert idx is not None
     return select_scores(out, Target("index", indices=idx), n)[0]
 
+
+def gaussian_blur(x: torch.Tensor, sigma: float, *, border: str = "reflect") -> torch.Tensor:
+    """The one tensor Gaussian blur: separable, truncated at 3 sigma, per channel.
+
+    ``x``: float ``(B, C, H, W)``; ``sigma`` in pixels (``<= 0``: an unchanged copy).  The kernel has radius
+    ``max(1, ceil(3 sigma))``, is computed in float64, normalised to sum 1 and cast to ``x``'s dtype.
+    ``border``: ``"reflect"`` (mirror without repeating the edge; falls back to ``"replicate"`` when the
+    radius reaches the image's size, where a reflection is undefined) or ``"replicate"`` (repeat the edge
+    pixel).  Integrated Gradients' blurred baseline uses ``"replicate"``, the faithfulness curves'
+    blur fill ``"reflect"``.
+
+    >>> import torch
+    >>> from salience.attribution import gaussian_blur
+    >>> y = gaussian_blur(torch.ones(1, 3, 8, 8), 1.5)
+    >>> tuple(y.shape), bool(torch.allclose(y, torch.ones_like(y)))
+    ((1, 3, 8, 8), True)
+    """
+    if border not in ("reflect", "replicate"):
+        raise InputError(f"border must be 'reflect' or 'replicate', got {border!r}")
+    if sigma <= 0:
+        return x.clone()
+    H, W = x.shape[-2:]
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
+    k = (k / k.sum()).to(dtype=x.dtype, device=x.device)
+    C = x.shape[1]
+    mode = "reflect" if border == "reflect" and radius < min(H, W) else "replicate"
+    y = F.pad(x, (radius, radius, 0, 0), mode=mode)
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    y = F.pad(y, (0, 0, radius, radius), mode=mode)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+

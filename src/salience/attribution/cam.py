@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import ModelError, ZeroGradientError
+from ..errors import ZeroGradientError
 from ._base import (
     Explanation,
     Target,

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from ._base import (
@@ -37,6 +36,7 @@ from ._base import (
     check_unknown,
     chunks,
     finish,
+    gaussian_blur,
     normalize_maps,
     pick_scores,
     select_scores,
@@ -288,18 +288,6 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return (t + 1) / 2, wt / 2
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t * t) / (2 * sigma * sigma))
-    k = k / k.sum()
-    C = x.shape[1]
-    y = F.pad(x, (radius, radius, 0, 0), mode="replicate")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    y = F.pad(y, (0, 0, radius, radius), mode="replicate")
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-
-
 def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch.Tensor:
     if isinstance(baseline, str):
         key = baseline.strip().lower()
@@ -309,7 +297,7 @@ def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch
             sigma = blur_sigma if blur_sigma is not None else 0.1 * min(x.shape[2], x.shape[3])
             if not (isinstance(sigma, (int, float)) and sigma > 0):
                 raise InputError(f"blur_sigma must be a positive number of pixels, got {blur_sigma!r}")
-            return _gaussian_blur(x, float(sigma))
+            return gaussian_blur(x, float(sigma), border="replicate")
         raise InputError(f"baseline must be 'zeros', 'blur', a number or a tensor, got {baseline!r}")
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         return torch.full_like(x, float(baseline))

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -166,26 +165,6 @@ def _ranks(sal: np.ndarray, patch: int) -> np.ndarray:
     return rank
 
 
-def _gaussian_blur(x, sigma: float):
-    """Separable Gaussian blur of a (B, C, H, W) tensor, truncated at 3 sigma, reflected borders."""
-    torch = _torch()
-    import torch.nn.functional as F
-
-    if sigma <= 0:
-        return x.clone()
-    H, W = x.shape[-2:]
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
-    k = (k / k.sum()).to(dtype=x.dtype, device=x.device)
-    C = x.shape[1]
-    mode = "reflect" if radius < min(H, W) else "replicate"
-    y = F.pad(x, (radius, radius, 0, 0), mode=mode)
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    y = F.pad(y, (0, 0, radius, radius), mode=mode)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-
-
 def road_impute(image: np.ndarray, missing: np.ndarray, *, noise: float = ROAD_NOISE, seed: int = 0,
                 fill: float = 0.0) -> np.ndarray:
     """ROAD's noisy linear imputation of the ``missing`` pixels of one image (Rong et al., ICML 2022).
@@ -288,7 +267,9 @@ def _fill_for(x, perturbation: str, value: Any, blur_sigma: float):
         raise InputError(
             f"value must be one number or one per channel ({x.shape[1]}), got shape {tuple(v.shape)}"
         )
-    return _gaussian_blur(x, blur_sigma)
+    from ..attribution import gaussian_blur
+
+    return gaussian_blur(x, blur_sigma, border="reflect")
 
 
 def perturb(images: Any, saliency_maps: Any, fraction: float, *, mode: str = "deletion",
@@ -894,8 +875,7 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     True
     """
     torch = _torch()
-    from ..attribution import explain, method_layer
-    from ..attribution import check_images, unwrap_model
+    from ..attribution import check_images, explain, method_layer, unwrap_model
     from ..registry import EXPLANATION, get_method, method_list
 
     names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from scipy import fft as _fft
 
-from ..errors import InputError
 from ..check import check_int, check_real
+from ..errors import InputError
 from ..io import method_input
 
 __all__ = ["spectral_residual", "image_signature", "frequency_tuned"]

@@ -10,11 +10,19 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from ..io import atomic_write_bytes, encode_png, load_image
 from ..registry import EXPLANATION, method_names
-from ._common import (add_model_arguments, emit, explanation_methods, for_each_input, load_model_for, output_stem,
-                      parse_target)
+from ._common import (
+    add_model_arguments,
+    emit,
+    explanation_methods,
+    for_each_input,
+    load_model_for,
+    output_stem,
+    parse_target,
+    refuse_overwrite,
+)
 
 EXAMPLES = """\
 examples:
@@ -104,13 +112,7 @@ def run(args) -> int:
     def work(item: str) -> None:
         stem = output_stem(item, used)
         files = _outputs(out, stem, modes)
-        if not args.overwrite:
-            existing = [p for p in files if p.exists()]
-            if existing:
-                raise OutputExistsError(
-                    f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
-                    "pass --overwrite to replace them, or choose another --out"
-                )
+        refuse_overwrite(files, args.overwrite)
         img = load_image(item, max_pixels=args.max_pixels or None)
         x = lm.preprocess(img, crop=False).to(args.device)
         idx = None

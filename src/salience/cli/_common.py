@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from ..errors import SalienceError
+from ..errors import OutputExistsError, SalienceError
 
 T = TypeVar("T")
 
@@ -93,7 +93,30 @@ def explanation_methods(spec: str) -> list[str]:
     """Registry names of a comma-separated ``--method`` value; bottom-up names are pointed to ``map``."""
     from ..registry import EXPLANATION, method_list
 
-    return method_list(spec, EXPLANATION, wrong_kind_hint="; use `salience map IMAGE --method ...` for bottom-up methods")
+    return method_list(spec, EXPLANATION,
+                       wrong_kind_hint="; use `salience map IMAGE --method ...` for bottom-up methods")
+
+
+def bottom_up_methods(spec: str) -> list:
+    """Registry rows of a comma-separated ``--method`` value; explanation names are pointed to ``explain``."""
+    from ..registry import BOTTOM_UP, get_method, method_list
+
+    names = method_list(spec, BOTTOM_UP,
+                        wrong_kind_hint="; use `salience explain IMAGE --method ...` for model explanations")
+    return [get_method(n) for n in names]
+
+
+def refuse_overwrite(paths: Sequence[Path], overwrite: bool) -> None:
+    """The CLI's one "refuse to overwrite" rule: unless ``overwrite``, an :class:`OutputExistsError` naming
+    every output that exists already, raised before anything is computed or written."""
+    if overwrite:
+        return
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing:
+        raise OutputExistsError(
+            f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
+            "pass --overwrite to replace them, or choose another --out"
+        )
 
 
 def load_model_for(args):

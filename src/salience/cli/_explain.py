@@ -8,11 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OutputExistsError
 from ..io import atomic_write_bytes, encode_png, load_image, save_map, save_npy
 from ..registry import EXPLANATION, method_names
-from ._common import (add_model_arguments, explanation_methods, for_each_input, load_model_for, output_stem,
-                      parse_target)
+from ._common import (
+    add_model_arguments,
+    explanation_methods,
+    for_each_input,
+    load_model_for,
+    output_stem,
+    parse_target,
+    refuse_overwrite,
+)
 
 EXAMPLES = """\
 examples:
@@ -57,14 +63,8 @@ def run(args) -> int:
 
     def work(item: str) -> None:
         stem = output_stem(item, used)
-        if not args.overwrite:
-            existing = [out / f"{stem}_{m}{suf}" for m in methods for suf in (".png", "_overlay.png")
-                        if (out / f"{stem}_{m}{suf}").exists()]
-            if existing:
-                raise OutputExistsError(
-                    f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
-                    "pass --overwrite to replace them, or choose another --out"
-                )
+        refuse_overwrite([out / f"{stem}_{m}{suf}" for m in methods for suf in (".png", "_overlay.png")],
+                         args.overwrite)
         img = load_image(item, max_pixels=args.max_pixels or None)
         top5, maps, info = explain_image(lm, img, methods, target=args.target, layer=args.layer)
         lines = [f"{item}: top-5 classes ({lm.name}):"]
