@@ -7,7 +7,8 @@ so the registry-driven contract tests parametrize over the dummies as over any r
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

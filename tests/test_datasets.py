@@ -17,7 +17,8 @@ SHARED = shared_data_dir()  # $SALIENCE_SHARED_DATA, else <repo>/../shared/data
 OSIE = SHARED / "osie"
 REF = SHARED / "reference" / "mit-metrics"
 needs_osie = pytest.mark.skipif(not (OSIE / "fixations.mat").is_file(), reason=f"OSIE data not found at {OSIE}")
-needs_ref = pytest.mark.skipif(not (REF / "fixations" / "points.csv").is_file(), reason=f"reference data not found at {REF}")
+needs_ref = pytest.mark.skipif(not (REF / "fixations" / "points.csv").is_file(),
+                               reason=f"reference data not found at {REF}")
 
 
 def _png(path: Path, w: int, h: int, value: int = 100) -> Path:

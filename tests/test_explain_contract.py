@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
-from salience.errors import InputError, ModelError, SalienceError  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
+from salience.errors import InputError, ModelError, SalienceError  # noqa: E402
 from salience.registry import get_method, methods  # noqa: E402
 
 EXPLANATIONS = [m.name for m in methods("explanation")]
@@ -197,7 +197,7 @@ def test_public_names() -> None:
 
 
 def test_without_torch_the_error_gives_the_install_command() -> None:
-    """Importing salience.attribution (or calling salience.explain) without torch raises MissingDependencyError naming the extra."""
+    """Importing salience.attribution without torch raises MissingDependencyError naming the extra."""
     import subprocess
     import sys
 

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import salience  # noqa: E402
-from salience.errors import ModelError  # noqa: E402
 from salience.attribution import gradients  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
+from salience.errors import ModelError  # noqa: E402
 
 
 class Quadratic(torch.nn.Module):

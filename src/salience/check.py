@@ -16,7 +16,8 @@ salience.errors.InputError: steps must be an integer >= 1, got 0
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

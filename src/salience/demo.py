@@ -15,8 +15,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -295,7 +296,7 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
     torch.manual_seed(0)
     top1: dict[str, tuple[int, str, float]] = {}
     results: dict[tuple[str, str], tuple[Any, int]] = {}
-    for shape, names in groups.items():
+    for names in groups.values():
         x = torch.cat([inputs[n] for n in names])
         for n, row in zip(names, lm.top_k(x, 1)):
             top1[n] = row[0]

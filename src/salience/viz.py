@@ -13,7 +13,8 @@ to be resized to the image (bilinear).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

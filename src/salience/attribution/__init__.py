@@ -33,8 +33,8 @@ except ImportError as _exc:  # pragma: no cover - exercised in an environment wi
     from ..errors import MissingDependencyError
 
     raise MissingDependencyError(
-        "salience.attribution (model explanations) needs PyTorch (the torch extra), which is not installed; install it with: "
-        "pip install 'salience[torch]'"
+        "salience.attribution (model explanations) needs PyTorch (the torch extra), which is not installed; "
+        "install it with: pip install 'salience[torch]'"
     ) from _exc
 
 from typing import Any

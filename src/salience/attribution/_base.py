@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import re
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -146,7 +147,7 @@ class Target:
     fn: Callable[[Any], torch.Tensor] | None = None
 
     @classmethod
-    def parse(cls, target: Any, batch: int) -> "Target":
+    def parse(cls, target: Any, batch: int) -> Target:
         if target is None:
             return cls("rank", rank=1)
         if callable(target) and not isinstance(target, (torch.Tensor, str)):
@@ -266,7 +267,7 @@ def to_grid(t: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor | None:
     return None
 
 
-_AUTO_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]]" = weakref.WeakKeyDictionary()
+_AUTO_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]] = weakref.WeakKeyDictionary()
 
 
 def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = None) -> str:
@@ -314,30 +315,33 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
         # keep the last record of each tensor object (container modules return their child's output)
         tensors = [t for _, t in records]
         grads = torch.autograd.grad(scores.sum(), tensors, allow_unused=True, retain_graph=False)
-    chosen = None
+    chosen = _last_spread_layer(records, grads, reshape, hw)
+    cache[key] = chosen
+    return chosen
+
+
+def _last_spread_layer(records: list[tuple[str, torch.Tensor]], grads: Sequence[torch.Tensor | None],
+                       reshape: Callable | None, hw: tuple[int, int]) -> str:
+    """The last recorded layer whose gradient is non-zero at more than one position (else the last layer
+    with any gradient); a ModelError when every gradient is zero."""
     any_nonzero = False
-    for (name, t), g in zip(reversed(records), reversed(grads)):
+    for (name, _), g in zip(reversed(records), reversed(grads)):
         if g is None:
             continue
         grid = reshape(g) if reshape is not None else to_grid(g, hw)
         if grid is None:
             continue
-        per_pos = grid.detach().abs().sum(dim=1)[0]
-        nz = int((per_pos > 0).sum())
+        nz = int((grid.detach().abs().sum(dim=1)[0] > 0).sum())
         any_nonzero = any_nonzero or nz > 0
         if nz > 1:
-            chosen = name
-            break
-    if chosen is None:
-        if not any_nonzero:
-            raise ModelError(
-                "every gradient inside the model is exactly zero for its top class, so no layer can be "
-                "explained (torchvision's vit_b_16 / swin_t built without weights have a zero-initialised "
-                "head); load trained weights"
-            )
-        chosen = records[-1][0]
-    cache[key] = chosen
-    return chosen
+            return name
+    if not any_nonzero:
+        raise ModelError(
+            "every gradient inside the model is exactly zero for its top class, so no layer can be "
+            "explained (torchvision's vit_b_16 / swin_t built without weights have a zero-initialised "
+            "head); load trained weights"
+        )
+    return records[-1][0]
 
 
 def _is_logits(out: Any) -> bool:

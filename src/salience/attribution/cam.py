@@ -24,7 +24,8 @@ Rules (``w_c`` a channel weight, sums over channels ``c``):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

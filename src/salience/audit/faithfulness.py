@@ -33,8 +33,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -824,6 +825,33 @@ def _views(e: Any, B: int) -> tuple[np.ndarray, np.ndarray]:
     return np.abs(m), m
 
 
+def _original_explanations(model: Any, net: Any, x: Any, names: list[str], target: Any, layer: Any,
+                           params: dict[str, dict[str, Any]]) -> tuple[dict, dict, Any, Any]:
+    """The explanations of the intact model (on the caller's model: explain restores what it touches):
+    per method its (absolute, signed) views and the layer it used; the class indices of the first method
+    that has them, and the target to keep for every stage (those indices, unless ``target`` is a callable)."""
+    torch = _torch()
+    from ..attribution import explain, method_layer
+    from ..registry import get_method
+
+    B = x.shape[0]
+    originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    layers_used: dict[str, Any] = {}
+    targets = None
+    fixed_target: Any = target
+    for name in names:
+        # the layer as explain() would choose it for the caller's model; pixel methods get none
+        m_layer = method_layer(name, model, layer if get_method(name).takes_layer else None)
+        e = explain(net, x, method=name, target=fixed_target, layer=m_layer, **params.get(name, {}))
+        if targets is None and e.targets is not None:
+            targets = e.targets.detach().cpu().long()
+            if not callable(target) or isinstance(target, (str, torch.Tensor)):
+                fixed_target = targets.clone()
+        originals[name] = _views(e, B)
+        layers_used[name] = e.layer
+    return originals, layers_used, targets, fixed_target
+
+
 def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradient", "guided-backprop", "gradcam"),
                  target: Any = None, *, mode: str = "cascading", layers: Sequence[str] | None = None,
                  stages: int | None = None, seed: int = 0, init: str = "default", std: float = 0.01,
@@ -874,9 +902,9 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     >>> round(r.final()["gradient"]["spearman_abs"], 3) < 1.0
     True
     """
-    torch = _torch()
-    from ..attribution import check_images, explain, method_layer, unwrap_model
-    from ..registry import EXPLANATION, get_method, method_list
+    _torch()  # MissingDependencyError (with the install command) without torch
+    from ..attribution import check_images, explain, unwrap_model
+    from ..registry import EXPLANATION, method_list
 
     names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")
     check_choice("mode", mode, ("cascading", "independent"))
@@ -901,20 +929,8 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
         order = order[:check_int("stages", stages)]
 
     # the original explanations (on the caller's model: explain restores everything it touches)
-    originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    layers_used: dict[str, Any] = {}
-    targets = None
-    fixed_target: Any = target
-    for name in names:
-        # the layer as explain() would choose it for the caller's model; pixel methods get none
-        m_layer = method_layer(name, model, layer if get_method(name).takes_layer else None)
-        e = explain(net, x, method=name, target=fixed_target, layer=m_layer, **params.get(name, {}))
-        if targets is None and e.targets is not None:
-            targets = e.targets.detach().cpu().long()
-            if not callable(target) or isinstance(target, (str, torch.Tensor)):
-                fixed_target = targets.clone()
-        originals[name] = _views(e, B)
-        layers_used[name] = e.layer
+    originals, layers_used, targets, fixed_target = _original_explanations(model, net, x, names, target, layer,
+                                                                            params)
     work = copy.deepcopy(net)
     saved: dict[str, dict[str, Any]] = {}
     maps = {n: [np.stack([_unit(v) for v in originals[n][0]])] for n in names}

@@ -38,7 +38,6 @@ from .fixation import (
     sauc,
     sim,
 )
-
 from .fixation import __all__ as _FIXATION_ALL  # one list of the public names, kept in fixation.py
 
 __all__ = list(_FIXATION_ALL)

@@ -51,15 +51,24 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import check_map
 from ._emd import emd_hat_gd_metric, ground_distance
-from ._fast import (count_levels, fused_sums, jitter_counts_below, jitter_counts_below_fused, map_stats,
-                    nonzero_bytes, quantised_levels, split_counts)
+from ._fast import (
+    count_levels,
+    fused_sums,
+    jitter_counts_below,
+    jitter_counts_below_fused,
+    map_stats,
+    nonzero_bytes,
+    quantised_levels,
+    split_counts,
+)
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
 
 __all__ = [
@@ -88,6 +97,12 @@ __all__ = [
 
 #: Metric names accepted by :func:`evaluate`, in its output order.
 METRICS: tuple[str, ...] = ("auc_judd", "auc_borji", "sauc", "nss", "cc", "kld", "sim", "ig", "emd")
+
+#: AUC-Borji / sAUC: random splits of non-fixations, and the threshold step (MIT benchmark code)
+N_SPLITS = 100
+STEP = 0.1
+#: EMD: the maps are shrunk by this factor before the transport problem (MIT benchmark code)
+EMD_DOWNSIZE = 32
 
 #: The two named conventions.
 CONVENTIONS: tuple[str, ...] = ("mit", "tuebingen")
@@ -332,7 +347,7 @@ class _Prepared:
             return lo, total - self.flat.size * lo
         return 0.0, total
 
-    def sums(self, gt: "GroundTruth | None") -> tuple[float, float, float, float, float]:
+    def sums(self, gt: GroundTruth | None) -> tuple[float, float, float, float, float]:
         """``(sum (S-mean)^2, sum (S-mean)(G-mean G), sum (G-mean G)^2, SIM intersection, KL divergence)``
         from one fused pass.  Only the terms of the metrics in ``want`` (and defined for this map) are
         computed; the others are 0."""
@@ -374,7 +389,7 @@ class _Prepared:
         return out
 
 
-def _uniform_terms(gt: "GroundTruth") -> tuple[float, float]:
+def _uniform_terms(gt: GroundTruth) -> tuple[float, float]:
     """SIM and KL of pysaliency's density of a constant map (uniform) against the ground truth."""
     dg = gt.cached("dens_tue")
     u = 1.0 / dg.size
@@ -403,7 +418,7 @@ def _count_below(cnt: np.ndarray) -> np.ndarray:
     return np.cumsum(cnt[:-1])
 
 
-def _mit_judd_auc(p: "_Prepared", pix: np.ndarray, add: np.ndarray | None, lo: float, hi: float) -> float:
+def _mit_judd_auc(p: _Prepared, pix: np.ndarray, add: np.ndarray | None, lo: float, hi: float) -> float:
     """MIT AUC_Judd on ``((S (+ add)) - lo) / (hi - lo)``: thresholds are the sorted fixated values,
     ``#{S >= t}`` comes from one counting pass (the same comparisons as sorting the whole map)."""
     v = p.flat[pix] if add is None else p.flat[pix] + add[pix]
@@ -449,7 +464,7 @@ def _exact_auc_all(pos: np.ndarray, flat: np.ndarray, quant: Any = None) -> floa
     return float(score / (pos.size * flat.size))
 
 
-def _judd_roc_tuebingen(p: "_Prepared", fix: _Fix, add: np.ndarray | None) -> float:
+def _judd_roc_tuebingen(p: _Prepared, fix: _Fix, add: np.ndarray | None) -> float:
     """pysaliency ``general_roc(pos, neg, judd=1)`` with pos = the fixations, neg = the unfixated pixels of
     ``S (+ add)``: thresholds at the positives only; ``#{neg >= t}`` = all pixels minus fixated ones."""
     flat = p.flat
@@ -648,7 +663,7 @@ def _k_sauc(p: _Prepared, fix: _Fix, other: _Fix, n_splits: int, step: float, rn
     return _exact_auc(flat[fix.flat], flat[other.flat])
 
 
-def _k_nss(p: _Prepared, fix: _Fix, gt: "GroundTruth | None" = None) -> float:
+def _k_nss(p: _Prepared, fix: _Fix, gt: GroundTruth | None = None) -> float:
     n = p.flat.size
     if p.convention == "mit":
         if p.constant:
@@ -666,7 +681,7 @@ def _k_nss(p: _Prepared, fix: _Fix, gt: "GroundTruth | None" = None) -> float:
     return float(vals.mean())
 
 
-def _k_cc(p: _Prepared, gt: "GroundTruth") -> float:
+def _k_cc(p: _Prepared, gt: GroundTruth) -> float:
     if p.constant:
         if p.convention == "tuebingen":
             return 0.0
@@ -679,14 +694,14 @@ def _k_cc(p: _Prepared, gt: "GroundTruth") -> float:
     return float(sg / math.sqrt(ss * gg))
 
 
-def _k_kld(p: _Prepared, gt: "GroundTruth") -> float:
+def _k_kld(p: _Prepared, gt: GroundTruth) -> float:
     val = p.sums(gt)[4]
     if not np.isfinite(val):
         _warn("kld", "not finite (a saliency value of exactly -eps)")
     return float(val)
 
 
-def _k_sim(p: _Prepared, gt: "GroundTruth") -> float:
+def _k_sim(p: _Prepared, gt: GroundTruth) -> float:
     if p.convention == "mit":
         if p.nonzero and p.constant:
             _warn("sim", "constant saliency map: the MIT code returns NaN (min-max normalisation 0/0)")
@@ -727,7 +742,7 @@ def _baseline_terms(b: np.ndarray, fix: _Fix, convention: str) -> float | np.nda
         return np.log((b.ravel()[fix.flat] - off) / total)
 
 
-def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None" = None) -> float:
+def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: GroundTruth | None = None) -> float:
     if gt is not None:
         base = gt._ig_terms(baseline, p.convention)
     else:
@@ -756,7 +771,7 @@ def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None
 _DIST_CACHE: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
+def _k_emd(raw: np.ndarray, gt: GroundTruth, downsize: int) -> float:
     im1 = gt.cached(("emd", downsize))
     im2 = imresize_bicubic(raw, im1.shape)
     s2 = im2.sum()
@@ -784,13 +799,14 @@ def _prepare_points(saliency_map: Any, fixations: Any, convention: str) -> tuple
     return _Prepared(raw, shape, convention), fix
 
 
-def _prepare_gt(saliency_map: Any, fixation_map: Any, convention: str, metric: str) -> tuple[_Prepared, "GroundTruth"]:
+def _prepare_gt(saliency_map: Any, fixation_map: Any, convention: str, metric: str) -> tuple[_Prepared, GroundTruth]:
     _check_convention(convention)
     g = _check_gt(fixation_map)
     return _Prepared(saliency_map, g.shape, convention, want=(metric,)), GroundTruth(None, g, None, None, g.shape)
 
 
-def auc_judd(saliency_map: Any, fixations: Any, *, convention: str = "mit", jitter: bool = True, rng: Any = None) -> float:
+def auc_judd(saliency_map: Any, fixations: Any, *, convention: str = "mit", jitter: bool = True,
+             rng: Any = None) -> float:
     """AUC-Judd: area under the ROC curve with thresholds at the fixated saliency values.
 
     Judd, Ehinger, Durand, Torralba, "Learning to predict where humans look", ICCV 2009.
@@ -819,8 +835,8 @@ def auc_borji(
     fixations: Any,
     *,
     convention: str = "mit",
-    n_splits: int = 100,
-    step: float = 0.1,
+    n_splits: int = N_SPLITS,
+    step: float = STEP,
     rng: Any = None,
 ) -> float:
     """AUC-Borji: fixations against uniformly sampled pixels.
@@ -851,8 +867,8 @@ def sauc(
     other_fixations: Any,
     *,
     convention: str = "mit",
-    n_splits: int = 100,
-    step: float = 0.1,
+    n_splits: int = N_SPLITS,
+    step: float = STEP,
     rng: Any = None,
 ) -> float:
     """Shuffled AUC: fixations against fixations of *other* images (discounts the centre bias).
@@ -960,7 +976,8 @@ def information_gain(saliency_map: Any, fixations: Any, baseline_map: Any, *, co
     return _k_ig(p, fix, b)
 
 
-def emd(saliency_map: Any, fixation_map: Any, *, convention: str = "mit", downsize: int = 32) -> float:
+def emd(saliency_map: Any, fixation_map: Any, *, convention: str = "mit",
+        downsize: int = EMD_DOWNSIZE) -> float:
     """Earth Mover's Distance between the map and the fixation map (lower is better), MIT ``EMD.m``.
 
     Both maps are shrunk (``imresize(G, 1/downsize)``, the map to the same size), normalised to sum 1, and
@@ -1151,6 +1168,21 @@ def _parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return out
 
 
+#: metric -> its kernel on the shared work ``(prepared map, fixations, ground truth, raw map, rng)``, with
+#: the defaults of the single-metric functions; :func:`evaluate` runs them in :data:`METRICS` order
+_KERNELS: dict[str, Callable[[_Prepared, _Fix, GroundTruth, np.ndarray, Any], float]] = {
+    "auc_judd": lambda p, fix, gt, raw, rng: _k_auc_judd(p, fix, True, rng),
+    "auc_borji": lambda p, fix, gt, raw, rng: _k_auc_borji(p, fix, N_SPLITS, STEP, rng),
+    "sauc": lambda p, fix, gt, raw, rng: _k_sauc(p, fix, gt.other, N_SPLITS, STEP, rng),
+    "nss": lambda p, fix, gt, raw, rng: _k_nss(p, fix, gt),
+    "cc": lambda p, fix, gt, raw, rng: _k_cc(p, gt),
+    "kld": lambda p, fix, gt, raw, rng: _k_kld(p, gt),
+    "sim": lambda p, fix, gt, raw, rng: _k_sim(p, gt),
+    "ig": lambda p, fix, gt, raw, rng: _k_ig(p, fix, gt.baseline(), gt),
+    "emd": lambda p, fix, gt, raw, rng: _k_emd(raw, gt, EMD_DOWNSIZE),
+}
+
+
 def evaluate(
     saliency_map: Any,
     fixations: Any,
@@ -1216,7 +1248,8 @@ def evaluate(
     has_other = (fixations.other is not None) if given else other_fixations is not None
     if "sauc" in names and not has_other:
         if explicit:
-            raise InputError("metric 'sauc' needs other_fixations (fixations of other images); pass them or drop 'sauc'")
+            raise InputError("metric 'sauc' needs other_fixations (fixations of other images); pass them or "
+                             "drop 'sauc'")
         names.remove("sauc")
     raw = check_map(saliency_map, "saliency_map")
     if given:
@@ -1233,26 +1266,8 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DegenerateInputWarning)
         for name in METRICS:
-            if name not in names:
-                continue
-            if name == "auc_judd":
-                results[name] = _k_auc_judd(p, fix, True, rng)
-            elif name == "auc_borji":
-                results[name] = _k_auc_borji(p, fix, 100, 0.1, rng)
-            elif name == "sauc":
-                results[name] = _k_sauc(p, fix, gt.other, 100, 0.1, rng)
-            elif name == "nss":
-                results[name] = _k_nss(p, fix, gt)
-            elif name == "cc":
-                results[name] = _k_cc(p, gt)
-            elif name == "kld":
-                results[name] = _k_kld(p, gt)
-            elif name == "sim":
-                results[name] = _k_sim(p, gt)
-            elif name == "ig":
-                results[name] = _k_ig(p, fix, gt.baseline(), gt)
-            elif name == "emd":
-                results[name] = _k_emd(raw, gt, 32)
+            if name in names:
+                results[name] = _KERNELS[name](p, fix, gt, raw, rng)
     bad = [k for k, v in results.items() if not math.isfinite(v)]
     if bad:
         reasons = "; ".join(str(w.message) for w in caught if issubclass(w.category, DegenerateInputWarning))
@@ -1333,14 +1348,14 @@ class GroundTruth:
         lo, hi, _ = self.cached("g_stats")
         return not hi > lo
 
-    def precompute(self, convention: str | Sequence[str] = CONVENTIONS) -> "GroundTruth":
+    def precompute(self, convention: str | Sequence[str] = CONVENTIONS) -> GroundTruth:
         """Compute now (instead of on first use) everything map-independent that :func:`evaluate` needs
         under ``convention`` (one name or several): the continuous map, its statistics and densities, the
         EMD histogram and the baseline terms of IG.  Returns ``self``."""
         convs = (convention,) if isinstance(convention, str) else tuple(convention)
         for conv in convs:
             _check_convention(conv)
-            for key in ("g_flat", "g_stats", ("emd", 32)):
+            for key in ("g_flat", "g_stats", ("emd", EMD_DOWNSIZE)):
                 self.cached(key)
             if self.fix is not None:
                 b = self.baseline()
