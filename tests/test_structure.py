@@ -1,5 +1,8 @@
 """The import rules of ``src/salience``, checked on the syntax tree of every module (no import is run).
 
+Layers: the parts of salience (each module or subpackage directly under ``salience/``) sit on the layers
+of :data:`LAYERS`; a part imports only from lower layers.
+
 Two kinds of private, by the leading underscore:
 
 * an underscore **name** (``_pick``, ``_grid``) is private to its module: no other module imports it or
@@ -91,6 +94,82 @@ def _check(where: str, line: int, me: tuple[str, ...], here: tuple[str, ...], ta
                          f"{'.'.join(target[:i])}")
             break
     return found
+
+
+#: The parts of salience from the bottom up: a part imports only from parts on lower layers (lazy imports
+#: inside functions included).  A new part (a module or subpackage directly under salience/) gets a layer
+#: here; docs/design.md draws the same picture.
+LAYERS: list[set[str]] = [
+    {"errors"},
+    {"check", "io", "registry"},
+    {"bottomup", "metrics", "viz"},
+    {"attribution"},                              # torch
+    {"audit"},
+    {"_api", "datasets"},
+    {"evaluation", "demo", "__init__"},           # __init__: the public facade
+    {"cli"},
+    {"__main__"},
+]
+
+
+def _part(parts: list[str]) -> str:
+    """The part of salience a dotted module (``["salience", "attribution", "cam"]``) belongs to."""
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer_violations() -> list[str]:
+    """One line per import from a part on the same or a higher layer, or from/in an undeclared part."""
+    layer = {name: i for i, names in enumerate(LAYERS) for name in names}
+    out: list[str] = []
+    for path in sorted(SRC.rglob("*.py")):
+        parts, is_init = _module_of(path)
+        here = parts if is_init else parts[:-1]
+        me = _part(parts)
+        if me not in layer:
+            out.append(f"{path.relative_to(SRC.parent)}: part {me!r} has no layer in LAYERS")
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[list[str]] = []
+            if isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - (node.level - 1)] if node.level else []
+                mod = base + (node.module.split(".") if node.module else []) if node.level else \
+                    (node.module or "").split(".")
+                if mod[0] != "salience":
+                    continue
+                targets = [mod + [a.name] for a in node.names] if len(mod) == 1 else [mod]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.split(".") for a in node.names if a.name.split(".")[0] == "salience"]
+            for target in targets:
+                # a name, not a module, of the top package (``from .. import saliency_map``): the facade
+                other = "__init__" if len(target) == 2 and not _is_module(target) else _part(target)
+                if other == me:
+                    continue
+                if other not in layer:
+                    out.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: imports undeclared part {other!r}")
+                elif layer[other] >= layer[me]:
+                    out.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: {me} (layer {layer[me]}) imports "
+                               f"{'.'.join(target)} (layer {layer[other]})")
+    return out
+
+
+def test_parts_import_only_from_lower_layers():
+    """Every import between parts of salience goes down the layers of LAYERS (docs/design.md)."""
+    assert layer_violations() == []
+
+
+def test_the_layer_checker_finds_an_upward_import(tmp_path, monkeypatch):
+    """An import from a higher layer, and a part without a layer, are both reported."""
+    pkg = tmp_path / "salience"
+    (pkg / "attribution").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "attribution" / "__init__.py").write_text("from ..io import load_image\n")
+    (pkg / "io.py").write_text("def f():\n    from .attribution import explain\n")
+    (pkg / "newpart.py").write_text("")
+    monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
+    found = layer_violations()
+    assert len(found) == 2, found
+    assert "io (layer 1) imports salience.attribution (layer 3)" in found[0], found
+    assert "'newpart' has no layer" in found[1], found
 
 
 def test_no_module_imports_another_packages_private_names():
