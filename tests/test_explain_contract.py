@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
+from _models import Tiny  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
 from salience.errors import InputError, ModelError, SalienceError  # noqa: E402
 from salience.registry import get_method, methods  # noqa: E402
@@ -21,26 +22,6 @@ FAST = {
     "occlusion": {"window": 4, "stride": 3, "batch_size": 5},
     "scorecam": {"batch_size": 3},
 }
-
-
-class Tiny(torch.nn.Module):
-    """Conv-BN-ReLU(inplace)-Dropout-Conv-ReLU-pool-linear, with fixed weights."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(inplace=True),
-            torch.nn.Dropout(0.5), torch.nn.Conv2d(6, 8, 3, padding=1), torch.nn.ReLU(inplace=True),
-        )
-        self.pool = torch.nn.AdaptiveAvgPool2d(1)
-        self.fc = torch.nn.Linear(8, 4)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.rand(p.shape, generator=g) * 0.6 - 0.2)  # mostly positive: non-blank CAMs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
 def _images(b: int = 2, size: int = 12) -> torch.Tensor:
