@@ -24,6 +24,7 @@ from .errors import (
     InputError,
     MissingDependencyError,
     ModelError,
+    OutputError,
     OutputExistsError,
     SalienceError,
     UnknownMethodError,
@@ -57,6 +58,7 @@ __all__ = [
     "itti_koch",
     "IttiParams",
     "scanpath",
+    "stream",
     "explain",
     "load_model",
     "SalienceError",
@@ -67,6 +69,7 @@ __all__ = [
     "ModelError",
     "MissingDependencyError",
     "OutputExistsError",
+    "OutputError",
     "DataError",
     "ZeroGradientError",
 ]
@@ -77,6 +80,7 @@ _LAZY = {
     "itti_koch": ("salience.bottomup.itti", "itti_koch"),
     "IttiParams": ("salience.bottomup.itti", "IttiParams"),
     "scanpath": ("salience.bottomup.attention", "scanpath"),
+    "stream": ("salience.video.stream", "stream"),
     "explain": ("salience.attribution", "explain"),
     "load_model": ("salience.attribution", "load_model"),
 }

@@ -35,7 +35,8 @@ outputs (in --out, default salience-out/), for an input cat.jpg and method M:
 
 --target: top1 (default), top2, ..., a class index, or a class name ("Egyptian cat", a unique prefix).
 Existing files are kept unless --overwrite; writes are atomic (temporary file, then rename).
-exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage.
+exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage, 3 stopped: outputs
+  cannot be written (full disk, read-only folder, --out is a file), 130 interrupted, 143 terminated.
 """
 
 
@@ -63,8 +64,8 @@ def run(args) -> int:
 
     def work(item: str) -> None:
         stem = output_stem(item, used)
-        refuse_overwrite([out / f"{stem}_{m}{suf}" for m in methods for suf in (".png", "_overlay.png")],
-                         args.overwrite)
+        suffixes = (".png", "_overlay.png") + ((".npy",) if args.npy else ())
+        refuse_overwrite([out / f"{stem}_{m}{suf}" for m in methods for suf in suffixes], args.overwrite)
         img = load_image(item, max_pixels=args.max_pixels or None)
         top5, maps, info = explain_image(lm, img, methods, target=args.target, layer=args.layer)
         lines = [f"{item}: top-5 classes ({lm.name}):"]
