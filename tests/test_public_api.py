@@ -11,7 +11,7 @@ SALIENCE = {
     "__version__", "load_image", "save_map", "saliency_map", "methods", "get_method", "Method", "itti_koch",
     "IttiParams", "scanpath", "explain", "load_model", "SalienceError", "InputError", "ImageReadError",
     "ImageTooLargeError", "UnknownMethodError", "ModelError", "MissingDependencyError", "OutputExistsError",
-    "DataError", "ZeroGradientError",
+    "DataError", "ZeroGradientError", "OutputError", "stream",
 }
 METRICS = {
     "CONVENTIONS", "DegenerateInputWarning", "EPS", "GroundTruth", "METRICS", "auc_borji", "auc_judd", "cc",
