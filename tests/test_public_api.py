@@ -11,12 +11,16 @@ SALIENCE = {
     "__version__", "load_image", "save_map", "saliency_map", "methods", "get_method", "Method", "itti_koch",
     "IttiParams", "scanpath", "explain", "load_model", "SalienceError", "InputError", "ImageReadError",
     "ImageTooLargeError", "UnknownMethodError", "ModelError", "MissingDependencyError", "OutputExistsError",
-    "DataError", "ZeroGradientError", "OutputError", "stream",
+    "DataError", "ZeroGradientError", "OutputError", "stream", "crop", "segment",
 }
 METRICS = {
     "CONVENTIONS", "DegenerateInputWarning", "EPS", "GroundTruth", "METRICS", "auc_borji", "auc_judd", "cc",
     "centre_bias_map", "degrees_to_pixels", "emd", "evaluate", "fixation_density_map", "fixation_map_from_points",
     "information_gain", "kld", "nss", "pixels_per_degree", "prepare_ground_truth", "sauc", "sim",
+    # salient-object metrics (metrics/objects.py)
+    "ObjectScoreAccumulator", "ObjectScores", "SOD_METRICS", "adaptive_threshold", "confusion_curve", "dice",
+    "e_measure", "e_measure_curve", "f_measure", "f_measure_curve", "iou", "mae", "object_scores",
+    "parse_metrics", "prepare_object_inputs", "s_measure", "weighted_f_measure",
 }
 ATTRIBUTION = {
     "explain", "method_layer", "Explanation", "load_model", "LoadedModel", "image_saliency_map", "upsample",

@@ -7,7 +7,7 @@ Two kinds of private, by the leading underscore:
 
 * an underscore **name** (``_pick``, ``_grid``) is private to its module: no other module imports it or
   reaches it as ``module._name``;
-* an underscore **module** (``attribution/_base.py``, ``cli/_common.py``, ``_api.py``) is private to its
+* an underscore **module** (``attribution/_base.py``, ``cli/_common.py``) is private to its
   package: only modules of the same package import from it.
 
 A *package* is a folder with an ``__init__.py``: ``salience`` itself (its top-level modules, e.g.
@@ -106,8 +106,10 @@ LAYERS: list[set[str]] = [
     {"bottomup", "metrics", "viz"},
     {"attribution", "video"},                     # attribution needs torch
     {"audit"},
-    {"_api", "datasets"},
-    {"evaluation", "demo", "__init__"},           # __init__: the public facade
+    {"api", "datasets"},
+    {"evaluation", "__init__"},                   # __init__: the public facade
+    {"tasks"},
+    {"demo"},
     {"cli"},
     {"__main__"},
 ]

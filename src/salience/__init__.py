@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._api import saliency_map
+from .api import saliency_map
 from .errors import (
     DataError,
     ImageReadError,
@@ -61,6 +61,8 @@ __all__ = [
     "stream",
     "explain",
     "load_model",
+    "segment",
+    "crop",
     "SalienceError",
     "InputError",
     "ImageReadError",
@@ -83,6 +85,8 @@ _LAZY = {
     "stream": ("salience.video.stream", "stream"),
     "explain": ("salience.attribution", "explain"),
     "load_model": ("salience.attribution", "load_model"),
+    "segment": ("salience.tasks.segment", "segment"),
+    "crop": ("salience.tasks.crop", "crop"),
 }
 
 
