@@ -15,8 +15,8 @@ import io
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .. import __version__
 from ..errors import OutputError, SalienceError
@@ -180,8 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import warnings
 
-    from ._common import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE, debug,
-                          describe_unexpected)
+    from ._common import EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE, debug, describe_unexpected
 
     parser = build_parser()
     args = parser.parse_args(argv)
