@@ -108,7 +108,7 @@ LAYERS: list[set[str]] = [
     {"audit"},
     {"api", "datasets"},
     {"evaluation", "__init__"},                   # __init__: the public facade
-    {"tasks"},
+    {"tasks", "batch"},                           # batch: whole folders, on top of the facade
     {"demo"},
     {"cli"},
     {"__main__"},
