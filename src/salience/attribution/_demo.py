@@ -15,7 +15,8 @@ from ..registry import EXPLANATION, get_method
 from ._base import upsample
 from .models import LoadedModel, load_model
 
-__all__ = ["explain_image", "parse_target", "demo_explanations"]
+__all__ = ["explain_image", "parse_target", "demo_explanations", "method_params", "uses_layer", "display_map",
+           "FAST_PARAMS"]
 
 #: what the demo shows for each photo (the first three are the issue's must-haves)
 DEMO_METHODS = ("gradcam", "guided-backprop", "guided-gradcam", "gradcam-pp", "smoothgrad",
@@ -30,6 +31,79 @@ DEMO_SIZE = 224
 DEMO_CLIP_PERCENTILE = 99.5
 _PIXEL_METHODS = {"guided-backprop", "guided-gradcam", "smoothgrad", "integrated-gradients", "gradient",
                   "input-x-gradient"}
+
+
+#: ``--fast``: settings that finish in seconds per image on a laptop CPU (MobileNetV2, 224 px); the
+#: trade-off (time, agreement with the defaults) is measured in docs/explain.md
+FAST_PARAMS: dict[str, dict[str, Any]] = {
+    "rise": {"n": 500},
+    "scorecam": {"max_channels": 128},
+    "occlusion": {"window": 32, "stride": 16},
+    "smoothgrad": {"n": 10},
+    "integrated-gradients": {"steps": 16},
+}
+
+
+def method_parameters(name: str) -> set[str]:
+    """The keyword parameters a registered explanation method accepts (from its signature)."""
+    import inspect
+
+    sig = inspect.signature(get_method(name).load())
+    return {p.name for p in sig.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"model", "images", "target", "layer"}
+
+
+def uses_layer(name: str) -> bool:
+    """True for the methods that explain a layer (the CAM family and Score-CAM): they take ``reshape=``,
+    which only a layer's output needs; pixel and perturbation methods take no layer."""
+    return "reshape" in method_parameters(name)
+
+
+def _value(text: str) -> Any:
+    """A ``--param`` value: int, float, true/false/none, a comma-separated tuple of numbers, or text."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    if "," in text:
+        parts = [_value(t) for t in text.split(",")]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parts):
+            return tuple(parts)
+        return text
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def method_params(methods: list[str], specs: list[str] | None, *, fast: bool = False) -> dict[str, dict]:
+    """Per-method parameters from ``--param [METHOD.]KEY=VALUE`` items (and the ``--fast`` preset under
+    them).  An unscoped key goes to every chosen method that accepts it; a key that none accepts, or a
+    scoped key its method does not accept, is an InputError listing what is accepted."""
+    out: dict[str, dict[str, Any]] = {m: dict(FAST_PARAMS.get(m, {})) if fast else {} for m in methods}
+    for spec in specs or []:
+        key, sep, raw = spec.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--param {spec!r} is not KEY=VALUE (e.g. --param activations=guide or "
+                             "--param smoothgrad.n=10)")
+        scope = None
+        if "." in key:
+            scope_raw, key = key.split(".", 1)
+            scope = get_method(scope_raw).name
+            if scope not in methods:
+                raise InputError(f"--param {spec!r} names method {scope!r}, which is not in --method")
+        targets = [scope] if scope else methods
+        takers = [m for m in targets if key in method_parameters(m)]
+        if not takers:
+            accepted = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in targets)
+            raise InputError(f"--param {key!r} is not a parameter of {', '.join(targets)} (accepted: {accepted})")
+        for m in takers:
+            out[m][key] = _value(raw)
+    return out
 
 
 def parse_target(lm: LoadedModel, spec: Any) -> Any:
@@ -49,11 +123,14 @@ def parse_target(lm: LoadedModel, spec: Any) -> Any:
 
 def explain_image(lm: LoadedModel, image: np.ndarray, methods: list[str], *, target: Any = None,
                   layer: Any = None, params: dict[str, dict[str, Any]] | None = None,
-                  device: Any = None) -> tuple[list[tuple[int, str, float]], dict[str, np.ndarray], dict]:
+                  device: Any = None, progress: Any = None,
+                  ) -> tuple[list[tuple[int, str, float]], dict[str, np.ndarray], dict]:
     """Top-5 classes and one float32 ``(H, W)`` map per method at the image's size.
 
     The image is resized (short side 224, whole image kept), explained once per method for the same
     target (the top-1 class unless ``target`` says otherwise), and each map resized back bilinearly.
+    ``layer`` goes only to the methods that explain a layer (:func:`uses_layer`).  ``progress``: ``None``
+    or ``progress(method) -> callback or None``, the callback given to methods that report progress.
     """
     x = lm.preprocess(image, crop=False)
     if device is not None:
@@ -67,7 +144,10 @@ def explain_image(lm: LoadedModel, image: np.ndarray, methods: list[str], *, tar
         m = get_method(name)
         if m.kind != EXPLANATION:
             raise InputError(f"method {m.name!r} is bottom-up; use `salience map IMAGE --method {m.name}`")
-        e = m.load()(lm, x, target=tgt, layer=layer, **(params or {}).get(m.name, {}))
+        kw = dict((params or {}).get(m.name, {}))
+        if progress is not None and "progress" in method_parameters(m.name) and "progress" not in kw:
+            kw["progress"] = progress(m.name)
+        e = m.load()(lm, x, target=tgt, layer=layer if uses_layer(m.name) else None, **kw)
         maps[m.name] = upsample(e.maps.detach().float().cpu(), (h, w))[0].numpy().astype(np.float32)
         info[m.name] = {"target": int(e.targets[0]) if e.targets is not None else None,
                         "score": float(e.scores[0]), "layer": e.layer}
@@ -166,6 +246,18 @@ def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int
     return entries
 
 
+def display_map(method: str, m: np.ndarray) -> np.ndarray:
+    """What a PNG shows of a map: pixel-level methods (a few pixels hold most of their mass) clipped at
+    their ``DEMO_CLIP_PERCENTILE``-th percentile, as in the gallery (else they come out nearly black);
+    signed ones by their positive part (the evidence for the target).  Other maps unchanged."""
+    row = get_method(method)
+    if row.name not in _PIXEL_METHODS:
+        return m
+    v = np.maximum(m, 0) if row.signed else m
+    hi = float(np.percentile(v, DEMO_CLIP_PERCENTILE))
+    return np.clip(v / hi, 0, 1).astype(np.float32) if hi > 0 else np.zeros_like(v, dtype=np.float32)
+
+
 def save_outputs(out: Path, stem: str, image: np.ndarray, maps: dict[str, np.ndarray], *, overwrite: bool,
                  npy: bool = False, cmap: str = "jet", alpha: float = 0.5) -> list[Path]:
     """Write ``stem_M.png`` (grayscale) and ``stem_M_overlay.png`` per method (atomically)."""
@@ -174,10 +266,11 @@ def save_outputs(out: Path, stem: str, image: np.ndarray, maps: dict[str, np.nda
 
     written = []
     for method, m in maps.items():
-        written.append(save_map(m, out / f"{stem}_{method}.png", overwrite=overwrite))
+        shown = display_map(method, m)
+        written.append(save_map(shown, out / f"{stem}_{method}.png", overwrite=overwrite))
         written.append(atomic_write_bytes(out / f"{stem}_{method}_overlay.png",
-                                          encode_png(overlay(image, m, cmap=cmap, alpha=alpha)),
+                                          encode_png(overlay(image, shown, cmap=cmap, alpha=alpha)),
                                           overwrite=overwrite))
-        if npy:
+        if npy:  # the map itself, not the display
             written.append(save_npy(m, out / f"{stem}_{method}.npy", overwrite=overwrite))
     return written
