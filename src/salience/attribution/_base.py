@@ -431,17 +431,18 @@ def _spatial_output(out: Any) -> int | None:
     return None
 
 
-def raise_if_insensitive(flat_signal: torch.Tensor, method: str, what: str) -> None:
+def raise_if_insensitive(flat_signal: torch.Tensor, method: str, what: str, cause: str = "") -> None:
     """:class:`ZeroGradientError` when an image's signal (gradients, score changes) is exactly zero.
 
-    ``flat_signal``: ``(B, N)``; ``what`` says what was zero ("gradient with respect to the input").
+    ``flat_signal``: ``(B, N)``; ``what`` says what was zero ("gradient with respect to the input");
+    ``cause`` is appended to "the target score does not depend on the input" (e.g. guided rules).
     """
     dead = ~(flat_signal != 0).any(dim=1)
     if bool(dead.any()):
         ids = ", ".join(str(int(i)) for i in torch.nonzero(dead).flatten()[:10])
         raise ZeroGradientError(
             f"{method}: the {what} is exactly zero for image(s) {ids}, so the map would be blank or noise: "
-            "the target score does not depend on the input. Common causes: an untrained model whose "
+            f"the target score does not depend on the input{cause}. Common causes: an untrained model whose "
             "output layer is initialised to zero, or a target that ignores the image; load trained weights "
             "or choose another target"
         )

@@ -137,7 +137,9 @@ def _single(method: str, model: Any, images: Any, target: Any, layer: Any, polic
     tgt = Target.parse(target, x.shape[0])
     with scoped_model(net, no_inplace="auto"):
         g, scores, idx = _input_grad(net, x, None, tgt, policy)
-    raise_if_insensitive(g.reshape(g.shape[0], -1), method, "gradient with respect to the input")
+    raise_if_insensitive(g.reshape(g.shape[0], -1), method, "gradient with respect to the input",
+                         "" if policy is None else
+                         ", or no positive gradient signal passes the rectifiers under the guided rule")
     return _finish_pixel(method, x, g, idx, scores.detach().float())
 
 
@@ -219,8 +221,8 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
         an image's result does not depend on its batch mates, on ``batch_size`` or on the model's dtype.
     batch_size: noisy samples per forward/backward pass (bounds memory).
     channels_last: on the CPU, lay the noisy copies out channels-last (oneDNN convolutions are faster so;
-        the result then differs from the default layout by more than float32 round-off: up to ~1% of the
-        largest attribution on MobileNetV2).  Off by default; see docs/performance.md for the speed.
+        the result then differs from the default layout by more than float32 round-off, as for
+        :func:`integrated_gradients`).  Off by default; see docs/performance.md for the speed.
 
     The raw attributions (signed) are averaged, then reduced as the base method reduces them; ``maps``
     has the base's range.  The target class (for ``None``/``"top-k"``) is chosen on the clean image.
@@ -455,8 +457,8 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
         steps each image took.  Without it every image takes ``steps``.
     channels_last: on the CPU, lay the path points out channels-last (oneDNN convolutions run faster
         so, see docs/performance.md); the attributions then differ from the default layout (and from
-        Captum) by 0.2-1.5% of the largest one on real models, more than float32 round-off, so it is
-        off by default.
+        Captum) by 0.1-1.5% of the largest one on trained models, more than float32 round-off, so it
+        is off by default.
 
     Returns
     -------
