@@ -462,8 +462,8 @@ def cam_maps(cam: torch.Tensor, hw: tuple[int, int], method: str, layer: str) ->
         why = ("zero everywhere (no positive evidence for the target at this layer)" if zero else
                f"constant (the layer's output is {cam.shape[1]} x {cam.shape[2]} for this input, or equal "
                "everywhere)")
-        todo = ("try another layer or target" if zero else
-                "use a larger input or an earlier layer with a finer grid")
+        todo = ("Try another layer or target" if zero else
+                "Use a larger input or an earlier layer with a finer grid")
         import warnings
 
         warnings.warn(
