@@ -24,6 +24,7 @@ from .errors import (
     InputError,
     MissingDependencyError,
     ModelError,
+    OutputError,
     OutputExistsError,
     SalienceError,
     UnknownMethodError,
@@ -55,6 +56,7 @@ __all__ = [
     "ModelError",
     "MissingDependencyError",
     "OutputExistsError",
+    "OutputError",
     "DataError",
     "ZeroGradientError",
 ]

@@ -63,6 +63,9 @@ def saliency_map(image: Any, method: str = "itti", *, model: Any = None, target:
                 f"method {m.name!r} is bottom-up (computed from the pixels alone); model, target and layer "
                 "apply to explanation methods only"
             )
+        from .limits import check_image_work
+
+        check_image_work(img.shape, m.name)
         out = m.load()(img, **params)
         if blur or centre_bias:
             out = _apply_prior(np.asarray(out, dtype=np.float32), img, blur, centre_bias)

@@ -18,6 +18,7 @@ __all__ = [
     "ZeroGradientError",
     "MissingDependencyError",
     "OutputExistsError",
+    "OutputError",
     "DataError",
 ]
 
@@ -60,6 +61,24 @@ class MissingDependencyError(SalienceError, ImportError):
 
 class OutputExistsError(SalienceError, FileExistsError):
     """An output file exists already and overwriting was not asked for."""
+
+
+class OutputError(SalienceError, OSError):
+    """An output cannot be written: the disk is full, the folder is read-only or not writable, the output
+    path runs through a file, standard output is full.
+
+    ``fatal`` is True when the cause applies to every later output too (a full disk, a read-only or
+    unwritable folder, ``--out`` naming a file): the CLI then stops the run with this one message instead
+    of failing every remaining input the same way.  ``errno`` is the operating system's error number.
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None, fatal: bool = True) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.fatal = fatal
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
 
 
 class DataError(InputError):

@@ -12,8 +12,13 @@ file is kept unless ``overwrite=True``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io as _io
 import os
+import re
+import stat
+import sys
 import tempfile
 import threading
 import warnings
@@ -23,7 +28,7 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageTooLargeError, InputError, OutputExistsError
+from .errors import ImageReadError, ImageTooLargeError, InputError, OutputError, OutputExistsError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -35,6 +40,8 @@ __all__ = [
     "map_to_uint8",
     "encode_png",
     "atomic_write_bytes",
+    "output_error",
+    "check_max_pixels",
     "save_map",
     "save_npy",
 ]
@@ -106,39 +113,168 @@ def load_image(
     ((4, 6, 3), dtype('float32'))
     """
     bg = _check_background(background)
+    max_pixels = check_max_pixels(max_pixels)
     if isinstance(source, np.ndarray):
         return as_image_array(source, background=bg, name="array")
     if isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels, "PIL image")
-        return _pil_to_array(source, bg)
+        try:
+            return _pil_to_array(source, bg)
+        except (ImageReadError, ImageTooLargeError):
+            raise
+        except Exception as exc:
+            raise ImageReadError(f"PIL image (mode {source.mode!r}) could not be converted: {_short(exc)}") from None
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)) and not hasattr(source, "read"):
         raise ImageReadError(
             f"cannot read an image from {type(source).__name__}; pass a file path, bytes, a binary file "
             "object, a PIL image or a numpy array"
         )
     desc = _describe(source)
+    limit = _read_limit(max_pixels)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(os.fspath(source))
-        if not path.exists():
-            raise ImageReadError(f"image file {desc} does not exist; check the path")
-        if path.is_dir():
-            raise ImageReadError(f"{desc} is a folder, not an image file; pass the image files inside it")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageReadError(f"cannot read {desc}: {exc.strerror or exc}") from None
+        data = _read_file(os.fspath(source), desc, limit)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        if limit is not None and len(data) > limit:
+            raise _too_many_bytes(desc, len(data), limit, max_pixels)
     else:
         try:
-            data = source.read()
+            data = source.read() if limit is None else source.read(limit + 1)
         except Exception as exc:  # a closed file, a text-mode file, ...
             raise ImageReadError(f"cannot read from file object {desc}: {exc}") from None
         if isinstance(data, str):
             raise ImageReadError(f"file object {desc} is open in text mode; open it with mode 'rb'")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ImageReadError(f"file object {desc} returned {type(data).__name__} from read(), not bytes")
+        data = bytes(data)
+        if limit is not None and len(data) > limit:
+            raise _too_many_bytes(desc, len(data), limit, max_pixels, at_least=True)
     if len(data) == 0:
         raise ImageReadError(f"{desc} is empty (0 bytes); it is not an image")
     return _decode(data, desc, bg, max_pixels)
+
+
+#: Bytes an image file may hold per pixel of the pixel limit (an uncompressed float32 RGBA TIFF needs 16),
+#: plus a fixed allowance for metadata, thumbnails and further frames.  Reading stops there, so a huge
+#: file (or a stream without end) cannot exhaust the memory before the header check.
+BYTES_PER_PIXEL_LIMIT = 16
+BYTES_ALLOWANCE = 64 * 2**20
+
+
+def check_max_pixels(max_pixels: Any) -> int | None:
+    """``max_pixels`` as an int, or ``None`` (no limit); anything else is an :class:`InputError`.
+
+    Examples
+    --------
+    >>> from salience.io import check_max_pixels
+    >>> check_max_pixels(1e6), check_max_pixels(None)
+    (1000000, None)
+    >>> check_max_pixels("10")
+    Traceback (most recent call last):
+    salience.errors.InputError: max_pixels must be a positive whole number of pixels, or None for no limit; got '10' (a string: pass int(...))
+    """
+    if max_pixels is None:
+        return None
+    ok = isinstance(max_pixels, (int, np.integer)) and not isinstance(max_pixels, (bool, np.bool_))
+    if not ok and isinstance(max_pixels, float) and max_pixels.is_integer():
+        ok = True
+    if not ok or int(max_pixels) < 1:
+        raise InputError(
+            f"max_pixels must be a positive whole number of pixels, or None for no limit; got {max_pixels!r}"
+            + (" (a string: pass int(...))" if isinstance(max_pixels, str) else "")
+        )
+    return int(max_pixels)
+
+
+def _read_limit(max_pixels: int | None) -> int | None:
+    return None if max_pixels is None else BYTES_PER_PIXEL_LIMIT * max_pixels + BYTES_ALLOWANCE
+
+
+def _too_many_bytes(desc: str, n: int, limit: int, max_pixels: int | None, *, at_least: bool = False):
+    held = f"more than {limit:,}" if at_least else f"{n:,}"
+    return ImageTooLargeError(
+        f"{desc} holds {held} bytes, more than an image of at most {max_pixels:,} pixels needs "
+        f"({limit:,} bytes); if it really is one image, pass a larger max_pixels (CLI: --max-pixels) "
+        "or max_pixels=None"
+    )
+
+
+_KIND = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+         stat.S_IFSOCK: "a socket"}
+
+
+def _not_regular(desc: str, mode: int) -> ImageReadError:
+    if stat.S_ISDIR(mode):
+        return ImageReadError(f"{desc} is a folder, not an image file; pass the image files inside it")
+    kind = _KIND.get(stat.S_IFMT(mode), "not a regular file")
+    return ImageReadError(
+        f"{desc} is {kind}, not an image file; salience reads regular files only (reading it could block "
+        "or never end): save the data to a file first"
+    )
+
+
+def _open_error(desc: str, path: str, exc: OSError) -> ImageReadError:
+    code = exc.errno
+    if code == errno.ENOENT:
+        if os.path.islink(path):
+            return ImageReadError(f"image file {desc} is a symbolic link to {os.readlink(path)!r}, which does "
+                                  "not exist; fix the link or pass the image's own path")
+        return ImageReadError(f"image file {desc} does not exist; check the path")
+    if code == errno.ELOOP:
+        return ImageReadError(f"image file {desc} is a symbolic link that loops back on itself (or a chain of "
+                              "more than 40 links); fix the link or pass the image's own path")
+    if code in (errno.EACCES, errno.EPERM):
+        return ImageReadError(f"no permission to read {desc}; check the file's permissions")
+    if code == errno.ENOTDIR:
+        return ImageReadError(f"image file {desc} does not exist: part of the path is a file, not a folder")
+    return ImageReadError(f"cannot read {desc}: {exc.strerror or exc}")
+
+
+def _read_file(path: str, desc: str, limit: int | None) -> bytes:
+    """The bytes of a regular file, at most ``limit`` of them; FIFOs, devices and sockets are refused
+    before they are opened (and again on the open descriptor, in case the path changed in between)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _open_error(desc, path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(desc, st.st_mode)
+    try:  # O_NONBLOCK: should the path have become a FIFO meanwhile, the open does not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _open_error(desc, path, exc) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(desc, st.st_mode)
+        if limit is not None and st.st_size > limit:
+            raise ImageTooLargeError(
+                f"{desc} is {st.st_size:,} bytes, more than an image within the pixel limit needs "
+                f"({limit:,} bytes); if it really is one image, pass a larger max_pixels (CLI: --max-pixels) "
+                "or max_pixels=None"
+            )
+        chunks = []
+        total = 0
+        want = st.st_size + 1 if limit is None else min(st.st_size, limit) + 1
+        while True:  # the file may grow while it is read: never past the limit
+            block = os.read(fd, max(want - total, 1 << 16))
+            if not block:
+                break
+            chunks.append(block)
+            total += len(block)
+            if limit is not None and total > limit:
+                raise ImageTooLargeError(
+                    f"{desc} grew past {limit:,} bytes while it was read, more than an image within the pixel "
+                    "limit needs; pass a larger max_pixels (CLI: --max-pixels) or max_pixels=None"
+                )
+        return b"".join(chunks)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise _not_regular(desc, stat.S_IFDIR) from None
+        raise ImageReadError(f"cannot read {desc}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _check_background(background: Any) -> np.ndarray:
@@ -178,19 +314,77 @@ def _decode(data: bytes, desc: str, bg: np.ndarray, max_pixels: int | None) -> n
                 f"{desc} is not an image Pillow can read (JPEG, PNG, TIFF, BMP, WebP, ...); "
                 "check that the file is an image and not truncated"
             ) from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageReadError(f"{desc} could not be opened as an image: {exc}") from None
+        except MemoryError:
+            raise ImageTooLargeError(f"{desc}: not enough memory to read the image's header") from None
+        except Exception as exc:  # decoders of hostile files raise anything (RuntimeError, TypeError, ...)
+            raise ImageReadError(f"{desc} could not be opened as an image: {_short(exc)}") from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     _check_pixels(img.size, max_pixels, desc)
+    from .limits import LOAD_BYTES_PER_PIXEL, check_memory
+
+    w, h = img.size
+    check_memory(LOAD_BYTES_PER_PIXEL * w * h, what=f"decoding {desc} ({w} x {h} pixels)",
+                 advice="downscale the image with another tool, or free memory")
+    said: list[str] = []
     try:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-        img.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageReadError(
-            f"{desc} is truncated or corrupt ({exc}); re-export or re-download the file"
+        with _decoder_messages(said):
+            img.load()
+        if said:
+            warnings.warn(f"{desc}: the decoder said: {'; '.join(said)[:300]}", RuntimeWarning, stacklevel=2)
+        return _pil_to_array(img, bg)
+    except (ImageReadError, ImageTooLargeError):
+        raise
+    except MemoryError:
+        raise ImageTooLargeError(
+            f"{desc} ({w} x {h} pixels) does not fit in the memory available; downscale it or free memory"
         ) from None
-    return _pil_to_array(img, bg)
+    except Exception as exc:
+        detail = _short(exc) + (f"; the decoder said: {'; '.join(said)[:200]}" if said else "")
+        raise ImageReadError(
+            f"{desc} is truncated or corrupt ({detail}); re-export or re-download the file"
+        ) from None
+
+
+#: When True (the ``salience`` command sets it), what C decoders (libtiff, libjpeg) print on the process's
+#: standard error while an image is decoded is captured and folded into the error message, or issued as
+#: one warning, instead of landing between the command's own lines.  Off in the library, where
+#: redirecting the process-wide file descriptor 2 could swallow another thread's output.
+CAPTURE_DECODER_MESSAGES = False
+
+
+@contextlib.contextmanager
+def _decoder_messages(lines: list[str]):
+    if not CAPTURE_DECODER_MESSAGES:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as fh:
+            os.dup2(fh.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                fh.seek(0)
+                text = fh.read(4096).decode("utf-8", "replace")
+                lines.extend(t.strip() for t in text.splitlines() if t.strip())
+    finally:
+        os.close(saved)
+
+
+def _short(exc: BaseException) -> str:
+    """One line of at most 200 characters naming the exception (decoder messages can be long)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (OSError, ValueError, SyntaxError, EOFError)):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _pil_to_array(img: Image.Image, bg: np.ndarray) -> np.ndarray:
@@ -201,13 +395,11 @@ def _pil_to_array(img: Image.Image, bg: np.ndarray) -> np.ndarray:
     if img.width == 0 or img.height == 0:
         raise ImageReadError("image has zero size; nothing to compute a map of")
     mode = img.mode
-    if mode == "P" or mode == "PA":
-        img = img.convert("RGBA")
+    if mode in ("P", "PA", "LA", "La"):  # palette and grey + alpha: composited like RGBA
+        img = (img.convert("LA") if mode == "La" else img).convert("RGBA")
         mode = "RGBA"
-    if mode in ("1", "L", "RGB", "RGBA", "LA", "La", "RGBa"):
-        if mode == "La":
-            img = img.convert("LA")
-        elif mode == "RGBa":
+    if mode in ("1", "L", "RGB", "RGBA", "RGBa"):
+        if mode == "RGBa":
             img = img.convert("RGBA")
         arr = np.asarray(img, dtype=np.float32)
         if img.mode != "1":
@@ -363,33 +555,198 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+#: Temporary files of :func:`atomic_write_bytes` are named ``.<target name>.<8 random>`` + this suffix.
+TEMP_SUFFIX = ".salience.tmp"
+_TEMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"$")
+_OLD_TEMP_RE = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")  # before 0.1.1: '.<target name>.<8 random>.tmp'
+_SCANNED: dict[str, dict[str, list[str]]] = {}  # folder -> {target name: its old-style temporary files}
+_SCAN_LOCK = threading.Lock()
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, stale files are left alone
+    _fcntl = None  # type: ignore[assignment]
+
+#: errno values that concern a whole folder or file system, so every later write fails the same way
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST,
+                 getattr(errno, "EDQUOT", errno.ENOSPC), errno.EIO, errno.ENODEV, errno.ENXIO}
+
+
+def output_error(exc: OSError, path: str | os.PathLike, *, what: str = "write") -> OutputError:
+    """An :class:`~salience.errors.OutputError` with a one-line message for an ``OSError`` raised while
+    writing ``path``; ``fatal`` when the cause affects every later output in the same place.
+
+    Examples
+    --------
+    >>> import errno
+    >>> from salience.io import output_error
+    >>> e = output_error(OSError(errno.ENOSPC, "No space left on device"), "maps/a.png")
+    >>> e.fatal, str(e)
+    (True, 'cannot write maps/a.png: no space left on the device (or quota exceeded); free some space or choose another --out')
+    """
+    path = Path(path)
+    code = exc.errno
+    folder = path.parent if str(path.parent) else Path(".")
+    reason = exc.strerror or str(exc)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        msg = (f"cannot {what} {path}: no space left on the device (or quota exceeded); free some space or "
+               "choose another --out")
+    elif code == errno.EROFS:
+        msg = f"cannot {what} {path}: the file system of {folder} is read-only; choose another --out"
+    elif code in (errno.EACCES, errno.EPERM):
+        msg = f"cannot {what} {path}: no permission to write in {folder}; choose another --out"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        bad = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        msg = f"cannot {what} {path}: {bad} is a file, not a folder; choose another --out"
+    elif code == errno.EISDIR:
+        msg = f"cannot {what} {path}: a folder of that name is in the way; move it or choose another --out"
+    elif code == errno.ENAMETOOLONG:
+        msg = f"cannot {what} {path}: the name is too long for the file system; rename the input"
+    else:
+        msg = f"cannot {what} {path}: {reason}"
+    return OutputError(msg, errno=code, fatal=code in _FATAL_ERRNOS or code not in (errno.EISDIR,
+                                                                                    errno.ENAMETOOLONG))
+
+
+def _is_stale(path: str) -> bool:
+    """True when nobody holds the temporary file: its writer died (SIGKILL, power loss) before cleaning up.
+
+    A writer holds an exclusive ``flock`` on its temporary file from creation to rename (the kernel drops
+    it when the process dies); the file is stale when a non-blocking lock succeeds.
+    """
+    if _fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Remove temporary files of our own pattern that a killed run left in ``folder``: once per folder and
+    process for the current pattern, and the pre-0.1.1 pattern ``.<name>.XXXXXXXX.tmp`` of the target
+    ``name`` about to be written (a pattern other programs could use, so only for our own targets)."""
+    key = os.path.abspath(folder)
+    with _SCAN_LOCK:
+        old = _SCANNED.get(key)
+        if old is None:
+            old = {}
+            try:
+                with os.scandir(folder) as it:
+                    entries = [e.name for e in it]
+            except OSError:
+                entries = []
+            for entry in entries:
+                if _TEMP_RE.match(entry):
+                    if _is_stale(os.path.join(folder, entry)):
+                        _unlink_quietly(os.path.join(folder, entry))
+                else:
+                    m = _OLD_TEMP_RE.match(entry)
+                    if m:
+                        old.setdefault(m.group(1), []).append(entry)
+            _SCANNED[key] = old
+        for entry in old.pop(name, ()):
+            if _is_stale(os.path.join(folder, entry)):
+                _unlink_quietly(os.path.join(folder, entry))
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _ensure_folder(folder: Path, target: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, target, what="create") from None
+    if not folder.is_dir():  # mkdir(exist_ok=True) passes when a *file* of that name exists only on some OSes
+        raise output_error(OSError(errno.ENOTDIR, "Not a directory"), target, what="create")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then a rename.
 
     The folder is created if needed.  An existing file raises :class:`OutputExistsError` unless
-    ``overwrite``; an interrupted write leaves the old file (or nothing) in place, never a partial file.
+    ``overwrite``; without ``overwrite`` the file is created with a hard link, which fails if another
+    process created it meanwhile (so nothing is replaced even then).  An interrupted write leaves the old
+    file (or nothing) in place, never a partial file.  Temporary files are named
+    ``.<name>.XXXXXXXX.salience.tmp`` and locked while they are written; those a killed run left behind
+    are removed by the next write into the same folder.  An ``OSError`` (full disk, read-only or
+    unwritable folder, a file where a folder should be) becomes an :class:`~salience.errors.OutputError`
+    whose ``fatal`` flag says whether later writes to the same place would fail too.
     """
     target = Path(path)
-    if target.exists() and not overwrite:
+    folder = target.parent
+    if not overwrite and os.path.lexists(target):
         raise OutputExistsError(f"{target} exists already; pass --overwrite (overwrite=True) to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if not overwrite and target.exists():
-            raise OutputExistsError(f"{target} appeared while writing; pass overwrite=True to replace it")
-        os.replace(tmp, target)
-    except BaseException:
+    _ensure_folder(folder, target)
+    _remove_stale(folder, target.name)
+    while True:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=folder)
+        except OSError as exc:
+            raise output_error(exc, target) from None
+        if _fcntl is not None:
+            try:
+                _fcntl.flock(fd, _fcntl.LOCK_EX)
+            except OSError:  # a file system without locks: nobody can take it for stale either
+                pass
+            if os.fstat(fd).st_nlink == 0:  # another run's cleaner took it for stale before we locked it
+                os.close(fd)
+                continue
+        break
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~_umask()) if hasattr(os, "fchmod") else os.chmod(tmp, 0o666 & ~_umask())
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            if overwrite:
+                os.replace(tmp, target)
+            else:
+                _create_from(tmp, target)
+        except OSError as exc:
+            if isinstance(exc, OutputExistsError):
+                raise
+            raise output_error(exc, target) from None
+    except BaseException:
+        _unlink_quietly(tmp)
         raise
+    finally:
+        os.close(fd)
     return target
+
+
+def _create_from(tmp: str, target: Path) -> None:
+    """Give the temporary file the target's name unless a file of that name exists (atomically, by a
+    hard link, where the file system has them)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputExistsError(f"{target} appeared while writing; pass overwrite=True to replace it") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
+                             errno.ENOSYS, errno.EACCES):
+            raise
+        if os.path.lexists(target):  # no hard links here: check, then rename (a small window remains)
+            raise OutputExistsError(f"{target} appeared while writing; pass overwrite=True to replace it") from None
+        os.replace(tmp, target)
+    else:
+        _unlink_quietly(tmp)
 
 
 def _umask() -> int:

@@ -133,6 +133,26 @@ def _has_words(name: str, words: list[str]) -> bool:
     return any(toks[i:i + k] == words for i in range(len(toks) - k + 1))
 
 
+#: The model sees an image with its short side at 224 pixels (256 before a crop); the long side may be at
+#: most this many times the short side, so a 1 x 100000 strip (which would become a 224 x 22,400,000 input,
+#: 60 GB) is refused before anything is allocated.
+MAX_ASPECT_RATIO = 16
+
+
+def check_model_input(height: int, width: int, size: tuple[int, int], short: int) -> None:
+    """Refuse an image whose resized model input would be longer than ``MAX_ASPECT_RATIO`` short sides."""
+    if max(size) > MAX_ASPECT_RATIO * short:
+        from ..errors import ImageTooLargeError
+        from ..limits import format_bytes
+
+        raise ImageTooLargeError(
+            f"the image is {width} x {height} pixels; the model sees it with its short side at {short} pixels, "
+            f"which makes a {size[1]:,} x {size[0]:,} input ({format_bytes(12.0 * size[0] * size[1])} as "
+            f"float32 RGB, before any activations); crop or tile it to an aspect ratio of at most "
+            f"{MAX_ASPECT_RATIO}:1"
+        )
+
+
 def make_preprocess(mean: tuple[float, ...], std: tuple[float, ...], crop_size: int = 224,
                     resize_size: int = 256) -> Callable[..., torch.Tensor]:
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -148,6 +168,7 @@ def make_preprocess(mean: tuple[float, ...], std: tuple[float, ...], crop_size: 
         short = resize_size if crop else crop_size
         scale = short / min(h, w)
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        check_model_input(h, w, size, short)
         t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
         if crop:
             top = int(round((size[0] - crop_size) / 2.0))
@@ -207,6 +228,9 @@ def _load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"weights file {str(p)!r} does not exist; pass the path of a checkpoint file")
+    if p.stat().st_size == 0:
+        raise ModelError(f"weights file {str(p)!r} is empty (0 bytes); the download or copy did not finish: "
+                         "fetch it again")
     if p.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -241,10 +265,27 @@ def _load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    own = model.state_dict()
+    wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+             if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        k, got, want = wrong[0]
+        raise ModelError(
+            f"the weights in {source} do not fit the model: {len(wrong)} tensor(s) of the wrong shape (e.g. "
+            f"{k}: {got} in the file, {want} in the model); check that the checkpoint is for this "
+            "architecture and number of classes"
+        )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelError(
+            f"the weights in {source} contain NaN or infinite values in {len(bad)} tensor(s) (e.g. {bad[0]}); "
+            "the checkpoint is damaged or comes from a diverged training run"
+        )
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
-        raise ModelError(f"the weights in {source} do not fit the model: {str(exc)[:400]}") from None
+        text = " ".join(str(exc).split())
+        raise ModelError(f"the weights in {source} do not fit the model: {text[:300]}") from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(
             f"the weights in {source} do not match the model: {len(result.missing_keys)} missing key(s) "

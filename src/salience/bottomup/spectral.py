@@ -54,6 +54,26 @@ def _working_size(height: int, width: int, target_width: int) -> tuple[int, int]
     return h, w
 
 
+#: Largest memory the two blur operators of the working copy may take (an (n, n) float32 matrix per axis).
+_BLUR_OPERATOR_LIMIT = 256 * 2**20
+
+
+def _check_working_size(name: str, height: int, width: int, h: int, w: int) -> None:
+    """Refuse, before anything is allocated, a working copy whose blur operators would not fit: a very
+    elongated image (1 x 100000) keeps its aspect ratio in the small copy, so one side stays huge."""
+    need = 4 * (h * h + w * w)
+    if need > _BLUR_OPERATOR_LIMIT:
+        from ..errors import ImageTooLargeError
+        from ..limits import format_bytes
+
+        raise ImageTooLargeError(
+            f"{name} works on a small copy of the image with its aspect ratio kept; this {width} x {height} "
+            f"image makes it {w} x {h}, whose blur would need {format_bytes(need)} (the limit is "
+            f"{format_bytes(_BLUR_OPERATOR_LIMIT)}); crop or tile the image into pieces whose long side is "
+            "at most about 100 times the short side"
+        )
+
+
 def _downsample(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     """Area-average (anti-aliased) reduction to (h, w).
 
@@ -170,6 +190,7 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     img = method_input(image)
     H, W = img.shape[:2]
     h, w = _working_size(H, W, width)
+    _check_working_size("spectral-residual", H, W, h, w)
     gray = _downsample(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), h, w)
     if float(gray.max() - gray.min()) <= 1e-6:  # no structure at all: nothing stands out
         return np.zeros((H, W), np.float32)
@@ -271,6 +292,7 @@ def image_signature(image: Any, *, width: int = 64, sigma: float = 0.045, colors
     img = method_input(image)
     H, W = img.shape[:2]
     h, w = _working_size(H, W, width)
+    _check_working_size("image-signature", H, W, h, w)
     small = _downsample(img, h, w)
     chans = _lab(small) if space == "lab" else small
     chans = chans.astype(np.float64)

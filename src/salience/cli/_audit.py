@@ -36,7 +36,8 @@ outputs (in --out, default salience-out/), for an input cat.jpg:
   cat_sanity_cascading.png       maps per randomisation stage, similarity per stage (and _independent)
   cat_audit.json                 every number printed (curves, AUCs, similarity per stage and metric)
 Existing files are kept unless --overwrite; writes are atomic (temporary file, then rename).
-exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage.
+exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage, 3 stopped: outputs
+  cannot be written (full disk, read-only folder, --out is a file), 130 interrupted, 143 terminated.
 """
 
 DEFAULT_METHODS = "gradcam,guided-backprop,gradient"

@@ -1,24 +1,45 @@
-"""What every sub-command shares: input iteration with a progress bar and per-input error lines."""
+"""What every sub-command shares: input iteration with a progress bar and per-input error lines, the
+mapping of every failure to one line and an exit status, and guarded standard streams.
+
+Exit status of every command: 0 all inputs done; 1 some inputs failed (one line each, then a summary);
+2 bad usage; 3 the run stopped because outputs cannot be written (full disk, read-only or unwritable
+folder, ``--out`` is a file, standard output full); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+"""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
-from ..errors import SalienceError
+from ..errors import OutputError, SalienceError
 
 T = TypeVar("T")
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OUTPUT = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+#: environment variable that makes unexpected errors show their traceback (for bug reports)
+DEBUG_ENV = "SALIENCE_DEBUG"
+
 
 def progress(items: Sequence[T], desc: str, *, unit: str = "image") -> Iterator[T]:
-    """Iterate ``items`` with a tqdm progress bar on stderr when there is more than one."""
-    if len(items) <= 1:
+    """Iterate ``items`` with a tqdm progress bar on stderr when there is more than one and stderr is a
+    terminal (in a log file or a pipe the bar's carriage returns would land in front of the error lines);
+    the bar is closed (its line ended) however the loop ends, so no later line is printed behind it."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    if len(items) <= 1 or not (callable(isatty) and isatty()):
         yield from items
         return
     from tqdm import tqdm
 
-    yield from tqdm(items, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(items, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    try:
+        yield from bar
+    finally:
+        bar.close()
 
 
 def emit(line: str, *, file=None) -> None:
@@ -29,10 +50,39 @@ def emit(line: str, *, file=None) -> None:
         tq.tqdm.write(line, file=file)
     else:
         print(line, file=file)
+        if file is sys.stderr:
+            file.flush()
 
 
 def error_line(source: object, exc: BaseException) -> str:
     return f"salience: {source}: {exc}"
+
+
+def describe_unexpected(exc: BaseException) -> tuple[str, bool]:
+    """(one-line message, fatal) for an exception that is not a :class:`SalienceError`."""
+    if isinstance(exc, MemoryError):
+        return ("not enough memory for this input; downscale the image, lower --max-pixels, or free "
+                "memory", False)
+    if isinstance(exc, OSError):
+        from ..io import output_error
+
+        where = exc.filename if exc.filename is not None else "an output"
+        err = output_error(exc, where) if exc.errno is not None else None
+        if err is not None and exc.errno in (errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", -1)):
+            return str(err), True
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename is not None:
+            return (f"{exc.filename}: {exc.strerror or exc}: a file stands where a folder is needed; "
+                    "choose another path (--out)"), True
+        text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        return text, False
+    text = " ".join(str(exc).split())[:300]
+    return (f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
+            + f" (a bug in salience: please report it with this input; {DEBUG_ENV}=1 shows the traceback)",
+            False)
+
+
+def debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def for_each_input(
@@ -40,20 +90,64 @@ def for_each_input(
 ) -> int:
     """Run ``work`` on every input; report each failure on one stderr line and carry on.
 
-    Returns the exit code: 0 when all succeeded, 1 when any failed (a summary line names them).
+    A :class:`~salience.errors.SalienceError` (and any other exception but a fatal one) fails that input
+    only.  A fatal :class:`~salience.errors.OutputError` (a full disk, a read-only or unwritable folder,
+    ``--out`` naming a file) stops the run with one message, since every later input would fail the same
+    way.  Returns the exit code: 0 when all succeeded, 1 when any failed (a summary line names them), 3
+    when the run was stopped.
     """
+    items = list(inputs)
     failed: list[str] = []
-    for item in progress(list(inputs), desc):
+    done = 0
+    stop: str | None = None
+    iterator = progress(items, desc)
+    for item in iterator:
         try:
             work(item)
+            done += 1
+            continue
+        except OutputError as exc:
+            if exc.fatal:
+                stop = str(exc)
+                failed.append(item)
+                break
+            message = str(exc)
         except SalienceError as exc:
-            failed.append(item)
-            emit(error_line(item, exc), file=sys.stderr)
+            message = str(exc)
+        except Exception as exc:
+            if debug():
+                raise
+            message, fatal = describe_unexpected(exc)
+            if fatal:
+                stop = message
+                failed.append(item)
+                break
+        failed.append(item)
+        emit(error_line(item, message), file=sys.stderr)
+    iterator.close()  # ends the progress bar's line before the summary
+    n = len(items)
+    if stop is not None:
+        print(f"salience: error: {stop}", file=sys.stderr)
+        print(f"salience: stopped: {done} of {n} input(s) done, {n - done} not done "
+              f"(from {failed[-1]} on)", file=sys.stderr)
+        return EXIT_OUTPUT
     if failed:
-        n = len(inputs)
         print(f"salience: {len(failed)} of {n} input(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def max_pixels_arg(text: str) -> int:
+    """argparse type of ``--max-pixels``: an integer >= 0 (0 = no limit), checked before anything runs."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of pixels (0 = no limit), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = no limit), got {value}")
+    return value
 
 
 def output_stem(path: str, used: dict[str, int]) -> str:
@@ -83,9 +177,11 @@ def add_model_arguments(p, *, default_method: str) -> None:
     p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
     p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")
     p.add_argument("--out", "-o", default="salience-out", metavar="DIR", help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (concurrent --overwrite runs into one folder take turns)")
+    p.set_defaults(_out_is_folder=True)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    p.add_argument("--max-pixels", type=max_pixels_arg, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help="refuse larger images (decompression-bomb guard; 0 = no limit)")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +44,8 @@ SmoothGrad 10 samples, IG 16 steps (time and agreement with the defaults: docs/e
 Pixel-level maps (gradients, guided backprop, SmoothGrad, IG) are shown in the PNGs clipped at their
 99.5th percentile (signed ones by their positive part); --npy keeps the map itself.
 Existing files are kept unless --overwrite; writes are atomic (temporary file, then rename).
-exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage.
+exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage, 3 stopped: outputs
+  cannot be written (full disk, read-only folder, --out is a file), 130 interrupted, 143 terminated.
 """
 
 
@@ -122,8 +124,9 @@ def run(args) -> int:
     def work(item: str) -> None:
         stem = output_stem(item, used)
         if not args.overwrite:
-            existing = [out / f"{stem}_{m}{suf}" for m in methods for suf in (".png", "_overlay.png")
-                        if (out / f"{stem}_{m}{suf}").exists()]
+            suffixes = (".png", "_overlay.png") + ((".npy",) if args.npy else ())
+            existing = [out / f"{stem}_{m}{suf}" for m in methods for suf in suffixes
+                        if os.path.lexists(out / f"{stem}_{m}{suf}")]
             if existing:
                 raise OutputExistsError(
                     f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "

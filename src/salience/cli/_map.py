@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import InputError, OutputExistsError
 from ..io import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_png, load_image, save_map, save_npy
 from ..registry import BOTTOM_UP, Method, get_method, method_names
-from ._common import emit, for_each_input, output_stem
+from ..limits import METHOD_BYTES_PER_PIXEL, check_image_work
+from ._common import emit, for_each_input, max_pixels_arg, output_stem
 
 EXAMPLES = """\
 examples:
@@ -26,7 +27,8 @@ outputs (in --out, default salience-out/), for an input photo.jpg and method M:
   photo_itti_panel.png   the 42 feature maps and 3 conspicuity maps (--panel; needs itti in --method)
 
 Existing files are kept unless --overwrite; writes are atomic (temporary file, then rename).
-exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage.
+exit status: 0 all inputs done, 1 some inputs failed (one line each), 2 bad usage, 3 stopped: outputs
+  cannot be written (full disk, read-only folder, --out is a file), 130 interrupted, 143 terminated.
 """
 
 
@@ -53,8 +55,10 @@ def add_parser(sub):
                    help="also draw (and print) the first N attended locations (winner-take-all + IOR)")
     p.add_argument("--panel", action="store_true",
                    help="also write the Itti-Koch feature/conspicuity panel (needs itti among the methods)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (concurrent --overwrite runs into one folder take turns)")
+    p.set_defaults(_out_is_folder=True)
+    p.add_argument("--max-pixels", type=max_pixels_arg, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse images with more pixels (decompression-bomb guard; default {DEFAULT_MAX_PIXELS:,}; "
                         "0 = no limit)")
     return p
@@ -124,6 +128,8 @@ def run(args) -> int:
                     "pass --overwrite to replace them, or choose another --out"
                 )
         img = load_image(item, max_pixels=max_pixels)
+        if args.panel:  # the panel keeps every feature map: more memory than the map alone
+            check_image_work(img.shape, "itti with --panel", bytes_per_pixel=2 * METHOD_BYTES_PER_PIXEL)
         mine: list[Path] = []
         for m in methods:
             mine += _one_method(img, m, targets, args)
