@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--photos", default="chelsea,coffee")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default=",".join(FAST_PARAMS))
+    ap.add_argument("--size", type=int, default=224,
+                    help="short side of the model input (the CLI's is 224; smaller for a quick run)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import skimage.data as sk
@@ -44,6 +46,11 @@ def main() -> None:
     for photo in args.photos.split(","):
         img = getattr(sk, photo)().astype(np.float32) / 255.0
         x = lm.preprocess(img, crop=False)
+        if args.size != 224:
+            h, w = x.shape[2:]
+            x = torch.nn.functional.interpolate(x, size=(round(h * args.size / min(h, w)),
+                                                         round(w * args.size / min(h, w))),
+                                                mode="bilinear", align_corners=False, antialias=True)
         target = int(lm.top_k(x, 1)[0][0][0])
         for method in args.only.split(","):
             t0, c0 = time.perf_counter(), time.process_time()
