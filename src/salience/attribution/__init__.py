@@ -137,8 +137,6 @@ def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, 
     (then ImageNet preprocessing is used).  The image is resized (short side 224, whole image kept),
     explained, and the map resized back bilinearly.  ``target`` may also be a class name.
     """
-    import torch
-
     from ._base import upsample
     from .models import IMAGENET_MEAN, IMAGENET_STD, make_preprocess
 
