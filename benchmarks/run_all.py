@@ -4,7 +4,7 @@ Each script prints ratios against its peers measured in the same run; see docs/p
 latest recorded figures and the machine they ran on.  Arguments after ``--`` are not passed on: run a
 script directly to change its settings.
 
-    python benchmarks/run_all.py [--only bottomup,spectral,explain,metrics]
+    python benchmarks/run_all.py [--only bottomup,spectral,explain,metrics,video]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("bottomup", "spectral", "explain", "metrics")
+ORDER = ("bottomup", "spectral", "explain", "metrics", "video", "crop")
 
 
 def main() -> int:

@@ -46,8 +46,11 @@ __all__ = [
     "itti_koch",
     "IttiParams",
     "scanpath",
+    "stream",
     "explain",
     "load_model",
+    "segment",
+    "crop",
     "SalienceError",
     "InputError",
     "ImageReadError",
@@ -67,8 +70,11 @@ _LAZY = {
     "itti_koch": ("salience.bottomup.itti", "itti_koch"),
     "IttiParams": ("salience.bottomup.itti", "IttiParams"),
     "scanpath": ("salience.bottomup.attention", "scanpath"),
+    "stream": ("salience.video.stream", "stream"),
     "explain": ("salience.attribution", "explain"),
     "load_model": ("salience.attribution", "load_model"),
+    "segment": ("salience.tasks.segment", "segment"),
+    "crop": ("salience.tasks.crop", "crop"),
 }
 
 

@@ -165,11 +165,27 @@ def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MA
     say(f"bottom-up part: {len(photos)} photos x {len(methods(BOTTOM_UP))} methods in "
         f"{time.perf_counter() - t0:.1f} s")
 
+    sections += _video_section(photos, out, say)
     extra = _explanations(photos, out, say)
+    from .tasks.demo import demo_applications  # segmented objects, smart crops, a DICOM scan
+
+    extra += demo_applications(photos, out, say)
     page = _page(photos, inputs, sections, extra)
     index = atomic_write_bytes(out / "index.html", page.encode("utf-8"), overwrite=True)
     say(f"wrote the gallery to {index}")
     return index
+
+
+def _video_section(photos: dict[str, np.ndarray], out: Path, say: Callable[[str], Any]) -> list[dict]:
+    """The video part (``salience.video.demo``): a clip made from the first photo, processed; or none."""
+    try:
+        from .video.demo import demo_video
+    except ImportError as exc:
+        say(f"video skipped: {exc}")
+        return []
+    photo = next(iter(photos.values()))
+    w = max(32, min(320, max(photo.shape[:2]) // 8 * 8))  # 320 x 240 for the gallery; small for small demos
+    return [demo_video(photo, out, n=48 if w >= 320 else 12, size=(w, w * 3 // 4 // 2 * 2), log=say)]
 
 
 def _explanations(photos: dict[str, np.ndarray], out: Path, say: Callable[[str], Any]) -> list[dict]:

@@ -20,6 +20,7 @@ __all__ = [
     "OutputExistsError",
     "OutputError",
     "DataError",
+    "VideoReadError",
 ]
 
 
@@ -83,3 +84,7 @@ class OutputError(SalienceError, OSError):
 
 class DataError(InputError):
     """A data set (fixations, maps, CSV) is missing, malformed or inconsistent."""
+
+
+class VideoReadError(InputError):
+    """A video or camera could not be read: missing file, unknown codec, corrupt or empty data."""

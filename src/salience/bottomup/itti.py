@@ -42,7 +42,8 @@ from ..errors import InputError
 from ..io import load_image, method_input
 from .pyramid import expand_bilinear, expand_levels, laplacian_level, resize_map, to_size
 
-__all__ = ["IttiParams", "IttiResult", "itti_koch", "itti_koch_map", "normalize_map", "CHANNELS"]
+__all__ = ["IttiParams", "IttiResult", "itti_koch", "itti_koch_map", "normalize_map", "normalize_stack",
+           "local_maxima_coefficients", "CHANNELS"]
 
 #: The three feature channels of the model, in the order used by :attr:`IttiParams.weights`.
 CHANNELS: tuple[str, str, str] = ("intensity", "color", "orientation")
@@ -456,6 +457,43 @@ def normalize_map(saliency: Any, method: str = "local-maxima", **params: Any) ->
     arr = np.ascontiguousarray(check_map(saliency), dtype=np.float32)
     p = IttiParams.from_overrides(None, normalization=method, **params)
     return _normalize_stack(arr[:, :, None], p)[:, :, 0]
+
+
+def normalize_stack(maps: np.ndarray, params: IttiParams | None = None) -> np.ndarray:
+    """``N(.)`` of :func:`normalize_map` on every channel of a float32 ``(h, w, K)`` stack at once.
+
+    For models built on this one (e.g. the dynamic model's flicker and motion channels): ``params`` (an
+    :class:`IttiParams`, default the paper's) says which ``N(.)`` and its constants; no validation of
+    the values beyond the shape, so pass finite maps.  Returns a new float32 array of the same shape.
+
+    >>> import numpy as np
+    >>> st = np.zeros((20, 20, 2), np.float32); st[5, 5] = 1.0; st[15, 15, 1] = 1.0
+    >>> [float(v) for v in normalize_stack(st).max(axis=(0, 1))]   # one peak kept, two peaks cancel
+    [1.0, 0.0]
+    """
+    arr = np.ascontiguousarray(maps, dtype=np.float32)
+    if arr.ndim != 3 or arr.size == 0:
+        raise InputError(f"normalize_stack expects a non-empty (h, w, K) array, got shape {arr.shape}")
+    return _normalize_stack(arr, IttiParams() if params is None else params)
+
+
+def local_maxima_coefficients(maps: np.ndarray, threshold: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """The 1998 ``N(.)`` of each channel of a float32 ``(h, w, K)`` stack as an affine map: float32 ``a, b``
+    of length ``K`` with ``N(x_k) = a_k x_k + b_k`` (``threshold``: :attr:`IttiParams.local_max_threshold`).
+
+    Being affine, ``N`` commutes with resizing: a caller may shrink a map first and apply ``a, b`` after,
+    as the model does before its across-scale addition.
+
+    >>> import numpy as np
+    >>> st = np.zeros((20, 20, 1), np.float32); st[5, 5] = 2.0
+    >>> a, b = local_maxima_coefficients(st)   # a single peak: scaled to 1
+    >>> float(a[0]), abs(float(b[0]))
+    (0.5, 0.0)
+    """
+    arr = np.ascontiguousarray(maps, dtype=np.float32)
+    if arr.ndim != 3 or arr.size == 0:
+        raise InputError(f"local_maxima_coefficients expects a non-empty (h, w, K) array, got shape {arr.shape}")
+    return _local_maxima_coefficients(arr, float(threshold))
 
 
 # ---- scratch buffers -------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "medical", "video", "methods", "demo",
+            "serve")
 
 EPILOG = """\
 examples:
@@ -33,8 +34,13 @@ examples:
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
+  salience video clip.mp4 --out clip_attention.mp4 --points points.csv
+  salience segment photo.jpg --method spectral-residual --grabcut --out objects/
+  salience crop photo.jpg --aspect 16:9 --candidates 3 --out crops/
+  salience medical scan.dcm --window 40,400 --overlay
   salience methods
   salience demo
+  salience serve --port 8000
 
 exit status: 0 all inputs done, 1 some inputs failed (each reported on one line), 2 bad usage,
   3 stopped: outputs cannot be written (full disk, read-only or unwritable folder, --out is a file,
