@@ -108,8 +108,8 @@ LAYERS: list[set[str]] = [
     {"audit"},
     {"api", "datasets"},
     {"evaluation", "__init__"},                   # __init__: the public facade
-    {"tasks", "batch"},                           # batch: whole folders, on top of the facade
-    {"demo"},
+    {"tasks", "gaze", "batch"},                   # gaze: the learned fixation model; batch: whole folders
+    {"demo", "web"},                              # web: the HTTP service and the page
     {"cli"},
     {"__main__"},
 ]
