@@ -282,7 +282,11 @@ class MethodOut(BaseModel):
     description: str
     paper: str
     signed: bool
-    value_range: str
+    #: ``[lo, hi]`` of the maps, or null for signed maps (the registry's ``value_range``)
+    value_range: list[float] | None
+    takes_layer: bool
+    pixel_level: bool
+    needs: str | None
     aliases: list[str]
     needs_model: bool
     parameters: list[Parameter]
