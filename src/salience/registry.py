@@ -176,6 +176,37 @@ _METHODS: tuple[Method, ...] = (
         aliases=("layer-cam",),
     ),
     Method(
+        "eigencam", EXPLANATION, f"{_E}.cam_variants:eigencam",
+        "EigenCAM: the target layer's activations projected on their first principal component "
+        "(gradient-free, class-agnostic)",
+        "M. B. Muhammad, M. Yeasin. Eigen-CAM: class activation map using principal components. "
+        "IJCNN 2020",
+        aliases=("eigen-cam",),
+    ),
+    Method(
+        "eigen-gradcam", EXPLANATION, f"{_E}.cam_variants:eigen_gradcam",
+        "Eigen-Grad-CAM: first principal component projection of gradient times activation "
+        "(class-specific EigenCAM)",
+        "M. B. Muhammad, M. Yeasin. Eigen-CAM: class activation map using principal components. "
+        "IJCNN 2020 (gradient-weighted variant of pytorch-grad-cam, J. Gildenblat et al. 2021)",
+        aliases=("eigengradcam", "eigen-grad-cam"),
+    ),
+    Method(
+        "xgradcam", EXPLANATION, f"{_E}.cam_variants:xgradcam",
+        "XGrad-CAM: channel weights are the gradients averaged with the normalised activations as weights",
+        "R. Fu, Q. Hu, X. Dong, Y. Guo, Y. Gao, B. Li. Axiom-based Grad-CAM: towards accurate "
+        "visualization and explanation of CNNs. BMVC 2020",
+        aliases=("xgrad-cam", "axiom-gradcam"),
+    ),
+    Method(
+        "ablationcam", EXPLANATION, f"{_E}.cam_variants:ablationcam",
+        "Ablation-CAM: channel weights are the relative drop of the target score when each channel is "
+        "zeroed (gradient-free)",
+        "S. Desai, H. G. Ramaswamy. Ablation-CAM: visual explanations for deep convolutional network via "
+        "gradient-free localization. WACV 2020",
+        aliases=("ablation-cam",),
+    ),
+    Method(
         "scorecam", EXPLANATION, f"{_E}.perturbation:scorecam",
         "Score-CAM: activation channels weighted by the target probability of the input masked by each",
         "H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel, X. Hu. Score-CAM: score-weighted "
