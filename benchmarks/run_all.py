@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("bottomup", "spectral", "explain", "metrics", "video")
+ORDER = ("bottomup", "spectral", "explain", "metrics", "video", "crop")
 
 
 def main() -> int:

@@ -49,6 +49,8 @@ __all__ = [
     "stream",
     "explain",
     "load_model",
+    "segment",
+    "crop",
     "SalienceError",
     "InputError",
     "ImageReadError",
@@ -71,6 +73,8 @@ _LAZY = {
     "stream": ("salience.video.stream", "stream"),
     "explain": ("salience.attribution", "explain"),
     "load_model": ("salience.attribution", "load_model"),
+    "segment": ("salience.tasks.segment", "segment"),
+    "crop": ("salience.tasks.crop", "crop"),
 }
 
 

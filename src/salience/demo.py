@@ -167,6 +167,9 @@ def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MA
 
     sections += _video_section(photos, out, say)
     extra = _explanations(photos, out, say)
+    from .tasks.demo import demo_applications  # segmented objects, smart crops, a DICOM scan
+
+    extra += demo_applications(photos, out, say)
     page = _page(photos, inputs, sections, extra)
     index = atomic_write_bytes(out / "index.html", page.encode("utf-8"), overwrite=True)
     say(f"wrote the gallery to {index}")

@@ -24,7 +24,7 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "video", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "medical", "video", "methods", "demo")
 
 EPILOG = """\
 examples:
@@ -34,6 +34,9 @@ examples:
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
   salience video clip.mp4 --out clip_attention.mp4 --points points.csv
+  salience segment photo.jpg --method spectral-residual --grabcut --out objects/
+  salience crop photo.jpg --aspect 16:9 --candidates 3 --out crops/
+  salience medical scan.dcm --window 40,400 --overlay
   salience methods
   salience demo
 

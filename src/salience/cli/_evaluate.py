@@ -20,6 +20,8 @@ data sets:
               pixel centres at integers) and its images (in images/ next to it, or next to it)
   maps:PATH   a folder with images/ and fixations/ (binary fixation maps) [and maps/ (continuous maps)],
               or MIT1003's ALLSTIMULI/ and ALLFIXATIONMAPS/
+  masks:PATH  salient objects: a folder with images/ and masks/ (ground-truth object masks, same file
+              stems); scored by MAE, F, weighted F, S, E, IoU and Dice (see docs/applications.md)
 
 methods: registry names, 'bottom-up' (all bottom-up methods), 'baselines' (centre-bias, chance: a uniform
 random map, human: the leave-one-subject-out inter-observer ceiling).
@@ -71,6 +73,10 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    if str(args.dataset).startswith("masks:"):  # salient-object masks: scored in salience.tasks.sod_eval
+        from ..tasks.sod_eval import run_cli
+
+        return run_cli(args)
     from ..datasets import blur_sigma, load_dataset
     from ..evaluation import evaluate_dataset
 

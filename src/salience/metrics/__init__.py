@@ -2,7 +2,8 @@
 
 Eye-fixation metrics (:mod:`salience.metrics.fixation`): AUC-Judd, AUC-Borji, shuffled AUC, NSS, CC, KL
 divergence, SIM, information gain and EMD as pure functions under the ``"mit"`` (official MIT Saliency
-Benchmark code) and ``"tuebingen"`` (pysaliency) conventions, plus :func:`evaluate` for several at once.
+Benchmark code) and ``"tuebingen"`` (pysaliency) conventions, plus :func:`evaluate` for several at once.  Salient-object metrics (:mod:`salience.metrics.objects`): MAE,
+F-measure, weighted F-measure, S-measure, E-measure, IoU and Dice against object masks.
 
 Other evaluation modules (e.g. ``salience.audit.faithfulness``) are imported lazily on first access of
 one of their names, so ``import salience.metrics`` stays light.
@@ -41,4 +42,7 @@ from .fixation import (
 
 from .fixation import __all__ as _FIXATION_ALL  # one list of the public names, kept in fixation.py
 
-__all__ = list(_FIXATION_ALL)
+from . import objects as _objects  # salient-object metrics (MAE, F, weighted F, S, E, IoU, Dice)
+from .objects import *  # noqa: E402,F401,F403
+
+__all__ = list(_FIXATION_ALL) + list(_objects.__all__)

@@ -1,0 +1,54 @@
+"""What the applications share: the map of an image by any registry method, normalised to [0, 1]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..io import check_map, load_image
+from ..registry import EXPLANATION, get_method
+
+
+def image_and_map(image: Any, method: str, saliency: Any = None, *, model: Any = None, target: Any = None,
+                  layer: Any = None, **params: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(image, map, method name)``: the image as :func:`salience.load_image` returns it and its map as
+    float64 ``(H, W)`` in ``[0, 1]`` at the image's size.
+
+    ``saliency`` (a precomputed map) is used instead of computing one; a map of another size is resized
+    bilinearly.  A signed explanation (e.g. input x gradient) keeps its positive part (evidence *for* the
+    class).  Then the map is min-max normalised; a constant map becomes all zeros.
+    """
+    img = load_image(image)
+    h, w = img.shape[:2]
+    if saliency is not None:
+        m = check_map(saliency, "saliency")
+        name = "given"
+        signed = bool(m.min() < 0)
+    else:
+        meth = get_method(method)
+        name = meth.name
+        from .._api import saliency_map
+
+        kw: dict[str, Any] = dict(params)
+        if meth.kind == EXPLANATION:
+            kw.update(model=model, target=target, layer=layer)
+        elif model is not None or target is not None or layer is not None:
+            raise InputError(f"method {name!r} is bottom-up; model, target and layer apply to explanation methods")
+        m = np.asarray(saliency_map(img, name, **kw), dtype=np.float64)
+        signed = meth.signed
+    if m.shape != (h, w):
+        import cv2
+
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    if signed:
+        m = np.maximum(m, 0.0)
+    lo, hi = float(m.min()), float(m.max())
+    m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    return img, m, name
+
+
+def to_u8(img: np.ndarray) -> np.ndarray:
+    """float RGB in [0, 1] -> uint8 RGB."""
+    return np.floor(np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
