@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import salience  # noqa: E402
-from salience.attribution.cam_variants import principal_projection  # noqa: E402
-from salience.errors import InputError  # noqa: E402
+import salience
+from salience.attribution.cam_variants import principal_projection
+from salience.errors import InputError
 
 TOL = 1e-5
 
@@ -119,7 +119,7 @@ def test_ablationcam_batch_size_does_not_change_the_map() -> None:
 
 
 pgc = pytest.importorskip("pytorch_grad_cam")
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 #: (ours, theirs, layer).  Ablation-CAM uses the first ReLU: pytorch-grad-cam zeroes a channel (the
 #: paper's ablation) only when the layer's output contains an exact 0, and otherwise sets it to
@@ -177,3 +177,38 @@ def test_vs_pytorch_grad_cam_mobilenet_v2(ours: str, theirs: str) -> None:
     e = salience.explain(lm, x, ours, layer="features.18")
     ref = _peer(theirs, lm.model, lm.model.features[18], x, e.targets.tolist())
     assert np.abs(_minmax(e.maps.numpy()) - _minmax(ref)).max() <= TOL
+
+
+class Tokens(torch.nn.Module):
+    """A ViT-shaped toy: 4x4 patches -> tokens (B, 1 + 9, 5) with a class token -> per-token linear
+    (the explained layer) -> mean of the patch tokens -> linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.embed = torch.nn.Conv2d(3, 5, 4, stride=4)
+        self.cls = torch.nn.Parameter(torch.rand(1, 1, 5, generator=g))
+        self.block = torch.nn.Linear(5, 5)
+        self.head = torch.nn.Linear(5, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.rand(p.shape, generator=g) - 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        t = self.block(torch.cat([self.cls.expand(x.shape[0], -1, -1), t], dim=1))
+        return self.head(t[:, 1:].mean(dim=1))
+
+
+def test_ablationcam_on_tokens_zeroes_the_channel_in_every_patch_token() -> None:
+    """Token layers are ablated through the same token-to-grid reshape: zeroing channel c of the patch
+    tokens removes w_c * mean(T_c) from the score (the class token is not part of the grid)."""
+    net, x = Tokens(), torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(6))
+    e = salience.explain(net, x, "ablationcam", target=2, layer="block", batch_size=2)
+    with torch.no_grad():
+        t = net.embed(x).flatten(2).transpose(1, 2)
+        t = net.block(torch.cat([net.cls.expand(1, -1, -1), t], dim=1))[0, 1:]  # (9, 5)
+        y = net(x)[0, 2]
+        w = net.head.weight[2] * t.mean(dim=0) / y
+        expected = torch.relu((t * w).sum(dim=1)).reshape(3, 3)
+    assert torch.allclose(e.extras["cam"][0], expected, atol=1e-5)

@@ -34,7 +34,8 @@ points towards "more activation".
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -57,7 +58,7 @@ from ._base import (
 from ._hooks import scoped_model
 from .cam import _grid
 
-__all__ = ["eigencam", "eigen_gradcam", "xgradcam", "ablationcam", "principal_projection"]
+__all__ = ["ablationcam", "eigen_gradcam", "eigencam", "principal_projection", "xgradcam"]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -146,6 +147,7 @@ def _ablation_weights(a: torch.Tensor, ctx: dict, batch_size: int) -> torch.Tens
     # to the raw positions' indices
     pos = torch.arange(raw[0].numel(), device=raw.device).reshape(1, *raw.shape[1:])
     where = reshape(pos) if reshape is not None else to_grid(pos, hw)
+    assert where is not None  # the same reshape already gave the map's grid
     where = where.reshape(c, -1)
     y = ctx["scores"].double()
     out = torch.empty(b, c, dtype=torch.float64, device=y.device)
@@ -160,7 +162,7 @@ def _ablation_weights(a: torch.Tensor, ctx: dict, batch_size: int) -> torch.Tens
             ablated = ablated.reshape(k, *raw.shape[1:])
             seen = [0]
 
-            def swap(mod: Any, inp: Any, output: Any, _abl: torch.Tensor = ablated) -> Any:
+            def swap(mod: Any, inp: Any, output: Any, _abl: torch.Tensor = ablated, seen: list = seen) -> Any:
                 seen[0] += 1
                 if seen[0] != n_calls:
                     return None
