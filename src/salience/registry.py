@@ -207,6 +207,14 @@ _METHODS: tuple[Method, ...] = (
         aliases=("ablation-cam",),
     ),
     Method(
+        "fullgrad", EXPLANATION, f"{_E}.fullgrad:fullgrad",
+        "FullGrad: rescaled |input x gradient| plus the rescaled |bias x gradient| of every convolution "
+        "and batch-norm layer, upsampled and summed",
+        "S. Srinivas, F. Fleuret. Full-gradient representation for neural network visualization. "
+        "NeurIPS 2019",
+        aliases=("full-grad",),
+    ),
+    Method(
         "scorecam", EXPLANATION, f"{_E}.perturbation:scorecam",
         "Score-CAM: activation channels weighted by the target probability of the input masked by each",
         "H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel, X. Hu. Score-CAM: score-weighted "

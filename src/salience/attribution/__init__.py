@@ -8,7 +8,7 @@ One verb for every method, with the same arguments::
 a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indices) and ``scores``.
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
 guided-backprop, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
-xgradcam, ablationcam, scorecam, smoothgrad,
+xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
 integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
@@ -47,6 +47,7 @@ from ..registry import EXPLANATION, get_method
 from ._base import Explanation
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .cam_variants import ablationcam, eigen_gradcam, eigencam, xgradcam
+from .fullgrad import fullgrad
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
@@ -71,6 +72,7 @@ __all__ = [
     "eigen_gradcam",
     "xgradcam",
     "ablationcam",
+    "fullgrad",
     "scorecam",
     "occlusion",
     "rise",
