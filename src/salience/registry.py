@@ -141,6 +141,12 @@ _METHODS: tuple[Method, ...] = (
         aliases=("guided-backpropagation", "gbp"),
     ),
     Method(
+        "deconvnet", EXPLANATION, f"{_E}.propagation:deconvnet",
+        "Deconvnet: gradient with every rectifier passing back relu(grad_out), whatever its input's sign",
+        "M. D. Zeiler, R. Fergus. Visualizing and understanding convolutional networks. ECCV 2014",
+        aliases=("deconvolution", "deconv"),
+    ),
+    Method(
         "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
         "Grad-CAM: ReLU of the target layer's activations weighted by their spatially averaged gradients",
         "R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. Grad-CAM: visual "

@@ -1,0 +1,140 @@
+"""Modified backward rules at the rectifiers, on the same scoped override mechanism as guided
+backpropagation (a :class:`torch.overrides.TorchFunctionMode` active for one call only, so ``nn.ReLU``
+modules and functional ``F.relu`` / ``torch.relu`` / ``Tensor.relu`` calls are all covered and nothing
+stays changed after the call, also when it raised).
+
+* Deconvnet (Zeiler & Fergus, ECCV 2014): every rectifier passes back ``relu(grad_out)``, whatever the
+  sign of its forward input (the deconvnet "unpooling and rectification" reconstruction; max-pooling
+  switches are the ordinary max-pool gradient).  ReLU6 / ``hardtanh(0, hi)`` get the same rule (their
+  ceiling is ignored, as the lower threshold is).  Smooth activations (SiLU, GELU, ...) have no
+  deconvnet rule: a :class:`~salience.errors.ModelError` names them.
+
+>>> import torch
+>>> from salience.attribution.propagation import deconvnet
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+>>> e = deconvnet(net, torch.rand(2, 3, 8, 8), target=0)
+>>> tuple(e.maps.shape), tuple(e.attributions.shape)
+((2, 8, 8), (2, 3, 8, 8))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from ..errors import InputError, ModelError
+from ._base import (
+    Explanation,
+    Target,
+    check_images,
+    check_unknown,
+    finish,
+    normalize_maps,
+    select_scores,
+    unwrap_model,
+)
+from ._hooks import (
+    _CLAMP6_FUNCS,
+    _HARDTANH_FUNCS,
+    _RELU_FUNCS,
+    _SMOOTH_FUNCS,
+    scoped_model,
+)
+
+__all__ = ["DeconvMode", "deconvnet"]
+
+
+class _DeconvClamp(torch.autograd.Function):
+    """y = clamp(x, lo, hi) forward (in place when asked); backward relu(grad_out), no mask."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float, inplace: bool = False) -> torch.Tensor:
+        if inplace:
+            ctx.mark_dirty(x)
+            return x.clamp_(min=lo, max=hi) if hi != float("inf") else x.clamp_(min=lo)
+        return x.clamp(min=lo, max=hi) if hi != float("inf") else x.clamp(min=lo)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        return grad.clamp(min=0), None, None, None
+
+
+def _first(args: tuple, kwargs: dict) -> Any:
+    return args[0] if args else kwargs.get("input", kwargs.get("self"))
+
+
+class DeconvMode(TorchFunctionMode):
+    """Within this mode every rectifier uses the deconvnet backward rule ``relu(grad_out)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rectifiers = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _RELU_FUNCS:
+            self.rectifiers += 1
+            inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_) or bool(
+                kwargs.get("inplace", args[1] if len(args) > 1 and isinstance(args[1], bool) else False))
+            return _DeconvClamp.apply(_first(args, kwargs), 0.0, float("inf"), inplace)
+        if func in _CLAMP6_FUNCS:
+            self.rectifiers += 1
+            inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
+            return _DeconvClamp.apply(_first(args, kwargs), 0.0, 6.0, inplace)
+        if func in _HARDTANH_FUNCS:
+            lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+            hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+            if float(lo) == 0.0:
+                self.rectifiers += 1
+                inplace = func is F.hardtanh_ or bool(kwargs.get("inplace", args[3] if len(args) > 3 else False))
+                return _DeconvClamp.apply(_first(args, kwargs), 0.0, float(hi), inplace)
+            raise ModelError("deconvnet is defined for rectifiers (ReLU); the model uses hardtanh")
+        if func in _SMOOTH_FUNCS:
+            raise ModelError(
+                f"deconvnet is defined for rectifiers (ReLU), but the model uses {_SMOOTH_FUNCS[func]}; "
+                "use guided-backprop with activations='guide', or a gradient method"
+            )
+        return func(*args, **kwargs)
+
+
+def deconvnet(model: Any, images: Any, target: Any = None, layer: Any = None, **params: Any) -> Explanation:
+    """Deconvnet (Zeiler & Fergus, ECCV 2014): the gradient with every rectifier's backward replaced by
+    ``relu(grad_out)``.
+
+    Parameters
+    ----------
+    model, images, target: as :func:`salience.attribution.gradient`; ``layer`` must be ``None``.
+
+    Returns
+    -------
+    Explanation: ``maps`` ``max_c |a_c|`` divided by its maximum, float32 ``(B, H, W)`` in ``[0, 1]``;
+    ``extras["attributions"]`` the signed ``(B, C, H, W)`` reconstruction.
+
+    Raises
+    ------
+    ModelError when the model uses a smooth activation (no deconvnet rule) or has no rectifier.
+    """
+    check_unknown("deconvnet", params)
+    if layer is not None:
+        raise InputError("method 'deconvnet' explains input pixels and takes no layer; pass layer=None")
+    net = unwrap_model(model)
+    x = check_images(images, net)
+    tgt = Target.parse(target, x.shape[0])
+    with scoped_model(net, no_inplace="auto"):
+        xs = x.detach().requires_grad_(True)
+        mode = DeconvMode()
+        with torch.enable_grad():
+            with mode:
+                out = net(xs)
+            scores, idx = select_scores(out, tgt, x.shape[0])
+            (g,) = torch.autograd.grad(scores.sum(), xs)
+    if mode.rectifiers == 0:
+        raise ModelError("deconvnet changes the backward pass of rectifiers (ReLU), and this model has "
+                         "none: the result would be the plain gradient; use method 'gradient'")
+    maps = normalize_maps(g.abs().amax(dim=1), "max")
+    return Explanation(finish(maps), idx, scores.detach().float(), "deconvnet", None,
+                       {"attributions": g.detach()})
