@@ -147,6 +147,14 @@ _METHODS: tuple[Method, ...] = (
         aliases=("deconvolution", "deconv"),
     ),
     Method(
+        "deeplift", EXPLANATION, f"{_E}.propagation:deeplift",
+        "DeepLIFT (rescale rule): (x - x0) times multipliers (f(x) - f(x0)) / (x - x0) back-propagated "
+        "through every activation (signed, sums to s(x) - s(x0))",
+        "A. Shrikumar, P. Greenside, A. Kundaje. Learning important features through propagating "
+        "activation differences. ICML 2017",
+        signed=True, value_range="signed, score units", aliases=("deep-lift",),
+    ),
+    Method(
         "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
         "Grad-CAM: ReLU of the target layer's activations weighted by their spatially averaged gradients",
         "R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. Grad-CAM: visual "
