@@ -137,7 +137,8 @@ def test_deeplift_vs_captum(baseline: str) -> None:
     """Attributions equal Captum's DeepLift (rescale rule) for the same reference, and sum to the delta."""
     net = AvgNet().eval()
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(42))
-    x0 = torch.zeros_like(x) if baseline == "zeros" else torch.rand(x.shape, generator=torch.Generator().manual_seed(43))
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(43))
+    x0 = torch.zeros_like(x) if baseline == "zeros" else noise
     e = salience.explain(net, x, "deeplift", target=[0, 3], baseline=x0)
     ref = captum_attr.DeepLift(net).attribute(x.clone(), baselines=x0.clone(), target=[0, 3])
     scale = float(ref.abs().max())

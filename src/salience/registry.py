@@ -206,7 +206,7 @@ _METHODS: tuple[Method, ...] = (
         "deconvnet", EXPLANATION, f"{_E}.propagation:deconvnet",
         "Deconvnet: gradient with every rectifier passing back relu(grad_out), whatever its input's sign",
         "M. D. Zeiler, R. Fergus. Visualizing and understanding convolutional networks. ECCV 2014",
-        aliases=("deconvolution", "deconv"),
+        pixel_level=True, aliases=("deconvolution", "deconv"),
     ),
     Method(
         "deeplift", EXPLANATION, f"{_E}.propagation:deeplift",
@@ -214,7 +214,7 @@ _METHODS: tuple[Method, ...] = (
         "through every activation (signed, sums to s(x) - s(x0))",
         "A. Shrikumar, P. Greenside, A. Kundaje. Learning important features through propagating "
         "activation differences. ICML 2017",
-        signed=True, value_range="signed, score units", aliases=("deep-lift",),
+        value_range=None, pixel_level=True, aliases=("deep-lift",),
     ),
     Method(
         "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
@@ -257,7 +257,7 @@ _METHODS: tuple[Method, ...] = (
         "(gradient-free, class-agnostic)",
         "M. B. Muhammad, M. Yeasin. Eigen-CAM: class activation map using principal components. "
         "IJCNN 2020",
-        aliases=("eigen-cam",),
+        takes_layer=True, aliases=("eigen-cam",),
     ),
     Method(
         "eigen-gradcam", EXPLANATION, f"{_E}.cam_variants:eigen_gradcam",
@@ -265,14 +265,14 @@ _METHODS: tuple[Method, ...] = (
         "(class-specific EigenCAM)",
         "M. B. Muhammad, M. Yeasin. Eigen-CAM: class activation map using principal components. "
         "IJCNN 2020 (gradient-weighted variant of pytorch-grad-cam, J. Gildenblat et al. 2021)",
-        aliases=("eigengradcam", "eigen-grad-cam"),
+        takes_layer=True, aliases=("eigengradcam", "eigen-grad-cam"),
     ),
     Method(
         "xgradcam", EXPLANATION, f"{_E}.cam_variants:xgradcam",
         "XGrad-CAM: channel weights are the gradients averaged with the normalised activations as weights",
         "R. Fu, Q. Hu, X. Dong, Y. Guo, Y. Gao, B. Li. Axiom-based Grad-CAM: towards accurate "
         "visualization and explanation of CNNs. BMVC 2020",
-        aliases=("xgrad-cam", "axiom-gradcam"),
+        takes_layer=True, aliases=("xgrad-cam", "axiom-gradcam"),
     ),
     Method(
         "ablationcam", EXPLANATION, f"{_E}.cam_variants:ablationcam",
@@ -280,7 +280,7 @@ _METHODS: tuple[Method, ...] = (
         "zeroed (gradient-free)",
         "S. Desai, H. G. Ramaswamy. Ablation-CAM: visual explanations for deep convolutional network via "
         "gradient-free localization. WACV 2020",
-        aliases=("ablation-cam",),
+        takes_layer=True, aliases=("ablation-cam",),
     ),
     Method(
         "fullgrad", EXPLANATION, f"{_E}.fullgrad:fullgrad",
@@ -288,7 +288,7 @@ _METHODS: tuple[Method, ...] = (
         "and batch-norm layer, upsampled and summed",
         "S. Srinivas, F. Fleuret. Full-gradient representation for neural network visualization. "
         "NeurIPS 2019",
-        aliases=("full-grad",),
+        pixel_level=True, aliases=("full-grad",),
     ),
     Method(
         "scorecam", EXPLANATION, f"{_E}.perturbation:scorecam",

@@ -57,10 +57,10 @@ from ._base import (
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .cam_variants import ablationcam, eigen_gradcam, eigencam, xgradcam
 from .fullgrad import fullgrad
-from .propagation import deconvnet, deeplift
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
+from .propagation import deconvnet, deeplift
 
 __all__ = [
     "explain",

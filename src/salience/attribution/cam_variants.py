@@ -51,12 +51,12 @@ from ._base import (
     layer_forward,
     normalize_maps,
     select_scores,
+    spatial_grid,
     to_grid,
     unwrap_model,
     upsample,
 )
 from ._hooks import scoped_model
-from .cam import _grid
 
 __all__ = ["ablationcam", "eigen_gradcam", "eigencam", "principal_projection", "xgradcam"]
 
@@ -107,8 +107,6 @@ def _variant(method: str, model: Any, images: Any, target: Any, layer: Any, resh
              rule: Callable[..., torch.Tensor], *, gradients: bool) -> Explanation:
     """The CAM pipeline with ``rule(a, g, ctx)`` giving the un-rectified low-resolution map."""
     net = unwrap_model(model)
-    if layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        layer = model.target_layer
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
@@ -120,11 +118,11 @@ def _variant(method: str, model: Any, images: Any, target: Any, layer: Any, resh
             act, grad, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=gradients)
         finally:
             counter.remove()
-        a = _grid(act, hw, reshape, name)
+        a = spatial_grid(act, hw, reshape, name)
         g = None
         if gradients:
             assert grad is not None
-            g = _grid(grad, hw, reshape, name).float()
+            g = spatial_grid(grad, hw, reshape, name).float()
             if not bool((g != 0).any()):
                 raise ZeroGradientError(
                     f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map "

@@ -143,7 +143,7 @@ def fullgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     attr = (gx * x).detach()
     total = _rescale(attr, per_channel).sum(dim=1)
     terms = 0
-    for (o, bias), g in zip(outs, grads[1:]):
+    for (_, bias), g in zip(outs, grads[1:]):
         if g is None:
             continue
         term = _rescale(g.detach() * bias.to(g.dtype)[None, :, None, None], per_channel).sum(dim=1)

@@ -20,6 +20,7 @@ stays changed after the call, also when it raised).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -171,6 +172,10 @@ class _Rescale(torch.autograd.Function):
         return torch.cat([grad[:b] * m, torch.zeros_like(grad[b:])]), None
 
 
+def _call_rest(func: Any, extra: tuple, rest: dict, t: torch.Tensor) -> torch.Tensor:
+    return func(t, *extra, **rest)
+
+
 class RescaleMode(TorchFunctionMode):
     """Within this mode rectifiers and smooth elementwise activations use the rescale rule on a batch
     that is ``cat([inputs, references])``."""
@@ -189,11 +194,11 @@ class RescaleMode(TorchFunctionMode):
         elif func in _HARDTANH_FUNCS:
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
-            fn = lambda t: F.hardtanh(t, lo, hi)
+            fn = functools.partial(F.hardtanh, min_val=float(lo), max_val=float(hi))
         elif func in _SMOOTH_FUNCS:
             rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
             extra = tuple(a for a in args[1:] if not isinstance(a, bool))
-            fn = lambda t: func(t, *extra, **rest)
+            fn = functools.partial(_call_rest, func, extra, rest)
         if fn is None:
             return func(*args, **kwargs)
         self.nonlinear += 1
