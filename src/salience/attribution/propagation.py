@@ -38,15 +38,19 @@ from ._base import (
     select_scores,
     unwrap_model,
 )
-from ._hooks import (
-    _CLAMP6_FUNCS,
-    _HARDTANH_FUNCS,
-    _RELU_FUNCS,
-    _SMOOTH_FUNCS,
-    scoped_model,
-)
+from ._hooks import scoped_model
 
-__all__ = ["DeconvMode", "deconvnet"]
+__all__ = ["DeconvMode", "RescaleMode", "deconvnet", "deeplift"]
+
+# the functions each rule replaces (nn.ReLU / nn.ReLU6 modules call these; the same sets as guided backprop)
+_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
+_CLAMP6_FUNCS = {F.relu6}
+_HARDTANH_FUNCS = {F.hardtanh, F.hardtanh_}
+_SMOOTH_FUNCS: dict[Any, str] = {
+    F.silu: "silu", F.gelu: "gelu", F.elu: "elu", F.selu: "selu", F.celu: "celu", F.mish: "mish",
+    F.softplus: "softplus", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
+    F.logsigmoid: "logsigmoid", F.tanhshrink: "tanhshrink",
+}
 
 
 class _DeconvClamp(torch.autograd.Function):
