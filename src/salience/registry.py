@@ -203,6 +203,20 @@ _METHODS: tuple[Method, ...] = (
         pixel_level=True, aliases=("guided-backpropagation", "gbp"),
     ),
     Method(
+        "deconvnet", EXPLANATION, f"{_E}.propagation:deconvnet",
+        "Deconvnet: gradient with every rectifier passing back relu(grad_out), whatever its input's sign",
+        "M. D. Zeiler, R. Fergus. Visualizing and understanding convolutional networks. ECCV 2014",
+        pixel_level=True, aliases=("deconvolution", "deconv"),
+    ),
+    Method(
+        "deeplift", EXPLANATION, f"{_E}.propagation:deeplift",
+        "DeepLIFT (rescale rule): (x - x0) times multipliers (f(x) - f(x0)) / (x - x0) back-propagated "
+        "through every activation (signed, sums to s(x) - s(x0))",
+        "A. Shrikumar, P. Greenside, A. Kundaje. Learning important features through propagating "
+        "activation differences. ICML 2017",
+        value_range=None, pixel_level=True, aliases=("deep-lift",),
+    ),
+    Method(
         "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
         "Grad-CAM: ReLU of the target layer's activations weighted by their spatially averaged gradients",
         "R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. Grad-CAM: visual "
@@ -236,6 +250,45 @@ _METHODS: tuple[Method, ...] = (
         "P.-T. Jiang, C.-B. Zhang, Q. Hou, M.-M. Cheng, Y. Wei. LayerCAM: exploring hierarchical class "
         "activation maps for localization. IEEE TIP 30:5875-5888, 2021",
         takes_layer=True, aliases=("layer-cam",),
+    ),
+    Method(
+        "eigencam", EXPLANATION, f"{_E}.cam_variants:eigencam",
+        "EigenCAM: the target layer's activations projected on their first principal component "
+        "(gradient-free, class-agnostic)",
+        "M. B. Muhammad, M. Yeasin. Eigen-CAM: class activation map using principal components. "
+        "IJCNN 2020",
+        takes_layer=True, aliases=("eigen-cam",),
+    ),
+    Method(
+        "eigen-gradcam", EXPLANATION, f"{_E}.cam_variants:eigen_gradcam",
+        "Eigen-Grad-CAM: first principal component projection of gradient times activation "
+        "(class-specific EigenCAM)",
+        "M. B. Muhammad, M. Yeasin. Eigen-CAM: class activation map using principal components. "
+        "IJCNN 2020 (gradient-weighted variant of pytorch-grad-cam, J. Gildenblat et al. 2021)",
+        takes_layer=True, aliases=("eigengradcam", "eigen-grad-cam"),
+    ),
+    Method(
+        "xgradcam", EXPLANATION, f"{_E}.cam_variants:xgradcam",
+        "XGrad-CAM: channel weights are the gradients averaged with the normalised activations as weights",
+        "R. Fu, Q. Hu, X. Dong, Y. Guo, Y. Gao, B. Li. Axiom-based Grad-CAM: towards accurate "
+        "visualization and explanation of CNNs. BMVC 2020",
+        takes_layer=True, aliases=("xgrad-cam", "axiom-gradcam"),
+    ),
+    Method(
+        "ablationcam", EXPLANATION, f"{_E}.cam_variants:ablationcam",
+        "Ablation-CAM: channel weights are the relative drop of the target score when each channel is "
+        "zeroed (gradient-free)",
+        "S. Desai, H. G. Ramaswamy. Ablation-CAM: visual explanations for deep convolutional network via "
+        "gradient-free localization. WACV 2020",
+        takes_layer=True, aliases=("ablation-cam",),
+    ),
+    Method(
+        "fullgrad", EXPLANATION, f"{_E}.fullgrad:fullgrad",
+        "FullGrad: rescaled |input x gradient| plus the rescaled |bias x gradient| of every convolution "
+        "and batch-norm layer, upsampled and summed",
+        "S. Srinivas, F. Fleuret. Full-gradient representation for neural network visualization. "
+        "NeurIPS 2019",
+        pixel_level=True, aliases=("full-grad",),
     ),
     Method(
         "scorecam", EXPLANATION, f"{_E}.perturbation:scorecam",

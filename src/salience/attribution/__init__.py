@@ -7,7 +7,8 @@ One verb for every method, with the same arguments::
 ``images`` is a float ``(B, C, H, W)`` tensor in the model's own preprocessing; the result's ``maps`` is
 a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indices) and ``scores``.
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
-guided-backprop, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, scorecam, smoothgrad,
+guided-backprop, deconvnet, deeplift, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
+xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
 integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
@@ -55,9 +56,12 @@ from ._base import (
 )
 from ._hooks import resolve_layer
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
+from .cam_variants import ablationcam, eigen_gradcam, eigencam, xgradcam
+from .fullgrad import fullgrad
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
+from .propagation import deconvnet, deeplift
 
 __all__ = [
     "explain",
@@ -84,6 +88,13 @@ __all__ = [
     "hirescam",
     "layercam",
     "guided_gradcam",
+    "eigencam",
+    "eigen_gradcam",
+    "xgradcam",
+    "ablationcam",
+    "fullgrad",
+    "deconvnet",
+    "deeplift",
     "scorecam",
     "occlusion",
     "rise",
