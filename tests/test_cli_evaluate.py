@@ -74,7 +74,7 @@ def test_evaluate_precomputed_maps_with_missing_ones(folder, tmp_path, capsys):
     (["--dataset", "mit300"], "unknown data set 'mit300'"),
     (["--dataset", "csv:/nonexistent/x.csv"], "does not exist"),
     (["--method", "itti-kosh"], "unknown method 'itti-kosh'"),
-    (["--metrics", "nss,bogus"], "unknown metric(s) bogus"),
+    (["--metrics", "nss,bogus"], "unknown metric 'bogus'"),
     (["--limit", "0"], "--limit must be at least 1"),
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--resume"], "resume needs the output file"),

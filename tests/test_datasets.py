@@ -213,12 +213,14 @@ def test_csv_unknown_image_names_the_line(tmp_path):
         sd.load_csv(p)
 
 
-@pytest.mark.parametrize("x, y", [(8, 2), (-1, 2), (2, 7.5), (2, -0.6)])
-def test_csv_out_of_bounds_names_the_line(tmp_path, x, y):
+@pytest.mark.parametrize("x, y, outside", [(8, 2, "error"), (-1, 2, "error"), (2, 7.5, "error"), (2, -0.6, "error"),
+                                           (8.6, 2, "clip"), (-1.6, 2, "clip"), (2, 9, "clip")])
+def test_csv_out_of_bounds_names_the_line(tmp_path, x, y, outside):
+    """Points beyond the border (any distance with outside='error', over one pixel by default) name the line."""
     _png(tmp_path / "a.png", 8, 8)
     p = _write_csv(tmp_path / "f.csv", [["a", "1", 1, 2], ["a", "1", 3, 3], ["a", "2", x, y]])
     with pytest.raises(DataError, match=r"line 4: point .* outside image a.png \(8 x 8\).*0-based"):
-        sd.load_csv(p)
+        sd.load_csv(p, outside=outside)
 
 
 def test_csv_points_on_the_edge_pixel_are_in_bounds(tmp_path):

@@ -37,6 +37,7 @@ Example
 from __future__ import annotations
 
 import csv
+import io as _io
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -45,7 +46,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import DataError, ImageReadError
+from .errors import DataError, ImageReadError, InputError
 
 __all__ = [
     "ImageFixations",
@@ -114,6 +115,9 @@ class ImageFixations:
     subject: ``(N,)`` subject identifiers (strings); ``"?"`` when unknown (fixation-map folders).
     onset, duration: float64 ``(N,)`` in milliseconds, or ``None`` when the data set has none.
     density_path: a ground-truth continuous fixation map (map folders only), used instead of blurring.
+    n_clipped, n_dropped: fixations of the source that lay outside the image and were clipped onto its
+        border (at most one pixel out) or left out (``outside="drop"``); see :mod:`salience.metrics.points`.
+    pixels_per_degree: this image's display resolution when the data set gives one per image (CSV).
     """
 
     name: str
@@ -125,6 +129,9 @@ class ImageFixations:
     onset: np.ndarray | None = None
     duration: np.ndarray | None = None
     density_path: Path | None = None
+    n_clipped: int = 0
+    n_dropped: int = 0
+    pixels_per_degree: float | None = None
 
     @property
     def width(self) -> int:
@@ -216,12 +223,19 @@ def blur_sigma(
 
 
 def points_to_binary(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """bool map of ``shape`` with the pixels ``(floor(y + 0.5), floor(x + 0.5))`` set (clipped)."""
+    """bool map of ``shape`` with the pixels ``(floor(y + 0.5), floor(x + 0.5))`` set.
+
+    The border rule of :mod:`salience.metrics.points` (the metrics' own): points up to one pixel beyond
+    the image go to the border pixel, points further out raise :class:`~salience.errors.InputError`.
+    """
+    from .metrics.points import clip_to_image
+
     H, W = shape
     out = np.zeros((H, W), dtype=bool)
     if points.size:
-        cols = np.clip(np.floor(points[:, 0] + 0.5).astype(np.int64), 0, W - 1)
-        rows = np.clip(np.floor(points[:, 1] + 0.5).astype(np.int64), 0, H - 1)
+        pts, _ = clip_to_image(points, (H, W))
+        cols = np.floor(pts[:, 0] + 0.5).astype(np.int64)
+        rows = np.floor(pts[:, 1] + 0.5).astype(np.int64)
         out[rows, cols] = True
     return out
 
@@ -237,13 +251,16 @@ class FixationDataset:
     name: a short label (``"osie"``, the CSV's stem, ...).
     items: the images.
     root: the folder it was read from.
-    pixels_per_degree: the display resolution in pixels per degree of visual angle, when known.
+    pixels_per_degree: the display resolution in pixels per degree of visual angle, when known (an
+        image's own :attr:`ImageFixations.pixels_per_degree` takes precedence).
+    unreadable: source name -> reason, for images left out because their file could not be read.
     """
 
     name: str
     items: tuple[ImageFixations, ...]
     root: Path | None = None
     pixels_per_degree: float | None = None
+    unreadable: dict[str, str] = field(default_factory=dict, compare=False)
     _by_name: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -273,6 +290,20 @@ class FixationDataset:
     @property
     def n_fixations(self) -> int:
         return sum(len(it) for it in self.items)
+
+    @property
+    def n_clipped(self) -> int:
+        """Fixations clipped onto an image border when the data were read (see :func:`load_csv`)."""
+        return sum(it.n_clipped for it in self.items)
+
+    @property
+    def n_dropped(self) -> int:
+        """Fixations left out because they lay outside their image (``outside="drop"``)."""
+        return sum(it.n_dropped for it in self.items)
+
+    def ppd(self, item: ImageFixations) -> float | None:
+        """Pixels per degree of one image: its own value, else the data set's, else ``None``."""
+        return item.pixels_per_degree if item.pixels_per_degree is not None else self.pixels_per_degree
 
     @property
     def has_subjects(self) -> bool:
@@ -305,14 +336,27 @@ class FixationDataset:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, after its EXIF rotation.
+
+    Only the header is read, so a decompression bomb's size is read too (without the pixel-count check;
+    :func:`salience.load_image` refuses it later, when the evaluation loads it, and that image is skipped).
+    """
+    import warnings
+
     from PIL import Image
 
+    saved = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
-    except (OSError, ValueError) as exc:
+        Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+    except Exception as exc:  # Pillow raises many kinds on a hostile header
         raise ImageReadError(f"cannot read the size of image '{path}': {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
     if orientation in (5, 6, 7, 8):  # load_image applies the EXIF rotation: so must the size
         w, h = h, w
     return int(w), int(h)
@@ -346,6 +390,8 @@ def load_osie(root: str | os.PathLike | None = None) -> FixationDataset:
         )
     import scipy.io
 
+    from .metrics.points import clip_to_image
+
     try:
         records = scipy.io.loadmat(str(mat_path), squeeze_me=True, struct_as_record=False)["fixations"]
     except Exception as exc:  # scipy raises many kinds on a corrupt file
@@ -375,14 +421,14 @@ def load_osie(root: str | os.PathLike | None = None) -> FixationDataset:
             subj.append(np.full(x.shape, str(s_idx + 1), dtype=object))
         x = np.concatenate(xs) if xs else _empty()
         y = np.concatenate(ys) if ys else _empty()
-        bad = ~np.isfinite(x) | ~np.isfinite(y) | (x < -0.5) | (x >= w - 0.5) | (y < -0.5) | (y >= h - 0.5)
-        if bad.any():
-            raise DataError(f"'{mat_path}': image {img_name} has {int(bad.sum())} fixation(s) outside the "
-                            f"{w} x {h} image")
+        try:  # the one border rule: up to one pixel out is clipped (and counted), further out refused
+            pts, clipped = clip_to_image(np.stack([x, y], axis=1), (h, w), name=f"image {img_name}")
+        except InputError as exc:
+            raise DataError(f"'{mat_path}': {exc}") from None
         items.append(ImageFixations(
-            name=Path(img_name).stem, image_path=path, size=(w, h), x=x, y=y,
+            name=Path(img_name).stem, image_path=path, size=(w, h), x=pts[:, 0].copy(), y=pts[:, 1].copy(),
             subject=np.concatenate(subj).astype(str) if subj else np.zeros(0, dtype=str),
-            onset=None, duration=np.concatenate(dur) if dur else _empty(),
+            onset=None, duration=np.concatenate(dur) if dur else _empty(), n_clipped=int(clipped.sum()),
         ))
     items.sort(key=lambda it: it.name)
     return FixationDataset("osie", tuple(items), root=folder)
@@ -391,6 +437,15 @@ def load_osie(root: str | os.PathLike | None = None) -> FixationDataset:
 # --------------------------------------------------------------------------------------------------------
 # the generic CSV layout
 # --------------------------------------------------------------------------------------------------------
+
+#: what ``load_csv(outside=...)`` does with a point beyond its image (see :mod:`salience.metrics.points`)
+OUTSIDE_RULES = ("clip", "error", "drop")
+#: time units of the onset / duration columns, and their factor to milliseconds
+TIME_UNITS = {"ms": 1.0, "s": 1000.0}
+_UNIT_WORDS = {"ms": "ms", "msec": "ms", "millisecond": "ms", "milliseconds": "ms",
+               "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s"}
+_PPD_COLUMNS = ("pixels_per_degree", "ppd")
+
 
 def _find_csv(folder: Path) -> Path:
     preferred = folder / "fixations.csv"
@@ -406,20 +461,206 @@ def _find_csv(folder: Path) -> Path:
                     "fixations file fixations.csv or pass the CSV's path")
 
 
-def _index_images(folder: Path) -> dict[str, Path]:
-    """Images of a folder by file name and by stem (a stem shared by two files is ambiguous: dropped)."""
-    table: dict[str, Path] = {}
-    stems: dict[str, list[Path]] = {}
-    if not folder.is_dir():
-        return table
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
-            table[p.name] = p
-            stems.setdefault(p.stem, []).append(p)
-    for stem, paths in stems.items():
-        if len(paths) == 1 and stem not in table:
-            table[stem] = paths[0]
-    return table
+class _ImageIndex:
+    """The images of a folder, found by exact file name, by a unique stem, or by a path inside the folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.by_name: dict[str, Path] = {}
+        self.by_stem: dict[str, list[Path]] = {}
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
+                    self.by_name[p.name] = p
+                    self.by_stem.setdefault(p.stem, []).append(p)
+
+    def find(self, image: str, where: str) -> Path:
+        if image in self.by_name:
+            return self.by_name[image]
+        paths = self.by_stem.get(image, [])
+        if len(paths) == 1:
+            return paths[0]
+        if len(paths) > 1:
+            raise DataError(f"{where}: image {image!r} is ambiguous: {', '.join(p.name for p in paths)} are all in "
+                            f"'{self.folder}'; write the file name with its extension")
+        if "/" in image or os.sep in image:
+            p = self.folder / image
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and p.resolve().parent == self.folder.resolve():
+                return p
+        raise DataError(f"{where}: unknown image {image!r}; it is not in the image folder '{self.folder}' "
+                        "(give the file name, e.g. cat.jpg, or its stem when no other image shares it)")
+
+
+def _read_text(csv_path: Path, encoding: str | None) -> str:
+    """The CSV's text: ``encoding`` when given, else UTF-8 (with or without BOM) or UTF-16 with a BOM."""
+    try:
+        data = csv_path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot open '{csv_path}': {exc.strerror or exc}") from None
+    if encoding is None:
+        encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} for '{csv_path}' (e.g. utf-8, latin-1, utf-16)") from None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        hint = ("it is probably Latin-1 / Windows-1252" if encoding.startswith("utf-8") else
+                "check the file's encoding")
+        raise DataError(
+            f"'{csv_path}' line {line}: byte 0x{data[exc.start]:02x} is not valid {encoding.upper()}; {hint}: "
+            "save it as UTF-8, or pass its encoding (encoding='latin-1', --csv-encoding latin-1)"
+        ) from None
+
+
+@dataclass
+class _CsvHeader:
+    """Where each column of the generic layout is, and the unit of the time columns."""
+
+    cols: dict[str, int]
+    optional: list[str]
+    ppd: int | None
+    time_factor: float
+    n_fields: int
+
+
+def _time_column(name: str) -> tuple[str, str | None] | None:
+    """``("onset", "s")`` for headers such as ``onset``, ``onset_s``, ``onset (ms)``, ``duration[sec]``."""
+    import re
+
+    m = re.fullmatch(r"(onset|duration)(?:\s*[_\s(\[]\s*([a-z]+)\s*[)\]]?)?", name)
+    if m is None:
+        return None
+    unit = m.group(2)
+    if unit is not None and unit not in _UNIT_WORDS:
+        return None
+    return m.group(1), (_UNIT_WORDS[unit] if unit else None)
+
+
+def _parse_header(header: list[str], where: str, time_unit: str | None) -> _CsvHeader:
+    names = [h.strip().lower() for h in header]
+    cols: dict[str, int] = {}
+    units: dict[str, str] = {}
+    for i, n in enumerate(names):
+        t = _time_column(n)
+        key = t[0] if t else n
+        if key in cols:
+            raise DataError(f"{where} line 1: column {key!r} appears twice")
+        cols[key] = i
+        if t and t[1]:
+            units[key] = t[1]
+    missing = [c for c in CSV_COLUMNS["required"] if c not in cols]
+    if missing:
+        raise DataError(
+            f"{where} line 1: missing column(s) {', '.join(missing)}; the header must have image, "
+            f"subject, x, y (optional onset, duration), got {', '.join(h.strip() for h in header) or 'nothing'}"
+        )
+    if len(set(units.values())) > 1:
+        raise DataError(f"{where} line 1: onset and duration are in different units ({units}); use one unit")
+    unit = next(iter(units.values()), None)
+    if time_unit is not None:
+        if time_unit not in TIME_UNITS:
+            raise DataError(f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
+        if unit is not None and unit != time_unit:
+            raise DataError(f"{where} line 1: the header says the times are in {unit}, but time_unit={time_unit!r} "
+                            "was asked for; drop one")
+        unit = time_unit
+    ppd = next((cols[c] for c in _PPD_COLUMNS if c in cols), None)
+    optional = [c for c in CSV_COLUMNS["optional"] if c in cols]
+    return _CsvHeader(cols, optional, ppd, TIME_UNITS[unit or "ms"], len(header))
+
+
+def _number(row: list[str], i: int, column: str, where: str) -> float:
+    text = row[i].strip()
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise DataError(f"{where}: column {column} is {text!r}, expected a finite number (drop rows with lost tracking)")
+    return v
+
+
+@dataclass
+class _ImageRows:
+    """What the CSV holds for one image while it is being read."""
+
+    path: Path
+    size: tuple[int, int]
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    subject: list[str] = field(default_factory=list)
+    onset: list[float] = field(default_factory=list)
+    duration: list[float] = field(default_factory=list)
+    ppd: float | None = None
+    n_clipped: int = 0
+    n_dropped: int = 0
+
+
+def _place_point(x: float, y: float, rec: _ImageRows, outside: str, where: str) -> tuple[float, float] | None:
+    """The border rule for one CSV point: the point, the clipped point, ``None`` (dropped), or an error."""
+    from .metrics.points import BORDER_TOLERANCE, outside_distance
+
+    w, h = rec.size
+    d = float(outside_distance(x, y, w, h))
+    if d == 0.0:
+        return x, y
+    if outside == "drop":
+        rec.n_dropped += 1
+        return None
+    if outside == "clip" and d <= BORDER_TOLERANCE:
+        rec.n_clipped += 1
+        return min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)
+    limit = "" if outside == "error" else f" by more than {BORDER_TOLERANCE:g} pixel"
+    raise DataError(
+        f"{where}: point (x={x:g}, y={y:g}) is outside image {rec.path.name} ({w} x {h}){limit}; x and y are "
+        f"0-based pixel coordinates, 0 <= x <= {w - 1}, 0 <= y <= {h - 1} (subtract 1 from 1-based MATLAB "
+        "coordinates); points up to one pixel outside are clipped onto the border with outside='clip', and "
+        "outside='drop' (--outside drop) leaves every outside point out"
+    )
+
+
+def _read_row(row: list[str], hd: _CsvHeader, where: str, index: _ImageIndex,
+              per_image: dict[str, _ImageRows], outside: str) -> None:
+    """Validate one CSV row and add its fixation to its image's record."""
+    if len(row) < hd.n_fields:
+        raise DataError(f"{where}: {len(row)} field(s), the header has {hd.n_fields}")
+    img_path = index.find(row[hd.cols["image"]].strip(), where)
+    name = img_path.stem
+    rec = per_image.get(name)
+    if rec is None:
+        rec = per_image[name] = _ImageRows(img_path, _image_size(img_path))
+    elif rec.path != img_path:
+        raise DataError(f"{where}: {img_path.name} and {rec.path.name} both have fixations, but images are named "
+                        f"by file stem ({name!r}: saliency maps are matched by it); rename one of them")
+    vals = {c: _number(row, hd.cols[c], c, where) for c in ("x", "y", *hd.optional)}
+    if vals.get("duration", 0.0) < 0:
+        raise DataError(f"{where}: negative duration {vals['duration']:g}")
+    if hd.ppd is not None:
+        ppd = _number(row, hd.ppd, "pixels_per_degree", where)
+        if ppd <= 0 or (rec.ppd is not None and ppd != rec.ppd):
+            raise DataError(f"{where}: pixels_per_degree {ppd:g} must be > 0 and the same on every row of image "
+                            f"{img_path.name} (earlier rows: {rec.ppd})")
+        rec.ppd = ppd
+    placed = _place_point(vals["x"], vals["y"], rec, outside, where)
+    if placed is None:
+        return
+    rec.x.append(placed[0])
+    rec.y.append(placed[1])
+    rec.subject.append(row[hd.cols["subject"]].strip() or "?")
+    for c in hd.optional:
+        getattr(rec, c).append(vals[c] * hd.time_factor)
+
+
+def _item_from_rows(name: str, rec: _ImageRows, optional: Sequence[str]) -> ImageFixations:
+    return ImageFixations(
+        name=name, image_path=rec.path, size=rec.size,
+        x=np.asarray(rec.x, dtype=np.float64), y=np.asarray(rec.y, dtype=np.float64),
+        subject=np.asarray(rec.subject, dtype=str),
+        onset=np.asarray(rec.onset, dtype=np.float64) if "onset" in optional else None,
+        duration=np.asarray(rec.duration, dtype=np.float64) if "duration" in optional else None,
+        n_clipped=rec.n_clipped, n_dropped=rec.n_dropped, pixels_per_degree=rec.ppd,
+    )
 
 
 def load_csv(
@@ -427,6 +668,9 @@ def load_csv(
     *,
     images: str | os.PathLike | None = None,
     pixels_per_degree: float | None = None,
+    outside: str = "clip",
+    time_unit: str | None = None,
+    encoding: str | None = None,
 ) -> FixationDataset:
     """Load the generic layout: a folder of images plus one CSV of fixations.
 
@@ -435,20 +679,73 @@ def load_csv(
     one, otherwise next to the CSV.
 
     The CSV has a header row with the columns ``image``, ``subject``, ``x``, ``y`` and optionally
-    ``onset`` and ``duration`` (in milliseconds); other columns are ignored.  ``image`` is the image's file
-    name (``cat.jpg``) or its stem (``cat``); ``subject`` any label; ``x``, ``y`` are **0-based pixel
-    coordinates with pixel centres at integers** (column, row; ``0 <= x <= W - 1`` for fixations on pixel
-    centres, ``-0.5 <= x < W - 0.5`` at most).  Data in 1-based (MATLAB) coordinates must have 1
-    subtracted first.  Images without a row in the CSV are not part of the data set.
+    ``onset`` and ``duration``, and ``pixels_per_degree`` (or ``ppd``; one value per image, for blurs
+    given in degrees); other columns are ignored.  ``image`` is the image's exact file name (``cat.jpg``),
+    or its stem (``cat``) when no other image in the folder has that stem; two files with one stem
+    (``cat.jpg``, ``cat.png``) cannot both be used, since images are named by stem.  ``subject`` is any
+    label; ``x``, ``y`` are **0-based pixel coordinates with pixel centres at integers** (column, row;
+    ``0 <= x <= W - 1`` for fixations on pixel centres, ``-0.5 <= x < W - 0.5`` at most).  Data in
+    1-based (MATLAB) coordinates must have 1 subtracted first.  Images without a row are not part of the
+    data set.
 
-    Raises :class:`~salience.errors.DataError`, naming the CSV line, for: a missing column, an unknown
-    image, a non-numeric or missing value, a point outside its image, and an empty file.
+    ``outside``: what to do with a point beyond its image: ``"clip"`` (default) moves a point at most one
+    pixel outside onto the border pixel (counted in :attr:`ImageFixations.n_clipped`) and refuses one
+    further out; ``"error"`` refuses every outside point; ``"drop"`` leaves every outside point out
+    (counted in :attr:`ImageFixations.n_dropped`).  ``time_unit``: ``"ms"`` or ``"s"``, the unit of onset
+    and duration; a header such as ``duration_s`` or ``onset (ms)`` says it too (the two must agree);
+    neither: milliseconds.  Times are stored in milliseconds.  ``encoding``: the text encoding; default
+    UTF-8 (with or without a BOM) or UTF-16 with a BOM.
+
+    Raises :class:`~salience.errors.DataError`, naming the CSV line, for: a missing column, an unknown or
+    ambiguous image, a non-numeric or missing value, a point outside its image (see ``outside``), text in
+    another encoding, and an empty file.  An image whose size cannot be read is left out and listed in
+    :attr:`FixationDataset.unreadable` (the evaluation reports it as skipped).
     """
+    if outside not in OUTSIDE_RULES:
+        raise DataError(f"outside must be one of {', '.join(OUTSIDE_RULES)}, got {outside!r}")
+    csv_path, img_dir = _csv_paths(path, images)
+    index = _ImageIndex(img_dir)
+    text = _read_text(csv_path, encoding)
+    reader = csv.reader(_io.StringIO(text, newline=""))
+    where = f"'{csv_path}'"
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{where} is empty; expected a header row: image,subject,x,y[,onset,duration]") from None
+    except csv.Error as exc:
+        raise DataError(f"{where} line 1: not valid CSV ({exc})") from None
+    hd = _parse_header(header, where, time_unit)
+    per_image: dict[str, _ImageRows] = {}
+    unreadable: dict[str, str] = {}
+    n_rows = 0
+    try:
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            n_rows += 1
+            at = f"{where} line {reader.line_num}"
+            try:
+                _read_row(row, hd, at, index, per_image, outside)
+            except ImageReadError as exc:
+                unreadable.setdefault(Path(row[hd.cols["image"]].strip()).stem, str(exc))
+    except csv.Error as exc:
+        raise DataError(f"{where} line {reader.line_num}: not valid CSV ({exc})") from None
+    if n_rows == 0:
+        raise DataError(f"{where} has a header but no fixation rows")
+    items = tuple(_item_from_rows(name, per_image[name], hd.optional) for name in sorted(per_image))
+    return FixationDataset(csv_path.stem, items, root=csv_path.parent, pixels_per_degree=pixels_per_degree,
+                           unreadable=unreadable)
+
+
+def _csv_paths(path: str | os.PathLike, images: str | os.PathLike | None) -> tuple[Path, Path]:
+    """The CSV file and the image folder of :func:`load_csv`."""
     p = Path(path).expanduser()
     if p.is_dir():
         csv_path = _find_csv(p)
     elif p.is_file():
         csv_path = p
+    elif p.exists():
+        raise DataError(f"'{p}' is not a regular file; pass a CSV file of fixations or the folder holding it")
     else:
         raise DataError(f"'{p}' does not exist; pass a CSV file of fixations or the folder holding it")
     if images is not None:
@@ -457,94 +754,7 @@ def load_csv(
             raise DataError(f"image folder '{img_dir}' does not exist")
     else:
         img_dir = csv_path.parent / "images" if (csv_path.parent / "images").is_dir() else csv_path.parent
-    index = _index_images(img_dir)
-    try:
-        fh = open(csv_path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"cannot open '{csv_path}': {exc.strerror or exc}") from None
-    per_image: dict[str, dict[str, list]] = {}
-    sizes: dict[str, tuple[int, int]] = {}
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"'{csv_path}' is empty; expected a header row: image,subject,x,y[,onset,duration]") from None
-        except csv.Error as exc:
-            raise DataError(f"'{csv_path}' line 1: not valid CSV ({exc})") from None
-        cols = {name.strip().lower(): i for i, name in enumerate(header)}
-        missing = [c for c in CSV_COLUMNS["required"] if c not in cols]
-        if missing:
-            raise DataError(
-                f"'{csv_path}' line 1: missing column(s) {', '.join(missing)}; the header must have image, "
-                f"subject, x, y (optional onset, duration), got {', '.join(h.strip() for h in header) or 'nothing'}"
-            )
-        optional = [c for c in CSV_COLUMNS["optional"] if c in cols]
-        n_rows = 0
-        try:
-            for row in reader:
-                line = reader.line_num
-                if not row or all(not c.strip() for c in row):
-                    continue
-                n_rows += 1
-                if len(row) < len(header):
-                    raise DataError(f"'{csv_path}' line {line}: {len(row)} field(s), the header has {len(header)}")
-                image = row[cols["image"]].strip()
-                key = image if image in index else Path(image).name
-                if key not in index:
-                    raise DataError(
-                        f"'{csv_path}' line {line}: unknown image {image!r}; it is not in the image folder "
-                        f"'{img_dir}' (match by file name or stem)"
-                    )
-                img_path = index[key]
-                name = img_path.stem
-                if name not in sizes:
-                    sizes[name] = _image_size(img_path)
-                w, h = sizes[name]
-                vals = {}
-                for c in ("x", "y", *optional):
-                    text = row[cols[c]].strip()
-                    try:
-                        v = float(text)
-                    except ValueError:
-                        v = math.nan
-                    if not math.isfinite(v):
-                        raise DataError(f"'{csv_path}' line {line}: column {c} is {text!r}, expected a finite "
-                                        "number (drop rows with lost tracking)")
-                    vals[c] = v
-                x, y = vals["x"], vals["y"]
-                if not (-0.5 <= x < w - 0.5 and -0.5 <= y < h - 0.5):
-                    raise DataError(
-                        f"'{csv_path}' line {line}: point (x={x:g}, y={y:g}) is outside image {img_path.name} "
-                        f"({w} x {h}); x and y are 0-based pixel coordinates, 0 <= x <= {w - 1}, "
-                        f"0 <= y <= {h - 1} (subtract 1 from 1-based MATLAB coordinates)"
-                    )
-                if "duration" in vals and vals["duration"] < 0:
-                    raise DataError(f"'{csv_path}' line {line}: negative duration {vals['duration']:g}")
-                rec = per_image.setdefault(name, {"path": img_path, "x": [], "y": [], "subject": [],
-                                                  "onset": [], "duration": []})
-                rec["x"].append(x)
-                rec["y"].append(y)
-                rec["subject"].append(row[cols["subject"]].strip() or "?")
-                for c in optional:
-                    rec[c].append(vals[c])
-        except csv.Error as exc:
-            raise DataError(f"'{csv_path}' line {reader.line_num}: not valid CSV ({exc})") from None
-        except UnicodeDecodeError:
-            raise DataError(f"'{csv_path}' is not UTF-8 text; save it as UTF-8 CSV") from None
-    if n_rows == 0:
-        raise DataError(f"'{csv_path}' has a header but no fixation rows")
-    items = []
-    for name in sorted(per_image):
-        rec = per_image[name]
-        items.append(ImageFixations(
-            name=name, image_path=rec["path"], size=sizes[name],
-            x=np.asarray(rec["x"], dtype=np.float64), y=np.asarray(rec["y"], dtype=np.float64),
-            subject=np.asarray(rec["subject"], dtype=str),
-            onset=np.asarray(rec["onset"], dtype=np.float64) if "onset" in optional else None,
-            duration=np.asarray(rec["duration"], dtype=np.float64) if "duration" in optional else None,
-        ))
-    return FixationDataset(csv_path.stem, tuple(items), root=csv_path.parent, pixels_per_degree=pixels_per_degree)
+    return csv_path, img_dir
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -718,11 +928,19 @@ def load_saliency_map(path: str | os.PathLike, *, shape: tuple[int, int] | None 
 
 
 def find_saliency_maps(folder: str | os.PathLike, names: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
-    """Match the map files of ``folder`` to image ``names`` by file stem.
+    """Match the map files of ``folder`` to image ``names``.
 
-    Returns ``(found, missing)``: ``found[name]`` is the map file, ``missing`` the names without one.  A
-    stem with both a ``.npy`` and an image file takes the ``.npy`` (lossless).
+    A map belongs to an image when its file stem is the image's name (``001.npy``) or the image's name
+    followed by ``_<method>`` with a method of the registry (``001_itti.npy``: how ``salience map --npy``
+    and ``salience explain --npy`` name their maps; their ``_overlay`` / ``_scanpath`` / ``_panel`` PNGs
+    are not maps and are ignored).  A map with both a ``.npy`` and an image file takes the ``.npy``
+    (lossless).  Two methods' maps of one image in one folder are ambiguous: a
+    :class:`~salience.errors.DataError` asks for one folder per method.
+
+    Returns ``(found, missing)``: ``found[name]`` is the map file, ``missing`` the names without one.
     """
+    from .registry import method_names
+
     d = Path(folder).expanduser()
     if not d.is_dir():
         raise DataError(f"saliency-map folder '{d}' does not exist")
@@ -731,8 +949,19 @@ def find_saliency_maps(folder: str | os.PathLike, names: Sequence[str]) -> tuple
         if p.is_file() and p.suffix.lower() in MAP_EXTENSIONS:
             if p.stem not in by_stem or p.suffix.lower() == ".npy":
                 by_stem[p.stem] = p
-    found = {n: by_stem[n] for n in names if n in by_stem}
-    missing = [n for n in names if n not in by_stem]
+    suffixes = [f"_{m}" for m in method_names()]
+    found: dict[str, Path] = {}
+    for n in names:
+        if n in by_stem:
+            found[n] = by_stem[n]
+            continue
+        mine = [by_stem[n + suf] for suf in suffixes if n + suf in by_stem]
+        if len(mine) > 1:
+            raise DataError(f"saliency-map folder '{d}' holds maps of several methods for image {n!r} "
+                            f"({', '.join(p.name for p in mine)}); put each method's maps in a folder of its own")
+        if mine:
+            found[n] = mine[0]
+    missing = [n for n in names if n not in found]
     return found, missing
 
 

@@ -54,26 +54,6 @@ def _working_size(height: int, width: int, target_width: int) -> tuple[int, int]
     return h, w
 
 
-#: Largest memory the two blur operators of the working copy may take (an (n, n) float32 matrix per axis).
-_BLUR_OPERATOR_LIMIT = 256 * 2**20
-
-
-def _check_working_size(name: str, height: int, width: int, h: int, w: int) -> None:
-    """Refuse, before anything is allocated, a working copy whose blur operators would not fit: a very
-    elongated image (1 x 100000) keeps its aspect ratio in the small copy, so one side stays huge."""
-    need = 4 * (h * h + w * w)
-    if need > _BLUR_OPERATOR_LIMIT:
-        from ..errors import ImageTooLargeError
-        from ..limits import format_bytes
-
-        raise ImageTooLargeError(
-            f"{name} works on a small copy of the image with its aspect ratio kept; this {width} x {height} "
-            f"image makes it {w} x {h}, whose blur would need {format_bytes(need)} (the limit is "
-            f"{format_bytes(_BLUR_OPERATOR_LIMIT)}); crop or tile the image into pieces whose long side is "
-            "at most about 100 times the short side"
-        )
-
-
 def _downsample(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     """Area-average (anti-aliased) reduction to (h, w).
 
@@ -95,26 +75,28 @@ def _downsample(arr: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _blur_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) matrix of a 1-D Gaussian blur along an axis of length n, zeros beyond the border."""
+def _blur_kernel(sigma: float) -> np.ndarray:
+    """float32 ``(k, 1)`` Gaussian of standard deviation ``sigma``, truncated at 3 sigma (``k`` odd)."""
     ksize = 2 * int(math.ceil(3.0 * sigma)) + 1
-    eye = np.eye(n, dtype=np.float32)
-    # Column j of the operator is the blur of the unit impulse at j.
-    op = cv2.GaussianBlur(eye, (1, ksize), sigmaX=1e-3, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-    op.setflags(write=False)
-    return op
+    kernel = cv2.getGaussianKernel(ksize, sigma, cv2.CV_32F)
+    kernel.setflags(write=False)
+    return kernel
 
 
 def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur (kernel truncated at 3 sigma) of a small 2-D map, with zeros beyond the border.
 
     Zero padding is what the authors' MATLAB code gets from ``imfilter`` (and it keeps a blob near the
-    border from peaking on the border, as a mirrored border would make it).  Written as two small matrix
-    products, ``By @ arr @ Bx.T``, which on a 64-pixel map is several times faster than a direct 2-D
-    filter with a kernel as large as the map.
+    border from peaking on the border, as a mirrored border would make it).  A separable OpenCV filter:
+    every output value is summed in the same order whatever the number of threads.  (Written before as
+    two matrix products with the blur operators, ``By @ arr @ Bx.T``; OpenBLAS splits those products
+    differently with one thread than with several, which moved maps by 1-3 float32 ulps between machines
+    and thread settings; see docs/performance.md for the speed of both.)
     """
-    h, w = arr.shape
-    return (_blur_matrix(h, sigma) @ arr @ _blur_matrix(w, sigma).T).astype(np.float32, copy=False)
+    k = _blur_kernel(float(sigma))
+    out = cv2.sepFilter2D(np.ascontiguousarray(arr, dtype=np.float32), cv2.CV_32F, k, k,
+                          borderType=cv2.BORDER_CONSTANT)
+    return out
 
 
 def _normalise_and_resize(sal: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -190,7 +172,6 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     img = method_input(image)
     H, W = img.shape[:2]
     h, w = _working_size(H, W, width)
-    _check_working_size("spectral-residual", H, W, h, w)
     gray = _downsample(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), h, w)
     if float(gray.max() - gray.min()) <= 1e-6:  # no structure at all: nothing stands out
         return np.zeros((H, W), np.float32)
@@ -292,7 +273,6 @@ def image_signature(image: Any, *, width: int = 64, sigma: float = 0.045, colors
     img = method_input(image)
     H, W = img.shape[:2]
     h, w = _working_size(H, W, width)
-    _check_working_size("image-signature", H, W, h, w)
     small = _downsample(img, h, w)
     chans = _lab(small) if space == "lab" else small
     chans = chans.astype(np.float64)

@@ -24,7 +24,8 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "medical", "video", "methods", "demo")
+COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "medical", "video", "methods", "demo",
+            "serve")
 
 EPILOG = """\
 examples:
@@ -39,6 +40,7 @@ examples:
   salience medical scan.dcm --window 40,400 --overlay
   salience methods
   salience demo
+  salience serve --port 8000
 
 exit status: 0 all inputs done, 1 some inputs failed (each reported on one line), 2 bad usage,
   3 stopped: outputs cannot be written (full disk, read-only or unwritable folder, --out is a file,

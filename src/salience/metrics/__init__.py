@@ -34,6 +34,7 @@ from .fixation import (
     information_gain,
     kld,
     nss,
+    parse_metrics,
     pixels_per_degree,
     prepare_ground_truth,
     sauc,

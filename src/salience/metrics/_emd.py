@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["emd_hat_gd_metric", "ground_distance", "transport_cost", "HAVE_NUMBA"]
+__all__ = ["emd_hat_gd_metric", "ground_distance", "grid_distance_block", "transport_cost", "HAVE_NUMBA"]
 
 import importlib.util
 
@@ -312,16 +312,34 @@ def transport_cost(supply: np.ndarray, demand: np.ndarray, cost: np.ndarray, *, 
     return _transport_highs(supply, demand, cost)
 
 
-def emd_hat_gd_metric(p: np.ndarray, q: np.ndarray, dist: np.ndarray, *, solver: str = "auto") -> float:
+def grid_distance_block(rows: int, cols: int, src: np.ndarray, snk: np.ndarray) -> np.ndarray:
+    """``ground_distance(rows, cols)[np.ix_(src, snk)]`` without the full matrix (bit-identical values).
+
+    The full matrix of a 3888 x 2592 image's 81 x 122 grid has 9,882^2 entries (780 MB); the transport
+    problem needs only the rows of the bins with surplus and the columns of those with deficit.
+    """
+    k = np.arange(rows * cols)
+    r = (k % rows).astype(np.float64)  # column-major bin order, as ground_distance
+    c = (k // rows).astype(np.float64)
+    return np.sqrt((r[src, None] - r[None, snk]) ** 2 + (c[src, None] - c[None, snk]) ** 2)
+
+
+def emd_hat_gd_metric(p: np.ndarray, q: np.ndarray, dist, *, solver: str = "auto") -> float:
     """FastEMD's ``emd_hat_gd_metric(P, Q, D, extra_mass_penalty=0)`` for float histograms.
 
-    ``p``, ``q``: 1-D histograms of equal length (any sign); ``dist``: metric ground distance matrix.
+    ``p``, ``q``: 1-D histograms of equal length (any sign); ``dist``: metric ground distance matrix, or
+    the grid's ``(rows, cols)`` for the Euclidean distance of :func:`ground_distance` (then only the block
+    the problem needs is computed: :func:`grid_distance_block`).
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     sum_p = float(np.sum(p))
     sum_q = float(np.sum(q))
-    max_c = float(dist.max())
+    grid = dist if isinstance(dist, tuple) else None
+    if grid is not None:  # the largest distance is between opposite corners: the same float as dist.max()
+        max_c = float(np.sqrt(float((grid[0] - 1) ** 2 + (grid[1] - 1) ** 2)))
+    else:
+        max_c = float(dist.max())
     if max_c <= 0.0:
         return 0.0
     # 1. pre-flow inside each bin (also moves negative mass to the other side)
@@ -332,12 +350,12 @@ def emd_hat_gd_metric(p: np.ndarray, q: np.ndarray, dist: np.ndarray, *, solver:
     c_norm = _MULT / max_c
     ip = np.floor(pp * pq_norm + 0.5).astype(np.int64)
     iq = np.floor(qq * pq_norm + 0.5).astype(np.int64)
-    ic = np.floor(dist * c_norm + 0.5).astype(np.int64)
     src = np.nonzero(ip > 0)[0]
     snk = np.nonzero(iq > 0)[0]
     supply = ip[src]
     demand = iq[snk]
-    cost = ic[np.ix_(src, snk)]
+    block = grid_distance_block(grid[0], grid[1], src, snk) if grid is not None else dist[np.ix_(src, snk)]
+    cost = np.floor(block * c_norm + 0.5).astype(np.int64)
     # 3. extra mass of the heavier side is free (extra_mass_penalty = 0): a zero-cost dummy node
     diff = int(supply.sum() - demand.sum())
     if diff > 0:

@@ -25,7 +25,8 @@ Inputs
     integer count map, see :func:`fixation_map_from_points`, counts each pixel that many times under
     ``tuebingen``).  Points
     go to the pixel ``(floor(y + 0.5), floor(x + 0.5))`` (MATLAB's ``round`` of the 1-based coordinate,
-    halves away from zero; *not* ``numpy.round``); they must lie in ``[-0.5, W - 0.5) x [-0.5, H - 0.5)``.
+    halves away from zero; *not* ``numpy.round``); they must lie in ``[-0.5, W - 0.5) x [-0.5, H - 0.5)``
+    (up to one pixel beyond it they are clipped onto the border: :mod:`salience.metrics.points`).
     Points are in the saliency map's pixel grid unless a fixation map fixes the image size (for a map of
     another size than the image, pass a (count) map made by :func:`fixation_map_from_points`).
 ``fixation_map``
@@ -57,10 +58,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import check_map
-from ._emd import emd_hat_gd_metric, ground_distance
+from ._emd import emd_hat_gd_metric
 from ._fast import (count_levels, fused_sums, jitter_counts_below, jitter_counts_below_fused, map_stats,
                     nonzero_bytes, quantised_levels, split_counts)
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
+from .points import clip_to_image
 
 __all__ = [
     "METRICS",
@@ -77,6 +79,7 @@ __all__ = [
     "information_gain",
     "emd",
     "evaluate",
+    "parse_metrics",
     "GroundTruth",
     "prepare_ground_truth",
     "fixation_density_map",
@@ -161,20 +164,10 @@ def _is_points(a: np.ndarray) -> bool:
 
 
 def _points_to_flat(pts: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
-    if pts.size and not np.all(np.isfinite(pts)):
-        raise InputError(f"{name} contain NaN or infinite coordinates; drop those rows first")
+    pts, _ = clip_to_image(pts, shape, name=name)  # the one border rule (metrics/points.py)
     h, w = shape
     col = np.floor(pts[:, 0] + 0.5).astype(np.int64)
     row = np.floor(pts[:, 1] + 0.5).astype(np.int64)
-    bad = (col < 0) | (col >= w) | (row < 0) | (row >= h)
-    if np.any(bad):
-        k = int(np.argmax(bad))
-        raise InputError(
-            f"{name}: {int(bad.sum())} point(s) lie outside the {h}x{w} image, e.g. (x, y) = "
-            f"({pts[k, 0]:g}, {pts[k, 1]:g}); expected 0-based pixel positions with "
-            f"-0.5 <= x < {w - 0.5:g} and -0.5 <= y < {h - 0.5:g} (convert 1-based MATLAB coordinates by "
-            "subtracting 1)"
-        )
     return row * w + col
 
 
@@ -753,9 +746,6 @@ def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None
     return val
 
 
-_DIST_CACHE: dict[tuple[int, int], np.ndarray] = {}
-
-
 def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
     im1 = gt.cached(("emd", downsize))
     im2 = imresize_bicubic(raw, im1.shape)
@@ -763,12 +753,7 @@ def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
     if s2 == 0 or not np.isfinite(s2):
         raise InputError("emd: the saliency map sums to zero after downsizing; it has no mass to move")
     im2 = im2 / s2
-    key = im1.shape
-    dist = _DIST_CACHE.get(key)
-    if dist is None:
-        dist = ground_distance(*key)
-        _DIST_CACHE[key] = dist
-    return emd_hat_gd_metric(im1.ravel(order="F"), im2.ravel(order="F"), dist)
+    return emd_hat_gd_metric(im1.ravel(order="F"), im2.ravel(order="F"), im1.shape)  # distances: only the block needed
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1134,14 +1119,23 @@ def degrees_to_pixels(deg: float, pixels_per_degree: float) -> float:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _parse_metrics(metrics: str | Iterable[str]) -> list[str]:
-    if isinstance(metrics, str):
-        names = list(METRICS) if metrics == "all" else [m.strip() for m in metrics.split(",") if m.strip()]
-    else:
-        names = list(metrics)
+def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+    """Metric names from ``"all"``, ``"kl,auc"`` or a list: aliases resolved, case and ``-``/``_`` free.
+
+    The one parser of metric names (:func:`evaluate`, ``salience evaluate --metrics``).  Returns the
+    canonical names of :data:`METRICS` in the order given, each once; ``"all"`` anywhere means all.
+
+    >>> parse_metrics("KL, auc-judd, nss")
+    ['kld', 'auc_judd', 'nss']
+    """
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    names = [n for n in names if str(n).strip()]
+    if any(str(n).strip().lower() == "all" for n in names):
+        names = list(METRICS)
     out: list[str] = []
     for name in names:
-        key = _ALIASES.get(str(name).lower(), str(name).lower())
+        low = str(name).strip().lower().replace("-", "_")
+        key = _ALIASES.get(low, low)
         if key not in METRICS:
             raise InputError(f"unknown metric {name!r}; expected 'all' or some of {', '.join(METRICS)}")
         if key not in out:
@@ -1205,7 +1199,7 @@ def evaluate(
     if nan_policy not in ("warn", "raise", "propagate"):
         raise InputError(f"nan_policy must be 'warn', 'raise' or 'propagate', got {nan_policy!r}")
     explicit = not (isinstance(metrics, str) and metrics == "all")
-    names = _parse_metrics(metrics)
+    names = parse_metrics(metrics)
     given = isinstance(fixations, GroundTruth)
     if given:
         passed = [k for k, v in (("fixation_map", fixation_map), ("other_fixations", other_fixations),
