@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import salience  # noqa: E402
-from salience import targets  # noqa: E402
-from salience.errors import InputError, ModelError  # noqa: E402
+import salience
+from salience import targets
+from salience.errors import InputError, ModelError
 
 
 def _classifier(n_classes: int = 4) -> torch.nn.Module:
@@ -183,7 +183,7 @@ def test_detection_on_random_weight_torchvision_detectors():
 
     torch.manual_seed(0)
     x = torch.rand(1, 3, 128, 128)
-    small = dict(min_size=128, max_size=128, num_classes=5)
+    small = {"min_size": 128, "max_size": 128, "num_classes": 5}
     nets = {
         "faster-rcnn": D.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
                                                               box_score_thresh=0.0, **small),

@@ -27,7 +27,8 @@ True
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,16 +39,16 @@ from .errors import InputError, MissingDependencyError, ModelError
 __all__ = [
     "TargetFunction",
     "class_score",
-    "top_k",
-    "multi_label",
     "contrastive",
-    "segmentation",
+    "describe_output",
     "detection",
     "embedding_similarity",
-    "reference_embedding",
-    "prompt",
     "minilm_encoder",
-    "describe_output",
+    "multi_label",
+    "prompt",
+    "reference_embedding",
+    "segmentation",
+    "top_k",
 ]
 
 _ACTIVATIONS = ("logit", "softmax", "log_softmax", "sigmoid")
@@ -103,7 +104,7 @@ def _main_tensor(output: Any, keys: tuple[str, ...] = ("out", "logits")) -> Any:
             if isinstance(output.get(k), torch.Tensor):
                 return output[k]
         return output
-    if hasattr(output, "logits") and isinstance(getattr(output, "logits"), torch.Tensor):
+    if hasattr(output, "logits") and isinstance(output.logits, torch.Tensor):
         return output.logits  # Hugging Face ModelOutput
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
@@ -646,10 +647,10 @@ def minilm_encoder() -> Callable[[list[str]], torch.Tensor]:
         )
     try:  # no progress bar on stderr while the weights load
         from transformers.utils import logging as hf_logging
-
+    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+        hf_logging = None
+    if hf_logging is not None and hasattr(hf_logging, "disable_progress_bar"):
         hf_logging.disable_progress_bar()
-    except Exception:  # pragma: no cover - an older transformers
-        pass
     st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
     def encode(texts: list[str]) -> torch.Tensor:
