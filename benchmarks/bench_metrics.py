@@ -288,7 +288,7 @@ def main(argv=None) -> int:
                                         convention=("mit", "tuebingen"))
                 for n, f, o in first}
         cont0 = {n: fixation_density_map(_fmap(f).astype(np.float64)) for n, f, _ in first}
-        for label, conv, mets, inside in sides:
+        for _label, conv, mets, inside in sides:
             run_ours_serial(first, folder, gts0, base, conv, mets, inside, cont0)
         for b0 in range(0, n_serial, args.block):
             block = tasks[b0 : min(b0 + args.block, n_serial)]
@@ -333,7 +333,7 @@ def main(argv=None) -> int:
         pw, pc = rows[-1][1], rows[-1][2]
         print()
         print("speed-up over pysaliency's 8 metrics (its time / ours, same run):")
-        for label, wall, cpu, n in rows[:-1]:
+        for label, wall, cpu, _n in rows[:-1]:
             print(f"  {label:76s} CPU {pc / cpu:5.1f}x  wall {pw / wall:5.1f}x")
     print()
     print(f"all 9 metrics, mit, gt computed inside, {len(tasks)} images, {args.workers} worker processes: "

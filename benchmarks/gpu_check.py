@@ -141,7 +141,7 @@ def main() -> int:
     print(f"  {'forward only':<18} {args.batch / t_fwd:9.0f} images/s")
     for name in ("gradcam", "guided-backprop", "gradient", "scorecam"):
         salience.explain(model_gpu, xb, name)  # warm-up (layer search is cached)
-        t = timed(lambda: salience.explain(model_gpu, xb, name))
+        t = timed(lambda name=name: salience.explain(model_gpu, xb, name))
         print(f"  {name:<18} {args.batch / t:9.0f} images/s  ({t / t_fwd:5.2f}x a forward pass)")
     print(f"\n{'all checks passed' if failures == 0 else f'{failures} check(s) failed'}")
     return 1 if failures else 0

@@ -6,7 +6,6 @@ with scikit-image and matplotlib (nothing is downloaded).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -63,7 +62,9 @@ def photo_file(tmp_path, photos) -> Path:
 def shared_data() -> Path:
     """The shared data folder: $SALIENCE_SHARED_DATA, else <repo>/../shared/data.  Skips (with the reason)
     only when that folder does not exist; CI has it."""
-    path = Path(os.environ.get("SALIENCE_SHARED_DATA") or REPO_ROOT / ".." / "shared" / "data").resolve()
+    from salience.datasets import shared_data_dir
+
+    path = shared_data_dir().resolve()
     if not path.is_dir():
         pytest.skip(f"shared data folder {path} is absent (set SALIENCE_SHARED_DATA to its location)")
     return path

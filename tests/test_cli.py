@@ -31,6 +31,7 @@ def _no_temp_files(folder: Path):
 
 
 def test_version(capsys):
+    """--version prints the package version and exits 0."""
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
@@ -38,6 +39,7 @@ def test_version(capsys):
 
 
 def test_help_lists_commands_and_examples(capsys):
+    """--help lists the sub-commands and shows examples."""
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
@@ -48,6 +50,7 @@ def test_help_lists_commands_and_examples(capsys):
 
 
 def test_map_help_has_examples_and_lists_registry_methods(capsys):
+    """map --help shows examples and every bottom-up method of the registry."""
     with pytest.raises(SystemExit):
         main(["map", "--help"])
     out = " ".join(capsys.readouterr().out.split())
@@ -57,11 +60,13 @@ def test_map_help_has_examples_and_lists_registry_methods(capsys):
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
+    """No sub-command prints the usage and exits 2."""
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
 
 
 def test_methods_lists_every_registry_name(capsys):
+    """salience methods prints every registry name with its paper."""
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     for m in methods():
@@ -69,6 +74,7 @@ def test_methods_lists_every_registry_name(capsys):
 
 
 def test_map_writes_every_requested_output(tmp_path, two_photos, capsys):
+    """map writes the map, overlay, npy, panel and scanpath files asked for, for every input."""
     out = tmp_path / "out"
     code = main(["map", *map(str, two_photos), "--method", "itti,spectral-residual", "--out", str(out),
                  "--overlay", "--npy", "--panel", "--scanpath", "3"])
@@ -94,12 +100,14 @@ def test_map_writes_every_requested_output(tmp_path, two_photos, capsys):
 
 
 def test_map_default_method_and_folder(tmp_path, two_photos, monkeypatch):
+    """Without options map writes the Itti-Koch map into salience-out/."""
     monkeypatch.chdir(tmp_path)
     assert main(["map", str(two_photos[0])]) == 0
     assert sorted(p.name for p in (tmp_path / "salience-out").iterdir()) == ["coffee_itti.png"]
 
 
 def test_one_error_line_per_bad_input_while_good_inputs_complete(tmp_path, two_photos, capsys):
+    """Each bad input gets one error line, the good ones are written, and the exit code is 1."""
     missing = tmp_path / "missing.jpg"
     text = tmp_path / "notes.png"
     text.write_text("not an image")
@@ -116,6 +124,7 @@ def test_one_error_line_per_bad_input_while_good_inputs_complete(tmp_path, two_p
 
 
 def test_existing_outputs_are_kept_unless_overwrite(tmp_path, two_photos, capsys):
+    """Existing outputs are never replaced without --overwrite."""
     out = tmp_path / "out"
     target = out / "coffee_frequency-tuned.png"
     out.mkdir()
@@ -132,6 +141,7 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, two_photos, capsys
 
 
 def test_too_large_input_is_refused_with_the_flag_to_raise_the_limit(tmp_path, two_photos, capsys):
+    """An image over --max-pixels is refused with a message naming the flag; 0 lifts the limit."""
     code = main(["map", str(two_photos[0]), "--out", str(tmp_path / "o"), "--max-pixels", "100"])
     assert code == 1
     assert "--max-pixels" in capsys.readouterr().err
@@ -147,6 +157,7 @@ def test_too_large_input_is_refused_with_the_flag_to_raise_the_limit(tmp_path, t
     (["--method", ","], "empty"),
 ])
 def test_bad_usage_exits_2_with_one_line(tmp_path, two_photos, capsys, argv, match):
+    """Bad options exit 2 with one error line and write nothing."""
     code = main(["map", str(two_photos[0]), "--out", str(tmp_path / "o"), *argv])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -155,6 +166,7 @@ def test_bad_usage_exits_2_with_one_line(tmp_path, two_photos, capsys, argv, mat
 
 
 def test_explanation_method_is_pointed_to_salience_explain(tmp_path, two_photos, capsys):
+    """An explanation method given to map is refused with a pointer to salience explain."""
     names = method_names("explanation")
     if not names:
         pytest.skip("no explanation methods registered")
@@ -163,6 +175,7 @@ def test_explanation_method_is_pointed_to_salience_explain(tmp_path, two_photos,
 
 
 def test_same_stem_twice_gets_distinct_outputs(tmp_path, photos):
+    """Two inputs with the same file stem get distinct output names."""
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
@@ -174,15 +187,14 @@ def test_same_stem_twice_gets_distinct_outputs(tmp_path, photos):
 
 def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, monkeypatch):
     """The bottom-up part of the demo (the explanation part is stubbed out: it has its own tests)."""
-    import types
-
+    from salience import demo
     from salience.demo import run_demo
     from salience.errors import MissingDependencyError
 
     def skipped(photos, out_dir):
         raise MissingDependencyError("stubbed out in this test")
 
-    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=skipped))
+    monkeypatch.setattr(demo, "demo_explanations", skipped)
 
     index = run_demo(tmp_path / "demo", max_side=96)
     assert index == tmp_path / "demo" / "index.html"
@@ -198,9 +210,7 @@ def test_demo_writes_a_gallery_with_every_bottom_up_method(tmp_path, capsys, mon
 
 
 def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
-    """run_demo renders the entries that salience.attribution._demo.demo_explanations returns."""
-    import types
-
+    """run_demo renders the entries that salience.demo.demo_explanations returns."""
     from salience import demo
 
     def fake(photos, out_dir):
@@ -208,7 +218,7 @@ def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
         (out_dir / "x.png").write_bytes(b"")
         return [{"section": "Grad-CAM", "title": "cat", "path": "x.png", "caption": "a caption"}]
 
-    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=fake))
+    monkeypatch.setattr(demo, "demo_explanations", fake)
     monkeypatch.setattr(demo, "methods", lambda kind=None: [m for m in methods(kind) if m.name == "centre-bias"])
     index = demo.run_demo(tmp_path, max_side=32, log=None)
     page = index.read_text()
@@ -216,15 +226,14 @@ def test_demo_adds_explanation_entries_from_the_hook(tmp_path, monkeypatch):
 
 
 def test_demo_reports_skipped_explanations(tmp_path, monkeypatch):
+    """run_demo reports why the explanation part was skipped."""
     from salience import demo
     from salience.errors import MissingDependencyError
 
     def missing(photos, out_dir):
         raise MissingDependencyError("torch is not installed; pip install 'salience[torch]'")
 
-    import types
-
-    monkeypatch.setitem(sys.modules, "salience.attribution._demo", types.SimpleNamespace(demo_explanations=missing))
+    monkeypatch.setattr(demo, "demo_explanations", missing)
     monkeypatch.setattr(demo, "methods", lambda kind=None: [m for m in methods(kind) if m.name == "centre-bias"])
     lines = []
     demo.run_demo(tmp_path, max_side=32, log=lines.append)
@@ -232,6 +241,7 @@ def test_demo_reports_skipped_explanations(tmp_path, monkeypatch):
 
 
 def test_entry_point_runs_as_a_subprocess(tmp_path, two_photos):
+    """The installed command runs; a missing input is reported on stderr, the good one written, exit 1."""
     exe = Path(sys.executable).parent / "salience"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "salience"]
     env = dict(os.environ)

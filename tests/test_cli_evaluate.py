@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from salience.cli import main
+from salience.datasets import shared_data_dir
 from salience.evaluation import read_rows
-
 from test_evaluation import make_folder
 
-SHARED = Path(os.environ.get("SALIENCE_SHARED_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+SHARED = shared_data_dir()  # $SALIENCE_SHARED_DATA, else <repo>/../shared/data
 OSIE = SHARED / "osie"
 
 

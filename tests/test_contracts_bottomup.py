@@ -21,22 +21,17 @@ METHODS = methods(BOTTOM_UP)
 NAMES = [m.name for m in METHODS]
 
 
-def _range(m) -> tuple[float, float]:
-    """The registry's documented value range, e.g. "[0, 1]" -> (0.0, 1.0)."""
-    lo, hi = re.fullmatch(r"\[\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\]", m.value_range).groups()
-    return float(lo), float(hi)
-
-
 def _check(m, out, shape):
     assert isinstance(out, np.ndarray), type(out)
     assert out.dtype == np.float32, out.dtype
     assert out.shape == shape, (out.shape, shape)
     assert np.all(np.isfinite(out))
-    lo, hi = _range(m)
+    lo, hi = m.value_range  # a bottom-up row always has a fixed (lo, hi)
     assert out.min() >= lo and out.max() <= hi, (float(out.min()), float(out.max()), m.value_range)
 
 
 def test_registry_lists_the_bottom_up_methods():
+    """The registry lists the five bottom-up methods, each with a paper and a description, none signed."""
     assert {"itti", "spectral-residual", "image-signature", "frequency-tuned", "centre-bias"} <= set(NAMES)
     for m in METHODS:
         assert m.paper and m.description and not m.signed
@@ -44,6 +39,7 @@ def test_registry_lists_the_bottom_up_methods():
 
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 def test_function_is_documented_with_shape_paper_and_example(m):
+    """Each method's docstring has a runnable example, cites the paper's first author and says float32."""
     func = m.load()
     doc = inspect.getdoc(func) or ""
     assert ">>>" in doc, f"{m.target} has no runnable example"
@@ -61,6 +57,7 @@ def test_output_contract_on_real_photos(m, photos):
 
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 def test_input_is_not_mutated(m, photo):
+    """A method never writes into its input, and accepts a read-only array."""
     img = np.array(photo)  # a writeable copy
     before = img.copy()
     m.load()(img)
@@ -70,6 +67,7 @@ def test_input_is_not_mutated(m, photo):
 
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 def test_deterministic(m, photo):
+    """Two calls on equal images give bit-identical maps."""
     a = m.load()(photo)
     b = m.load()(np.array(photo))
     assert np.array_equal(a, b)
@@ -86,12 +84,14 @@ def test_uniform_image_gives_a_finite_map(m, value):
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 @pytest.mark.parametrize("hw", [(1, 1), (2, 2), (1, 7), (7, 1), (3, 5), (17, 5)])
 def test_tiny_images_keep_the_contract(m, hw):
+    """Images down to 1 x 1 pixel give maps that keep the output contract."""
     rng = np.random.default_rng(sum(hw))
     _check(m, m.load()(rng.random((*hw, 3), dtype=np.float32)), hw)
 
 
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 def test_odd_and_large_aspect_ratios(m):
+    """Odd sizes and aspect ratios up to 8:1 keep the output contract."""
     rng = np.random.default_rng(1)
     for hw in ((31, 257), (257, 31), (101, 99)):
         _check(m, m.load()(rng.random((*hw, 3), dtype=np.float32)), hw)
@@ -111,6 +111,7 @@ def test_through_saliency_map_with_every_source(m, photo, photo_file):
 
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 def test_bad_images_raise_salience_errors(m):
+    """NaN, wrong channels, empty, out-of-range, channels-first and non-arrays raise ImageReadError."""
     func = m.load()
     nan = np.full((16, 16, 3), 0.5, np.float32)
     nan[4, 4, 0] = np.nan
@@ -124,10 +125,12 @@ def test_bad_images_raise_salience_errors(m):
 
 @pytest.mark.parametrize("m", METHODS, ids=NAMES)
 def test_model_arguments_are_refused_for_bottom_up(m, photo):
+    """saliency_map refuses model arguments for a bottom-up method with an InputError."""
     with pytest.raises(InputError, match="bottom-up"):
         salience.saliency_map(photo, m.name, target=3)
 
 
 def test_unknown_method_gets_a_hint(photo):
+    """A misspelt method name raises UnknownMethodError suggesting the close match."""
     with pytest.raises(salience.UnknownMethodError, match="did you mean 'spectral-residual'"):
         salience.saliency_map(photo, "spectral-residul")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,15 @@ import pytest
 from PIL import Image
 
 import salience.datasets as sd
+from salience.datasets import shared_data_dir
 from salience.errors import DataError
 
-SHARED = Path(os.environ.get("SALIENCE_SHARED_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+SHARED = shared_data_dir()  # $SALIENCE_SHARED_DATA, else <repo>/../shared/data
 OSIE = SHARED / "osie"
 REF = SHARED / "reference" / "mit-metrics"
 needs_osie = pytest.mark.skipif(not (OSIE / "fixations.mat").is_file(), reason=f"OSIE data not found at {OSIE}")
-needs_ref = pytest.mark.skipif(not (REF / "fixations" / "points.csv").is_file(), reason=f"reference data not found at {REF}")
+needs_ref = pytest.mark.skipif(not (REF / "fixations" / "points.csv").is_file(),
+                               reason=f"reference data not found at {REF}")
 
 
 def _png(path: Path, w: int, h: int, value: int = 100) -> Path:

@@ -12,28 +12,9 @@ pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 import salience  # noqa: E402
+from _models import Net  # noqa: E402
 
 TOL = 1e-5
-
-
-class Net(torch.nn.Module):
-    """A small CNN with nn.ReLU modules (not in place), as Captum's guided backprop requires."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(11)
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(12, 16, 3, padding=1), torch.nn.ReLU(),
-        )
-        self.fc = torch.nn.Linear(16, 6)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_((torch.rand(p.shape, generator=g) - 0.35) * 0.8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
 @pytest.fixture()

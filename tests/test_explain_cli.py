@@ -49,7 +49,7 @@ def test_cli_explain_reports_ig_completeness(tmp_path, capsys) -> None:
 def test_demo_explanations_batches_by_shape(tmp_path) -> None:
     """The demo's explanation part: one entry and one PNG at the photo's size per photo and method, the
     model's top-1 class in every caption; photos of different aspect go to separate batches."""
-    from salience.attribution import _demo
+    from salience import demo as _demo
 
     assert _demo._demo_shape(300, 451, 224) == (224, 352) and _demo._demo_shape(512, 512, 224) == (224, 224)
     cat = skdata.chelsea()[::6, ::6].astype(np.float32) / 255.0  # 50 x 76

@@ -13,9 +13,9 @@ torchvision = pytest.importorskip("torchvision")
 skdata = pytest.importorskip("skimage.data")
 
 import salience  # noqa: E402
-from salience.errors import ModelError  # noqa: E402
 from salience.attribution import models  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
+from salience.errors import ModelError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,26 +9,14 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from _models import Quadratic, Shared, Step, TwoLayer  # noqa: E402
+
 F = torch.nn.functional
 
 import salience  # noqa: E402
-from salience.errors import ModelError  # noqa: E402
 from salience.attribution import gradients  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
-
-
-class Quadratic(torch.nn.Module):
-    """features = identity; score_k = sum_c W[k, c] * sum_xy A_cxy^2 / 2, so dscore_k/dA_c = W[k, c] A_c."""
-
-    def __init__(self, w: list[list[float]]) -> None:
-        super().__init__()
-        self.features = torch.nn.Identity()
-        self.register_buffer("w", torch.tensor(w))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.features(x)
-        return (self.w[None, :, :] * (a * a / 2).sum(dim=(2, 3))[:, None, :]).sum(dim=2)
-
+from salience.errors import ModelError  # noqa: E402
 
 # A0 = [[1, 2], [3, 4]], A1 = [[1, 0], [0, -1]]; target 0 has channel weights (1, -1), so
 # G0 = A0 = [[1, 2], [3, 4]] and G1 = -A1 = [[-1, 0], [0, 1]].
@@ -71,38 +59,6 @@ def test_cam_normalised_and_upsampled() -> None:
 
 
 # ---- guided backpropagation ---------------------------------------------------------------------------
-
-
-class TwoLayer(torch.nn.Module):
-    """y = W2 act(W1 x) with the activation called in one of several ways."""
-
-    def __init__(self, how: str) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(3)
-        self.l1 = torch.nn.Linear(12, 10)
-        self.l2 = torch.nn.Linear(10, 3)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g))
-            self.l2.weight.abs_()
-            self.l2.weight[:, 1::2] *= -1  # negative back-signals, which the guided rule must stop
-        self.how = how
-        self.act = {"module": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
-                    "gelu": torch.nn.GELU()}.get(how, torch.nn.Identity())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.l1(x.flatten(1))
-        if self.how == "functional":
-            h = F.relu(h)
-        elif self.how == "torch":
-            h = torch.relu(h)
-        elif self.how == "method":
-            h = h.relu()
-        elif self.how == "inplace":
-            h = F.relu(h, inplace=True)
-        else:
-            h = self.act(h)
-        return self.l2(h)
 
 
 def _guided_by_hand(net: TwoLayer, x: torch.Tensor, target: int, hi: float = float("inf")) -> torch.Tensor:
@@ -172,27 +128,6 @@ def test_guided_mode_does_not_leak() -> None:
 # ---- a module called twice in one forward ---------------------------------------------------------------
 
 
-class Shared(torch.nn.Module):
-    """One ReLU module used at two depths (like EfficientNet-Lite's shared ReLU6)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(7)
-        self.c1 = torch.nn.Conv2d(3, 4, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(4, 5, 3, padding=1)
-        self.act = torch.nn.ReLU()
-        self.fc = torch.nn.Linear(5, 3)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.rand(p.shape, generator=g) - 0.3)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.c2(self.act(self.c1(x))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3)))
-
-
 def _gradcam_by_hand(feats: torch.Tensor, head, target: int) -> torch.Tensor:
     a = feats.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(head(a)[:, target].sum(), a)
@@ -248,19 +183,11 @@ def test_integrated_gradients_exact_on_quadratic() -> None:
     assert torch.allclose(e.attributions, x * w * x / 2, atol=1e-6)
 
 
-class _Step(torch.nn.Module):
-    """f(x) = 10 tanh(40 (mean(x) - 0.1)): along the path from 0 to 1 the score changes sharply near
-    alpha = 0.1 and is flat elsewhere."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 10 * torch.tanh(40 * (x.mean(dim=(1, 2, 3)) - 0.1))[:, None]
-
-
 def test_adaptive_quadrature_places_nodes_where_the_score_changes() -> None:
     """Adaptive nodes: weights sum to 1 per image, nodes inside [0, 1] and increasing, crowded where the
     score is rough (more than half of them in [0, 0.25] for a step at 0.1), and completeness beats the
     uniform midpoint rule with the same number of gradient steps."""
-    net = _Step()
+    net = Step()
     x = torch.ones(2, 3, 4, 4)
     x[1] *= 1.5  # the step sits at alpha = 0.1 / 1.5 for the second image
     from salience.attribution._base import Target
@@ -280,7 +207,7 @@ def test_adaptive_quadrature_places_nodes_where_the_score_changes() -> None:
 def test_integrated_gradients_tolerance_doubles_steps_until_complete() -> None:
     """tolerance=: an image whose completeness error is above tolerance * |f(x) - f(x')| is integrated
     again with 2x, 4x, ... the steps until it is below; an image already below keeps its first result."""
-    net = _Step()
+    net = Step()
     x = torch.ones(2, 3, 4, 4)
     x[1] = 0.0  # x equals the baseline: f(x) - f(x') = 0 and delta = 0, so it passes at once
     plain = salience.explain(net, x, "ig", target=0, steps=4, baseline=0.0)
@@ -299,7 +226,7 @@ def test_integrated_gradients_tolerance_doubles_steps_until_complete() -> None:
 
 def test_integrated_gradients_tolerance_warns_when_max_steps_is_reached() -> None:
     """If max_steps is not enough, a warning gives the error left; delta stays the honest error."""
-    net = _Step()
+    net = Step()
     x = torch.ones(1, 3, 4, 4)
     with pytest.warns(UserWarning, match=r"tolerance=1e-09 after 8 steps .*image 0"):
         e = salience.explain(net, x, "ig", target=0, steps=4, baseline=0.0, tolerance=1e-9, max_steps=8)
@@ -321,4 +248,4 @@ def test_integrated_gradients_bad_tolerance(kw: dict, match: str) -> None:
     from salience.errors import InputError
 
     with pytest.raises(InputError, match=match):
-        salience.explain(_Step(), torch.ones(1, 3, 4, 4), "ig", target=0, steps=16, **kw)
+        salience.explain(Step(), torch.ones(1, 3, 4, 4), "ig", target=0, steps=16, **kw)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salience.errors import InputError, ModelError
 from salience.audit import faithfulness as fa
+from salience.errors import InputError, ModelError
 
 torch = pytest.importorskip("torch")
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import salience.metrics as M
+from salience.datasets import shared_data_dir
 from salience.errors import InputError
 from salience.metrics import _fast
 
 needs_numba = pytest.mark.skipif(not _fast.HAVE_NUMBA, reason="the numba backend needs numba (salience[fast])")
 
-_ROOT = Path(os.environ.get("SALIENCE_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+_ROOT = shared_data_dir()  # $SALIENCE_SHARED_DATA, else <repo>/../shared/data
 REF = _ROOT / "reference" / "mit-metrics"
 EIGHT = "auc_judd,auc_borji,sauc,nss,cc,kld,sim,ig"  # the metrics that use the kernels (EMD does not)
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import salience.metrics as M
 from salience.errors import InputError
-from salience.metrics._emd import _transport_highs, transport_cost, HAVE_NUMBA
+from salience.metrics._emd import HAVE_NUMBA, _transport_highs, transport_cost
 
 H, W = 48, 64
 

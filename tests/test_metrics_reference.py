@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,10 @@ import pytest
 from PIL import Image
 
 import salience.metrics as M
+from salience.datasets import shared_data_dir
 from salience.metrics._resize import imresize_bicubic, zoom_bilinear
 
-_ROOT = Path(os.environ.get("SALIENCE_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+_ROOT = shared_data_dir()  # $SALIENCE_SHARED_DATA, else <repo>/../shared/data
 REF = _ROOT / "reference" / "mit-metrics"
 pytestmark = pytest.mark.skipif(not REF.is_dir(), reason=f"reference fixture folder {REF} is absent")
 
@@ -38,37 +38,37 @@ def _png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path)).astype(np.float64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def mit_ref() -> dict:
     return json.loads((REF / "mit_reference.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def py_ref() -> dict:
     return json.loads((REF / "pysaliency_reference.json").read_text())["results"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def fix_map(stem: str) -> np.ndarray:
     return _png(REF / "fixations" / f"{stem}.png")
 
 
-@lru_cache(maxsize=None)
+@cache
 def other_map(stem: str) -> np.ndarray:
     return _png(REF / "shuffled_other" / f"{stem}.png")
 
 
-@lru_cache(maxsize=None)
+@cache
 def smap(kind: str, stem: str) -> np.ndarray:
     return _png(REF / "maps" / kind / f"{stem}.png") / 255.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def continuous(stem: str) -> np.ndarray:
     return M.fixation_density_map(fix_map(stem))
 
 
-@lru_cache(maxsize=None)
+@cache
 def points() -> dict[str, np.ndarray]:
     out: dict[str, list] = {}
     with open(REF / "fixations" / "points.csv", newline="") as fh:
@@ -241,7 +241,7 @@ _PY = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _counts(stem: str) -> np.ndarray:
     return M.fixation_map_from_points(points()[stem], (600, 800), counts=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from salience.errors import InputError, ModelError
 from salience.audit import faithfulness as fa
+from salience.errors import InputError, ModelError
 
 torch = pytest.importorskip("torch")
 

@@ -128,6 +128,7 @@ def test_spectral_residual_is_not_just_the_phase_spectrum(photo):
 
 
 def test_wrapped_mean_matches_a_periodic_average():
+    """_wrapped_mean equals the mean over a periodic (wrapped) window."""
     rng = np.random.default_rng(0)
     for shape, size in (((6, 9), 3), ((2, 2), 3), ((1, 5), 3), ((7, 8), 4), ((5, 5), 1)):
         x = rng.random(shape).astype(np.float32)
@@ -137,6 +138,7 @@ def test_wrapped_mean_matches_a_periodic_average():
 
 
 def test_downsample_is_the_area_average():
+    """_downsample is the exact block mean for integer factors and close to OpenCV's area resize otherwise."""
     rng = np.random.default_rng(0)
     g = rng.random((480, 640), dtype=np.float32)
     np.testing.assert_allclose(sp._downsample(g, 48, 64), g.reshape(48, 10, 64, 10).mean((1, 3)), atol=1e-6)
@@ -146,6 +148,7 @@ def test_downsample_is_the_area_average():
 
 
 def test_gaussian_blur_matrix_equals_opencv_blur_with_zero_border():
+    """The matrix form of the blur equals OpenCV's Gaussian blur with a zero border."""
     rng = np.random.default_rng(0)
     for shape, s in (((48, 64), 8.0), ((3, 5), 2.0), ((1, 1), 1.0), ((64, 7), 0.5)):
         x = rng.random(shape).astype(np.float32)
@@ -167,6 +170,7 @@ def test_upsampled_maps_stay_in_unit_range_over_many_sizes():
 
 
 def test_working_size_keeps_aspect_and_never_enlarges():
+    """The working size keeps the aspect ratio and never enlarges the image."""
     assert sp._working_size(480, 640, 64) == (48, 64)
     assert sp._working_size(1000, 10, 64) == (1000, 10)
     assert sp._working_size(3, 6400, 64) == (1, 64)
@@ -184,6 +188,7 @@ def test_centre_bias_hand_computed():
 
 
 def test_centre_bias_ignores_the_content_and_is_symmetric():
+    """The centre-bias map ignores the pixels, is point-symmetric and peaks at the centre."""
     rng = np.random.default_rng(0)
     a = centre_bias(rng.random((21, 33, 3), dtype=np.float32))
     b = centre_bias(np.ones((21, 33, 3), np.float32))
@@ -205,12 +210,14 @@ def test_centre_bias_ignores_the_content_and_is_symmetric():
     (lambda img: centre_bias(img, sigma=0), "sigma"),
 ])
 def test_bad_parameters_raise_input_error(call, match):
+    """Out-of-range parameters raise InputError naming the parameter."""
     with pytest.raises(InputError, match=match):
         call(np.zeros((8, 8, 3), np.float32))
 
 
 @pytest.mark.parametrize("method", CONTENT_METHODS + [centre_bias], ids=lambda f: f.__name__)
 def test_bad_images_raise_image_read_error(method):
+    """NaN, wrong-channel and out-of-range images raise ImageReadError saying what is wrong."""
     bad = np.full((8, 8, 3), 0.5, np.float32)
     bad[3, 3, 1] = np.nan
     with pytest.raises(ImageReadError, match="NaN"):

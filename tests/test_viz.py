@@ -10,6 +10,7 @@ from salience.errors import InputError
 
 
 def test_to_gray_brightness_is_saliency():
+    """to_gray maps low saliency to dark and high to bright uint8, keeping the order (min-max)."""
     m = np.array([[0.0, 0.2], [0.6, 1.0]])
     g = viz.to_gray(m)
     assert g.dtype == np.uint8 and g.shape == (2, 2)
@@ -20,6 +21,7 @@ def test_to_gray_brightness_is_saliency():
 
 @pytest.mark.parametrize("cmap", list(viz.COLORMAPS))
 def test_every_colormap_is_a_256_entry_rgb_table(cmap):
+    """Every named colormap gives uint8 RGB with a real ramp of colours."""
     ramp = np.linspace(0, 1, 256).reshape(16, 16)
     rgb = viz.colorize(ramp, cmap)
     assert rgb.shape == (16, 16, 3) and rgb.dtype == np.uint8
@@ -36,6 +38,7 @@ def test_colormaps_match_matplotlib(cmap):
 
 
 def test_jet_runs_from_blue_to_red():
+    """jet shows low values blue, middle green and high red."""
     rgb = viz.colorize(np.array([[0.0, 0.5, 1.0]]), "jet")[0].astype(int)
     assert rgb[0, 2] > 100 and rgb[0, 0] < 10  # low: blue
     assert rgb[2, 0] > 100 and rgb[2, 2] < 10  # high: red
@@ -43,6 +46,7 @@ def test_jet_runs_from_blue_to_red():
 
 
 def test_gray_colormap_equals_to_gray():
+    """The gray colormap is to_gray repeated on the three channels."""
     m = np.random.default_rng(0).random((5, 6))
     rgb = viz.colorize(m, "gray")
     for c in range(3):
@@ -50,11 +54,13 @@ def test_gray_colormap_equals_to_gray():
 
 
 def test_unknown_colormap():
+    """An unknown colormap is an InputError that lists the known ones."""
     with pytest.raises(InputError, match="unknown colormap 'rainbowz'.*jet"):
         viz.colorize(np.zeros((2, 2)), "rainbowz")
 
 
 def test_overlay_blends_with_alpha(photo):
+    """overlay is the image at alpha 0, the heatmap at alpha 1, and their mean at 0.5."""
     m = np.zeros(photo.shape[:2], np.float32)
     m[10:20, 30:40] = 1.0
     img_u8 = np.floor(np.asarray(photo) * 255 + 0.5).astype(np.uint8)
@@ -66,6 +72,7 @@ def test_overlay_blends_with_alpha(photo):
 
 
 def test_overlay_size_mismatch_is_an_error_unless_resize(photo):
+    """A map of another size is refused unless resize=True, which resizes it."""
     small = np.zeros((8, 8))
     small[2, 2] = 1
     with pytest.raises(InputError, match="8 x 8.*128 x 128.*resize=True"):
@@ -76,11 +83,13 @@ def test_overlay_size_mismatch_is_an_error_unless_resize(photo):
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, "half", float("nan")])
 def test_overlay_bad_alpha(photo, alpha):
+    """alpha outside [0, 1] is an InputError."""
     with pytest.raises(InputError, match="alpha"):
         viz.overlay(photo, np.zeros(photo.shape[:2]), alpha=alpha)
 
 
 def test_overlay_bad_inputs():
+    """A NaN map or a two-channel image is an InputError."""
     with pytest.raises(InputError):
         viz.overlay(np.zeros((4, 4, 3)), np.full((4, 4), np.nan))
     with pytest.raises(InputError):
@@ -88,6 +97,7 @@ def test_overlay_bad_inputs():
 
 
 def test_feature_panel_of_a_dict_places_labelled_tiles():
+    """A dict of maps becomes labelled tiles in a grid, unused cells blank."""
     maps = {"left": np.tile(np.linspace(0, 1, 10), (10, 1)), "flat": np.zeros((3, 3)), "dot": np.eye(4)}
     p = viz.feature_panel(maps, cols=2, tile_width=64)
     assert p.shape == (2 * (64 + 20), 128, 3) and p.dtype == np.uint8
@@ -98,6 +108,7 @@ def test_feature_panel_of_a_dict_places_labelled_tiles():
 
 
 def test_feature_panel_bad_inputs():
+    """An empty dict, a bare array, a tiny tile width or bad cols are InputErrors."""
     with pytest.raises(InputError, match="empty"):
         viz.feature_panel({})
     with pytest.raises(InputError, match="IttiResult"):
@@ -111,6 +122,7 @@ def test_feature_panel_bad_inputs():
 
 
 def test_feature_panel_of_an_itti_result_shows_all_45_maps_and_the_image(photo):
+    """An Itti-Koch result's panel holds the image, the saliency map, 3 conspicuity and 42 feature maps."""
     import salience
 
     res = salience.itti_koch(photo, return_intermediates=True)
@@ -123,6 +135,7 @@ def test_feature_panel_of_an_itti_result_shows_all_45_maps_and_the_image(photo):
 
 
 def test_draw_scanpath_marks_the_points_and_joins_them():
+    """draw_scanpath draws a circle at each point and a line between consecutive points."""
     img = np.zeros((100, 120, 3), np.float32)
     pts = [(30, 40), (90, 70)]
     out = viz.draw_scanpath(img, pts, radius=10, color=(255, 0, 0))
@@ -135,6 +148,7 @@ def test_draw_scanpath_marks_the_points_and_joins_them():
 
 
 def test_draw_scanpath_accepts_attended_points():
+    """draw_scanpath takes the points scanpath() returns (objects with x and y)."""
     from types import SimpleNamespace
 
     pts = [SimpleNamespace(x=10, y=10, value=1.0, rank=1), SimpleNamespace(x=50, y=20, value=0.5, rank=2)]
@@ -147,10 +161,12 @@ def test_draw_scanpath_accepts_attended_points():
     ([("a", 1)], None, "non-numeric"), ([5], None, r"\(x, y\)"), ([(1, 1)], 0, "radius"), ([(1, 1)], "r", "radius"),
 ])
 def test_draw_scanpath_bad_inputs(pts, radius, match):
+    """Points outside the image, non-finite, non-numeric or malformed points and a bad radius are InputErrors."""
     with pytest.raises(InputError, match=match):
         viz.draw_scanpath(np.zeros((20, 30, 3)), pts, radius=radius)
 
 
 def test_draw_scanpath_with_no_points_returns_the_image():
+    """No points gives the image itself as uint8."""
     img = np.full((5, 6, 3), 0.5, np.float32)
     np.testing.assert_array_equal(viz.draw_scanpath(img, []), np.full((5, 6, 3), 128, np.uint8))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._api import saliency_map
+from .api import saliency_map
 from .errors import (
     DataError,
     ImageReadError,
@@ -33,7 +33,19 @@ from .errors import (
 from .io import load_image, save_map
 from .registry import Method, get_method, methods
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is the one source); a source checkout that was
+    never installed reports ``0+unknown``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("salience")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "__version__",

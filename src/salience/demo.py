@@ -4,18 +4,20 @@
 rocket) and matplotlib (grace_hopper), reduces them to at most 512 pixels on a side, runs every bottom-up
 method of the registry on each, and writes grayscale maps, heatmap overlays, an Itti-Koch feature panel
 and scanpath, and ``index.html`` (relative links, one section per method with its paper).  Nothing is
-downloaded.  When the explanation part is available (``salience.attribution._demo.demo_explanations``), its
-entries are added to the same page.
+downloaded.  When the torch extra is installed, :func:`demo_explanations` adds explanations of the
+default model to the same page.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,12 +26,24 @@ from .errors import MissingDependencyError
 from .io import as_image_array, atomic_write_bytes, encode_png, map_to_uint8
 from .registry import BOTTOM_UP, get_method, methods
 
-__all__ = ["demo_photos", "run_demo", "MAX_SIDE"]
+__all__ = ["demo_photos", "run_demo", "demo_explanations", "MAX_SIDE", "DEMO_METHODS"]
 
 #: Longest side of the demo photos, in pixels.
 MAX_SIDE = 512
 
 _SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+#: what the demo shows for each photo (the first three are the issue's must-haves)
+DEMO_METHODS = ("gradcam", "guided-backprop", "guided-gradcam", "gradcam-pp", "smoothgrad",
+                "integrated-gradients")
+#: light settings so the demo stays quick on two CPU cores (all photos go through one call per method)
+DEMO_PARAMS: dict[str, dict[str, Any]] = {"smoothgrad": {"n": 10, "batch_size": 8},
+                                          "integrated-gradients": {"steps": 16, "batch_size": 8}}
+#: the demo's model input: short side DEMO_SIZE, long side rounded to a multiple of 32 (MobileNetV2's stride),
+#: so photos of about the same aspect share one batch
+DEMO_SIZE = 224
+#: pixel-level maps are shown as a heatmap of their own (no blend), clipped at this percentile
+DEMO_CLIP_PERCENTILE = 99.5
 
 
 def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -101,7 +115,7 @@ def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MA
         The gallery page, ``out_dir/index.html``.
     """
     from . import viz
-    from ._api import saliency_map
+    from .api import saliency_map
 
     say = log or (lambda s: None)
     out = Path(out_dir)
@@ -113,7 +127,7 @@ def run_demo(out_dir: str | os.PathLike = "salience-demo", *, max_side: int = MA
         path = atomic_write_bytes(out / name, encode_png(rgb_or_gray), overwrite=True)
         return _rel(path, out)
 
-    inputs = {p: write(f"{p}.png", viz._image_u8(img)) for p, img in photos.items()}
+    inputs = {p: write(f"{p}.png", viz.image_to_uint8(img)) for p, img in photos.items()}
     sections: list[dict[str, Any]] = []
     maps: dict[tuple[str, str], np.ndarray] = {}
     for m in methods(BOTTOM_UP):
@@ -191,11 +205,6 @@ def _video_section(photos: dict[str, np.ndarray], out: Path, say: Callable[[str]
 def _explanations(photos: dict[str, np.ndarray], out: Path, say: Callable[[str], Any]) -> list[dict]:
     """Gallery entries from the explanation part, or none (with one line saying why)."""
     try:
-        from .attribution._demo import demo_explanations
-    except (ImportError, MissingDependencyError) as exc:
-        say(f"explanations skipped: {exc}")
-        return []
-    try:
         entries = list(demo_explanations(photos, out))
     except (ImportError, MissingDependencyError) as exc:
         say(f"explanations skipped: {exc}")
@@ -259,3 +268,93 @@ def _page(photos: dict, inputs: dict[str, str], sections: list[dict], extra: lis
         parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _demo_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """Short side ``size``; the long side scaled with the aspect and rounded to a multiple of 32."""
+    def snap(v: float) -> int:
+        return max(32, int(math.floor(v / 32 + 0.5)) * 32)
+
+    return (size, snap(size * w / h)) if h <= w else (snap(size * h / w), size)
+
+
+def demo_explanations(photos: dict[str, np.ndarray], out_dir: Path, *, size: int = DEMO_SIZE,
+                      methods: tuple[str, ...] = DEMO_METHODS) -> list[dict]:
+    """Gallery entries: the default model's top-1 class and several explanations of each photo.
+
+    Each photo is resized whole (short side ``size``, long side to a multiple of 32, aspect kept within
+    a few percent); photos of the same model-input shape are explained together, one call per method
+    and shape (the bundled photos make 3 shapes), each photo's own top-1 class as its target.  Maps are
+    resized back to the photo.  CAM maps are blended over the photo; pixel-level maps (guided backprop,
+    SmoothGrad, Integrated Gradients' positive part) are shown as heatmaps clipped at the
+    ``DEMO_CLIP_PERCENTILE``-th percentile, since a few pixels hold most of their mass.  Writes
+    ``explain/<photo>_<method>.png`` under ``out_dir``; returns entries ``{"section", "title", "path"
+    (relative to out_dir), "caption"}``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .attribution import explain, load_model, upsample  # needs torch: MissingDependencyError without it
+    from .viz import colorize, overlay
+
+    out_dir = Path(out_dir)
+    if not photos:
+        return []
+    lm = load_model()
+    groups: dict[tuple[int, int], list[str]] = {}
+    inputs: dict[str, torch.Tensor] = {}
+    for name, img in photos.items():
+        shape = _demo_shape(img.shape[0], img.shape[1], size)
+        t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+        t = F.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+        inputs[name] = lm.preprocess(t[0].permute(1, 2, 0).numpy(), crop=False)
+        groups.setdefault(shape, []).append(name)
+    torch.manual_seed(0)
+    top1: dict[str, tuple[int, str, float]] = {}
+    results: dict[tuple[str, str], tuple[Any, int]] = {}
+    for names in groups.values():
+        x = torch.cat([inputs[n] for n in names])
+        for n, ranked in zip(names, lm.top_k(x, 1)):
+            top1[n] = ranked[0]
+        target = [top1[n][0] for n in names]
+        for method in methods:
+            row = get_method(method)
+            e = explain(lm, x, row.name, target=target, **DEMO_PARAMS.get(row.name, {}))
+            for i, n in enumerate(names):
+                results[(n, row.name)] = (e, i)
+    entries: list[dict] = []
+    for name, img in photos.items():
+        idx, cls, prob = top1[name]
+        model_hw = tuple(inputs[name].shape[2:])
+        section = f"Explanations: {name} (MobileNetV2 says {cls}, p = {prob:.2f})"
+        for method in methods:
+            row = get_method(method)
+            e, i = results[(name, row.name)]
+            m = upsample(e.maps[i:i + 1].detach().float().cpu(), img.shape[:2])[0].numpy().astype(np.float32)
+            note = f"; layer {e.layer}" if e.layer else ""
+            if row.signed:  # the evidence for the class: the positive part
+                m = np.maximum(m, 0)
+                note += "; positive part"
+            if row.pixel_level:
+                hi = float(np.percentile(m, DEMO_CLIP_PERCENTILE))
+                m = np.clip(m / hi, 0, 1) if hi > 0 else np.zeros_like(m)
+                picture = colorize(m, "inferno")
+                note += f"; shown clipped at its {DEMO_CLIP_PERCENTILE:g}th percentile"
+            else:
+                picture = overlay(img, m, cmap="jet", alpha=0.5)
+            if row.name == "integrated-gradients":
+                gap = float(e.scores[i] - e.baseline_scores[i])
+                note += (f"; {DEMO_PARAMS[row.name]['steps']} steps, completeness error "
+                         f"{abs(float(e.delta[i])) / max(abs(gap), 1e-12):.1%} of f(x) - f(x')")
+            elif row.name == "smoothgrad":
+                note += f"; {DEMO_PARAMS[row.name]['n']} noisy samples"
+            rel = Path("explain") / f"{name}_{row.name}.png"
+            atomic_write_bytes(out_dir / rel, encode_png(picture), overwrite=True)
+            entries.append({
+                "section": section,
+                "title": row.name,
+                "path": rel.as_posix(),
+                "caption": f"{row.description}; class {cls!r} ({prob:.1%}){note}. Model input: the whole "
+                           f"photo at {model_hw[1]} x {model_hw[0]}. {row.paper}",
+            })
+    return entries

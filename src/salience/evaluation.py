@@ -442,7 +442,7 @@ def _method_map(cfg: _Config, spec: MethodSpec, item, image: np.ndarray | None, 
         return rng.random(item.shape)
     if spec.kind == "maps":
         return load_saliency_map(cfg.map_files[spec.label][item.name], shape=item.shape)
-    from ._api import saliency_map
+    from .api import saliency_map
 
     kwargs = {}
     if spec.blur:

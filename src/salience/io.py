@@ -23,7 +23,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -54,7 +54,7 @@ DEFAULT_MAX_PIXELS = 120_000_000
 #: Colour that transparent pixels are composited onto (white, as a browser shows a PNG on a white page).
 DEFAULT_BACKGROUND = (1.0, 1.0, 1.0)
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, Image.Image]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | np.ndarray | Image.Image
 
 _PIL_LIMIT_LOCK = threading.Lock()
 
@@ -430,34 +430,9 @@ def _pil_to_array(img: Image.Image, bg: np.ndarray) -> np.ndarray:
     return _pil_to_array(converted, bg)
 
 
-def as_image_array(
-    array: Any,
-    *,
-    background: Any = DEFAULT_BACKGROUND,
-    name: str = "image",
-) -> np.ndarray:
-    """Validate an image array and return a new float32 ``(H, W, 3)`` array in ``[0, 1]``.
-
-    Accepted: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)``, ``(H, W, 4)`` (alpha composited on ``background``);
-    dtypes bool, uint8, uint16, other integers in [0, 255], and floats in ``[0, 1]``.
-    """
-    bg = _check_background(background)
-    arr = np.asarray(array)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ImageReadError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ImageReadError(f"{name} must be real-valued, got dtype {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
-        raise ImageReadError(
-            f"{name} has shape {arr.shape}, which looks channels-first; expected (H, W) or (H, W, C) "
-            "with C in {1, 3, 4}: transpose it with array.transpose(1, 2, 0)"
-        )
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
-        raise ImageReadError(
-            f"{name} has shape {arr.shape}; expected (H, W) grayscale or (H, W, C) with C = 1, 3 or 4"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageReadError(f"{name} has zero size (shape {arr.shape}); nothing to compute a map of")
+def _unit_float(arr: np.ndarray, name: str) -> np.ndarray:
+    """A new float32 array in ``[0, 1]`` from a validated numeric array (bool, uint8, uint16, 0..255
+    integers, or floats in ``[0, 1]`` up to a 1e-6 tolerance, clipped)."""
     if arr.dtype == bool:
         out = arr.astype(np.float32)
     elif arr.dtype == np.uint8:
@@ -487,6 +462,38 @@ def as_image_array(
                 "data by 255 (or pass it as uint8)"
             )
         np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def as_image_array(
+    array: Any,
+    *,
+    background: Any = DEFAULT_BACKGROUND,
+    name: str = "image",
+) -> np.ndarray:
+    """Validate an image array and return a new float32 ``(H, W, 3)`` array in ``[0, 1]``.
+
+    Accepted: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)``, ``(H, W, 4)`` (alpha composited on ``background``);
+    dtypes bool, uint8, uint16, other integers in [0, 255], and floats in ``[0, 1]``.
+    """
+    bg = _check_background(background)
+    arr = np.asarray(array)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ImageReadError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ImageReadError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+        raise ImageReadError(
+            f"{name} has shape {arr.shape}, which looks channels-first; expected (H, W) or (H, W, C) "
+            "with C in {1, 3, 4}: transpose it with array.transpose(1, 2, 0)"
+        )
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ImageReadError(
+            f"{name} has shape {arr.shape}; expected (H, W) grayscale or (H, W, C) with C = 1, 3 or 4"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageReadError(f"{name} has zero size (shape {arr.shape}); nothing to compute a map of")
+    out = _unit_float(arr, name)
     if out.ndim == 2:
         out = out[:, :, None]
     c = out.shape[2]

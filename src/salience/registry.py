@@ -14,27 +14,38 @@ Two kinds of method, with two calling conventions:
     :func:`salience.load_image` returns it); the result is float32 ``(H, W)``, finite, the input's size.
 ``explanation``
     ``func(model, images, target=None, layer=None, **params) -> Explanation`` on a preprocessed
-    ``(B, 3, H, W)`` tensor; see :mod:`salience.explain`.
+    ``(B, 3, H, W)`` tensor; see :func:`salience.explain`.
+
+Adding a method is one row here plus one function: the row's typed facts (``value_range``, ``takes_layer``,
+``pixel_level``, ``needs``) are all that the API, the CLI, the demo and the contract tests read about it.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UnknownMethodError
 
-__all__ = ["Method", "methods", "get_method", "method_names", "method_list", "BOTTOM_UP", "EXPLANATION"]
+__all__ = ["Method", "methods", "get_method", "method_names", "method_list", "BOTTOM_UP", "EXPLANATION", "UNIT",
+           "TORCH"]
 
 BOTTOM_UP = "bottom-up"
 EXPLANATION = "explanation"
 
 
+#: the value range of most maps: min-max normalised to ``[0, 1]``
+UNIT = (0.0, 1.0)
+#: the extra an explanation method needs (``pip install 'salience[torch]'``)
+TORCH = "torch"
+
+
 @dataclass(frozen=True)
 class Method:
-    """One registered method.
+    """One registered method: where its code is and the facts callers need about it.
 
     Attributes
     ----------
@@ -43,9 +54,25 @@ class Method:
     target: ``"module:function"`` of the implementation, imported on first use.
     description: one line saying what it computes.
     paper: the reference (authors, year, title, venue).
-    signed: True when maps carry a sign (e.g. input x gradient); otherwise maps are >= 0.
-    value_range: the documented range of the output.
+    value_range: ``(lo, hi)``, the documented range of every map value, or ``None`` for a signed map in
+        the model's score units (e.g. input x gradient), which has no fixed bounds.
+    takes_layer: the method reads one layer of the model (the CAM family, Score-CAM);
+        :func:`salience.explain` passes it a layer (the caller's, else the model's ``target_layer``) and
+        refuses a layer for every other method.
+    pixel_level: the map has pixel-level detail (gradients), not a smooth region map (CAMs,
+        perturbations); a display clips such maps at a high percentile rather than blending them.
+    needs: the extra that must be installed (``"torch"``; ``None``: the core suffices).  Defaults to
+        ``"torch"`` for explanation rows.
     aliases: other accepted names.
+
+    Examples
+    --------
+    >>> from salience.registry import get_method
+    >>> m = get_method("gradcam")
+    >>> m.takes_layer, m.pixel_level, m.value_range, m.signed, m.needs
+    (True, False, (0.0, 1.0), False, 'torch')
+    >>> get_method("ig").value_range is None and get_method("ig").signed
+    True
     """
 
     name: str
@@ -53,9 +80,29 @@ class Method:
     target: str
     description: str
     paper: str
-    signed: bool = False
-    value_range: str = "[0, 1]"
+    value_range: tuple[float, float] | None = UNIT
+    takes_layer: bool = False
+    pixel_level: bool = False
+    needs: str | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.kind not in (BOTTOM_UP, EXPLANATION):
+            raise ValueError(f"method {self.name!r}: kind must be {BOTTOM_UP!r} or {EXPLANATION!r}")
+        if self.kind == EXPLANATION and self.needs is None:
+            object.__setattr__(self, "needs", TORCH)
+        if self.value_range is not None:
+            lo, hi = self.value_range
+            if not lo < hi:
+                raise ValueError(f"method {self.name!r}: value_range must be (lo, hi) with lo < hi")
+            object.__setattr__(self, "value_range", (float(lo), float(hi)))
+        if self.kind == BOTTOM_UP and (self.takes_layer or self.value_range is None):
+            raise ValueError(f"method {self.name!r}: a bottom-up map takes no layer and has a fixed range")
+
+    @property
+    def signed(self) -> bool:
+        """True when maps carry a sign (``value_range is None``); otherwise maps lie in ``value_range``."""
+        return self.value_range is None
 
     @property
     def needs_model(self) -> bool:
@@ -68,13 +115,17 @@ class Method:
         return getattr(module, func_name)
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as plain JSON types (``value_range``: ``[lo, hi]`` or ``None``); no ``target``."""
         return {
             "name": self.name,
             "kind": self.kind,
             "description": self.description,
             "paper": self.paper,
             "signed": self.signed,
-            "value_range": self.value_range,
+            "value_range": None if self.value_range is None else list(self.value_range),
+            "takes_layer": self.takes_layer,
+            "pixel_level": self.pixel_level,
+            "needs": self.needs,
             "aliases": list(self.aliases),
         }
 
@@ -118,88 +169,99 @@ _METHODS: tuple[Method, ...] = (
         "(centre baseline); B. Tatler. The central fixation bias in scene viewing. J. Vision 7(14), 2007",
         aliases=("center-bias", "centre", "center"),
     ),
+    Method(
+        "deepgaze-mnv2", BOTTOM_UP, "salience.gaze.model:fixation_map",
+        "Learned fixation density (DeepGaze II/IIE-style readout on frozen MobileNetV2 features, learned "
+        "blur and centre prior), trained here on 500 OSIE images; needs the torch extra "
+        "(pip install 'salience[torch]')",
+        "M. Kummerer, T. S. A. Wallis, L. A. Gatys, M. Bethge. Understanding low- and high-level "
+        "contributions to fixation prediction. ICCV 2017; A. Linardos, M. Kummerer, O. Press, M. Bethge. "
+        "DeepGaze IIE: calibrated prediction in and out-of-domain for state-of-the-art saliency modeling. "
+        "ICCV 2021",
+        aliases=("deepgaze", "learned-fixations"),
+    ),
     # ---- model explanations (salience.explain; need the torch extra) ---------------------------------
     Method(
         "gradient", EXPLANATION, f"{_E}.gradients:gradient",
         "Vanilla gradient: max over colour channels of |d score / d pixel|",
         "K. Simonyan, A. Vedaldi, A. Zisserman. Deep inside convolutional networks: visualising image "
         "classification models and saliency maps. ICLR workshop 2014",
-        aliases=("saliency", "vanilla-gradient"),
+        pixel_level=True, aliases=("saliency", "vanilla-gradient"),
     ),
     Method(
         "input-x-gradient", EXPLANATION, f"{_E}.gradients:input_x_gradient",
         "Input times gradient, summed over colour channels (signed)",
         "A. Shrikumar, P. Greenside, A. Shcherbina, A. Kundaje. Not just a black box: learning important "
         "features through propagating activation differences. arXiv:1605.01713, 2016",
-        signed=True, value_range="signed, score units", aliases=("ixg", "input-times-gradient"),
+        value_range=None, pixel_level=True, aliases=("ixg", "input-times-gradient"),
     ),
     Method(
         "guided-backprop", EXPLANATION, f"{_E}.gradients:guided_backprop",
         "Guided Backpropagation: gradient with only positive signals passed back through every rectifier",
         "J. T. Springenberg, A. Dosovitskiy, T. Brox, M. Riedmiller. Striving for simplicity: the all "
         "convolutional net. ICLR workshop 2015",
-        aliases=("guided-backpropagation", "gbp"),
+        pixel_level=True, aliases=("guided-backpropagation", "gbp"),
     ),
     Method(
         "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
         "Grad-CAM: ReLU of the target layer's activations weighted by their spatially averaged gradients",
         "R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. Grad-CAM: visual "
         "explanations from deep networks via gradient-based localization. ICCV 2017",
-        aliases=("grad-cam",),
+        takes_layer=True, aliases=("grad-cam",),
     ),
     Method(
         "guided-gradcam", EXPLANATION, f"{_E}.cam:guided_gradcam",
         "Guided Grad-CAM: Guided Backpropagation times the upsampled Grad-CAM",
         "R. R. Selvaraju et al. Grad-CAM: visual explanations from deep networks via gradient-based "
         "localization. ICCV 2017",
-        aliases=("guided-grad-cam",),
+        takes_layer=True, pixel_level=True, aliases=("guided-grad-cam",),
     ),
     Method(
         "gradcam-pp", EXPLANATION, f"{_E}.cam:gradcam_pp",
         "Grad-CAM++: channel weights from positive gradients with per-position alpha coefficients",
         "A. Chattopadhay, A. Sarkar, P. Howlader, V. N. Balasubramanian. Grad-CAM++: generalized "
         "gradient-based visual explanations for deep convolutional networks. WACV 2018",
-        aliases=("gradcam++", "gradcampp", "grad-cam++"),
+        takes_layer=True, aliases=("gradcam++", "gradcampp", "grad-cam++"),
     ),
     Method(
         "hirescam", EXPLANATION, f"{_E}.cam:hirescam",
         "HiRes-CAM: ReLU of the channel sum of gradient times activation, elementwise",
         "R. L. Draelos, L. Carin. Use HiResCAM instead of Grad-CAM for faithful explanations of "
         "convolutional neural networks. arXiv:2011.08891, 2020",
-        aliases=("hires-cam",),
+        takes_layer=True, aliases=("hires-cam",),
     ),
     Method(
         "layercam", EXPLANATION, f"{_E}.cam:layercam",
         "Layer-CAM: ReLU of the channel sum of positive gradients times activations, elementwise",
         "P.-T. Jiang, C.-B. Zhang, Q. Hou, M.-M. Cheng, Y. Wei. LayerCAM: exploring hierarchical class "
         "activation maps for localization. IEEE TIP 30:5875-5888, 2021",
-        aliases=("layer-cam",),
+        takes_layer=True, aliases=("layer-cam",),
     ),
     Method(
         "scorecam", EXPLANATION, f"{_E}.perturbation:scorecam",
         "Score-CAM: activation channels weighted by the target probability of the input masked by each",
         "H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel, X. Hu. Score-CAM: score-weighted "
         "visual explanations for convolutional neural networks. CVPR workshops 2020",
-        aliases=("score-cam",),
+        takes_layer=True, aliases=("score-cam",),
     ),
     Method(
         "smoothgrad", EXPLANATION, f"{_E}.gradients:smoothgrad",
         "SmoothGrad: a gradient method averaged over copies of the input with Gaussian noise",
         "D. Smilkov, N. Thorat, B. Kim, F. Viegas, M. Wattenberg. SmoothGrad: removing noise by adding "
         "noise. ICML workshop 2017 (arXiv:1706.03825)",
-        aliases=("smooth-grad",),
+        pixel_level=True, aliases=("smooth-grad",),
     ),
     Method(
         "integrated-gradients", EXPLANATION, f"{_E}.gradients:integrated_gradients",
         "Integrated Gradients: (x - baseline) times the path integral of gradients (signed, complete)",
         "M. Sundararajan, A. Taly, Q. Yan. Axiomatic attribution for deep networks. ICML 2017",
-        signed=True, value_range="signed, score units", aliases=("ig", "integrated-gradient"),
+        value_range=None, pixel_level=True, aliases=("ig", "integrated-gradient"),
     ),
     Method(
         "occlusion", EXPLANATION, f"{_E}.perturbation:occlusion",
         "Occlusion: drop of the target score when a sliding window is replaced by a constant (signed)",
         "M. D. Zeiler, R. Fergus. Visualizing and understanding convolutional networks. ECCV 2014",
-        signed=True, value_range="signed, score units",
+        value_range=None,
     ),
     Method(
         "rise", EXPLANATION, f"{_E}.perturbation:rise",
@@ -264,5 +326,5 @@ def method_list(spec: Any, kind: str | None = None, *, wrong_kind_hint: str = ""
             names.append(m.name)
     if not names:
         known = ", ".join(method_names(kind))
-        raise InputError(f"no method given; give one or more of {known}")
+        raise InputError(f"no method given (the list is empty); give one or more of {known}")
     return names

@@ -13,7 +13,8 @@ to be resized to the image (bilinear).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "overlay",
     "feature_panel",
     "draw_scanpath",
+    "image_to_uint8",
 ]
 
 #: Colormap names accepted by :func:`colorize` and :func:`overlay` (OpenCV lookup tables).
@@ -107,8 +109,19 @@ def colorize(saliency: Any, cmap: str = "jet", *, normalize: bool = True) -> np.
     return lut[to_gray(saliency, normalize=normalize)]
 
 
-def _image_u8(image: Any, name: str = "image") -> np.ndarray:
-    """Any image array load_image accepts -> uint8 RGB (H, W, 3)."""
+def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
+    """Any image array :func:`salience.io.as_image_array` accepts, as uint8 RGB ``(H, W, 3)``.
+
+    A uint8 ``(H, W, 3)`` array is returned as it is; anything else is validated, converted to float
+    ``[0, 1]`` and rounded to ``0..255``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.viz import image_to_uint8
+    >>> image_to_uint8(np.full((2, 2), 0.5, np.float32))[0, 0].tolist()
+    [128, 128, 128]
+    """
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return image
     rgb = as_image_array(image, name=name)
@@ -166,7 +179,7 @@ def overlay(image: Any, saliency: Any, cmap: str = "jet", alpha: float = 0.5, *,
         a = float("nan")
     if not (0.0 <= a <= 1.0):
         raise InputError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    rgb = _image_u8(image)
+    rgb = image_to_uint8(image)
     m = _map_for(rgb.shape[:2], saliency, resize, "overlay")
     heat = colorize(m, cmap, normalize=normalize)
     return cv2.addWeighted(rgb, 1.0 - a, heat, a, 0.0)
@@ -177,7 +190,7 @@ def overlay(image: Any, saliency: Any, cmap: str = "jet", alpha: float = 0.5, *,
 def _panel_items(result: Any, image: Any) -> list[tuple[str, np.ndarray]]:
     items: list[tuple[str, np.ndarray]] = []
     if image is not None:
-        items.append(("image", _image_u8(image)))
+        items.append(("image", image_to_uint8(image)))
     if isinstance(result, Mapping):
         if not result:
             raise InputError("feature_panel needs at least one map; got an empty dict")
@@ -346,7 +359,7 @@ def draw_scanpath(image: Any, points: Sequence[Any], radius: float | None = None
     >>> out.shape, out.dtype, bool(out.any())
     ((60, 80, 3), dtype('uint8'), True)
     """
-    rgb = _image_u8(image).copy()
+    rgb = image_to_uint8(image).copy()
     H, W = rgb.shape[:2]
     pts = _xy(points)
     for i, (x, y) in enumerate(pts):

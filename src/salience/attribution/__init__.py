@@ -33,8 +33,8 @@ except ImportError as _exc:  # pragma: no cover - exercised in an environment wi
     from ..errors import MissingDependencyError
 
     raise MissingDependencyError(
-        "salience.attribution (model explanations) needs PyTorch (the torch extra), which is not installed; install it with: "
-        "pip install 'salience[torch]'"
+        "salience.attribution (model explanations) needs PyTorch (the torch extra), which is not installed; "
+        "install it with: pip install 'salience[torch]'"
     ) from _exc
 
 from typing import Any
@@ -42,8 +42,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..registry import EXPLANATION, get_method
-from ._base import Explanation
+from ..registry import EXPLANATION, Method, get_method
+from ._base import (
+    Explanation,
+    Target,
+    check_images,
+    gaussian_blur,
+    select_scores,
+    target_scores,
+    unwrap_model,
+    upsample,
+)
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
@@ -51,10 +60,18 @@ from .perturbation import occlusion, rise, scorecam
 
 __all__ = [
     "explain",
+    "method_layer",
     "Explanation",
     "load_model",
     "LoadedModel",
     "image_saliency_map",
+    "upsample",
+    "Target",
+    "check_images",
+    "select_scores",
+    "target_scores",
+    "unwrap_model",
+    "gaussian_blur",
     "gradient",
     "input_x_gradient",
     "guided_backprop",
@@ -83,8 +100,10 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     target: ``None`` (the top class), a class index, one index per image (list/tensor of length B),
         ``"top-k"``/``"topk:k"`` (the k-th most likely class), or a callable ``f(output) -> (B,)``
         scores (embeddings, similarity, a region of a segmentation, a detection score).
-    layer: for CAM methods and Score-CAM, a dotted module name (``"features.18"``) or a module;
-        ``None`` chooses the last layer with a spatial output.
+    layer: for the methods whose registry row ``takes_layer`` (CAM methods, Score-CAM), a dotted module
+        name (``"features.18"``) or a module; ``None``: the model's ``target_layer`` when it is a
+        :class:`LoadedModel` that names one, else the last layer with a spatial output.  Every other method
+        explains input pixels and refuses a layer.
     **params: the method's parameters (see each function).
 
     Returns
@@ -103,21 +122,71 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
             f"method {m.name!r} is bottom-up (computed from the pixels alone), not a model explanation; "
             "use salience.saliency_map(image, method) for it"
         )
-    return m.load()(model, images, target=target, layer=layer, **params)
+    return m.load()(model, images, target=target, layer=method_layer(m, model, layer), **params)
+
+
+def method_layer(method: Any, model: Any, layer: Any = None) -> Any:
+    """The layer :func:`explain` hands to ``method``: the one place that chooses it.
+
+    For a method whose registry row ``takes_layer``: ``layer`` if given, else the model's
+    ``target_layer`` (a :class:`LoadedModel` names one), else ``None`` (the method picks the last
+    spatial layer).  For every other method ``None``, and a ``layer`` given for it is refused.
+
+    Parameters
+    ----------
+    method: a registry name or :class:`~salience.registry.Method` row.
+    model: the model (``nn.Module`` or :class:`LoadedModel`).
+    layer: the caller's layer, or ``None``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import method_layer
+    >>> method_layer("gradcam", torch.nn.Identity(), "features.3"), method_layer("gradient", None)
+    ('features.3', None)
+    """
+    m = method if isinstance(method, Method) else get_method(method)
+    if not m.takes_layer:
+        if layer is not None:
+            raise InputError(f"method {m.name!r} explains input pixels and takes no layer; pass layer=None")
+        return None
+    if layer is None and isinstance(model, LoadedModel):
+        layer = model.target_layer
+    return layer
 
 
 def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, target: Any = None,
-                       layer: Any = None, **params: Any) -> np.ndarray:
-    """One image in, one map out: float32 ``(H, W)`` at the image's size.
+                       layer: Any = None, *, return_explanation: bool = False, **params: Any) -> Any:
+    """One image in, one map out: float32 ``(H, W)`` at the image's size.  The one explain-one-image
+    function: :func:`salience.saliency_map`, ``salience explain`` and ``salience audit`` all call it.
 
-    ``image_array``: float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (as :func:`salience.load_image` returns).
-    ``model``: ``None`` (the default :func:`load_model`), a :class:`LoadedModel`, or an ``nn.Module``
-    (then ImageNet preprocessing is used).  The image is resized (short side 224, whole image kept),
-    explained, and the map resized back bilinearly.  ``target`` may also be a class name.
+    Parameters
+    ----------
+    image_array: float32 ``(H, W, 3)`` RGB in ``[0, 1]`` (as :func:`salience.load_image` returns).
+    method: an explanation method of the registry.
+    model: ``None`` (the default :func:`load_model`), a :class:`LoadedModel`, or an ``nn.Module`` (then
+        ImageNet preprocessing is used).  The input goes to the model's device.
+    target: as in :func:`explain`; with a :class:`LoadedModel` also a class name.
+    layer: as in :func:`explain`.
+    return_explanation: also return the :class:`Explanation` (targets, scores, extras).
+    **params: the method's parameters.
+
+    Returns
+    -------
+    numpy.ndarray, or ``(map, Explanation)`` with ``return_explanation``.  The image is resized (short
+    side 224, whole image kept), explained, and the map resized back bilinearly.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from salience.attribution import image_saliency_map
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+    ...                           torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    >>> image_saliency_map(np.full((30, 40, 3), 0.5, np.float32), "gradient", model=net, target=1).shape
+    (30, 40)
     """
     import torch
 
-    from ._base import upsample
     from .models import IMAGENET_MEAN, IMAGENET_STD, make_preprocess
 
     if model is None:
@@ -131,10 +200,14 @@ def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, 
         if not (key.startswith("top") or key == "argmax"):
             target = model.class_index(target)
     x = pre(image_array, crop=False)
+    net = model.model if isinstance(model, LoadedModel) else model
+    first = next(iter(net.parameters()), None) if isinstance(net, torch.nn.Module) else None
+    if first is not None:
+        x = x.to(first.device)
     e = explain(model, x, method=method, target=target, layer=layer, **params)
     h, w = image_array.shape[:2]
-    out = upsample(e.maps.detach().float().cpu(), (h, w))[0]
-    return out.numpy().astype(np.float32)
+    out = upsample(e.maps.detach().float().cpu(), (h, w))[0].numpy().astype(np.float32)
+    return (out, e) if return_explanation else out
 
 
 _DEFAULT: dict[str, LoadedModel] = {}

@@ -7,13 +7,15 @@ from __future__ import annotations
 import math
 import re
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..check import check_int as check_positive_int  # noqa: F401  (the methods' name for it)
 from ..errors import InputError, ModelError
 from ._hooks import LayerCapture, resolve_layer, scoped_model
 
@@ -145,7 +147,7 @@ class Target:
     fn: Callable[[Any], torch.Tensor] | None = None
 
     @classmethod
-    def parse(cls, target: Any, batch: int) -> "Target":
+    def parse(cls, target: Any, batch: int) -> Target:
         if target is None:
             return cls("rank", rank=1)
         if callable(target) and not isinstance(target, (torch.Tensor, str)):
@@ -265,7 +267,7 @@ def to_grid(t: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor | None:
     return None
 
 
-_AUTO_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]]" = weakref.WeakKeyDictionary()
+_AUTO_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]] = weakref.WeakKeyDictionary()
 
 
 def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = None) -> str:
@@ -313,30 +315,33 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
         # keep the last record of each tensor object (container modules return their child's output)
         tensors = [t for _, t in records]
         grads = torch.autograd.grad(scores.sum(), tensors, allow_unused=True, retain_graph=False)
-    chosen = None
+    chosen = _last_spread_layer(records, grads, reshape, hw)
+    cache[key] = chosen
+    return chosen
+
+
+def _last_spread_layer(records: list[tuple[str, torch.Tensor]], grads: Sequence[torch.Tensor | None],
+                       reshape: Callable | None, hw: tuple[int, int]) -> str:
+    """The last recorded layer whose gradient is non-zero at more than one position (else the last layer
+    with any gradient); a ModelError when every gradient is zero."""
     any_nonzero = False
-    for (name, t), g in zip(reversed(records), reversed(grads)):
+    for (name, _), g in zip(reversed(records), reversed(grads)):
         if g is None:
             continue
         grid = reshape(g) if reshape is not None else to_grid(g, hw)
         if grid is None:
             continue
-        per_pos = grid.detach().abs().sum(dim=1)[0]
-        nz = int((per_pos > 0).sum())
+        nz = int((grid.detach().abs().sum(dim=1)[0] > 0).sum())
         any_nonzero = any_nonzero or nz > 0
         if nz > 1:
-            chosen = name
-            break
-    if chosen is None:
-        if not any_nonzero:
-            raise ModelError(
-                "every gradient inside the model is exactly zero for its top class, so no layer can be "
-                "explained (torchvision's vit_b_16 / swin_t built without weights have a zero-initialised "
-                "head); load trained weights"
-            )
-        chosen = records[-1][0]
-    cache[key] = chosen
-    return chosen
+            return name
+    if not any_nonzero:
+        raise ModelError(
+            "every gradient inside the model is exactly zero for its top class, so no layer can be "
+            "explained (torchvision's vit_b_16 / swin_t built without weights have a zero-initialised "
+            "head); load trained weights"
+        )
+    return records[-1][0]
 
 
 def _is_logits(out: Any) -> bool:
@@ -399,7 +404,16 @@ def layer_forward(
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear (half-pixel centres, ``align_corners=False``) resize of ``(B, h, w)`` maps to ``size``."""
+    """Bilinear (half-pixel centres, ``align_corners=False``) resize of ``(B, h, w)`` maps to ``size``.
+
+    ``maps``: float tensor ``(B, h, w)``; ``size``: ``(H, W)``.  Returns ``(B, H, W)`` (``maps`` itself
+    when it already has that size).
+
+    >>> import torch
+    >>> from salience.attribution import upsample
+    >>> tuple(upsample(torch.ones(2, 3, 4), (6, 8)).shape)
+    (2, 6, 8)
+    """
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
@@ -437,15 +451,89 @@ def finish(maps: torch.Tensor) -> torch.Tensor:
     return maps
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def check_unknown(method: str, params: dict) -> None:
     if params:
         raise InputError(
             f"method {method!r} got unknown parameter(s) {', '.join(sorted(params))}; see "
             f"help(salience.explain) and docs/explain.md for the parameters it takes"
         )
+
+
+def pick_scores(out: Any, idx: torch.Tensor | None, tgt: Target, n: int) -> torch.Tensor:
+    """Scores of a (sub-)batch ``out`` of ``n`` rows for fixed class indices ``idx`` (or ``tgt``'s callable)."""
+    if tgt.kind == "callable":
+        scores, _ = select_scores(out, tgt, n)
+        return scores
+    assert idx is not None
+    return select_scores(out, Target("index", indices=idx), n)[0]
+
+
+def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive slices of ``range(total)``, ``size`` long (the last may be shorter)."""
+    for s in range(0, total, size):
+        yield s, min(total, s + size)
+
+
+def spatial_grid(t: torch.Tensor, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
+    """A layer's output ``t`` as ``(B, C, h, w)`` (``reshape`` if given, else a token grid); ModelError otherwise."""
+    g = reshape(t) if reshape is not None else to_grid(t, hw)
+    if g is None or g.ndim != 4:
+        raise ModelError(
+            f"layer {layer!r} has output shape {tuple(t.shape)}, which is not a spatial map (B, C, h, w) "
+            "nor a square token grid (B, 1+N, C); choose a convolutional layer, or pass reshape= a callable "
+            "turning the output into (B, C, h, w)"
+        )
+    return g
+
+
+def target_scores(out: Any, tgt: Target, idx: torch.Tensor | None, n: int, *, probabilities: bool) -> torch.Tensor:
+    """The one score selection of the perturbation methods (RISE, Score-CAM) and the faithfulness curves.
+
+    ``out``: a model output for ``n`` rows (a tensor, or a tuple/list/dict with ``"out"`` holding it).
+    For a callable target, its value; otherwise the softmax probability (``probabilities=True``) or the
+    raw score (logit) of class ``idx[i]`` in row ``i`` (``idx``: ``(n,)`` indices).  Returns ``(n,)``.
+    """
+    if tgt.kind == "callable":
+        return select_scores(out, tgt, n)[0]
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    elif isinstance(out, dict) and "out" in out:
+        out = out["out"]
+    if probabilities and isinstance(out, torch.Tensor):
+        out = torch.softmax(out.float(), dim=1)
+    assert idx is not None
+    return select_scores(out, Target("index", indices=idx), n)[0]
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, *, border: str = "reflect") -> torch.Tensor:
+    """The one tensor Gaussian blur: separable, truncated at 3 sigma, per channel.
+
+    ``x``: float ``(B, C, H, W)``; ``sigma`` in pixels (``<= 0``: an unchanged copy).  The kernel has radius
+    ``max(1, ceil(3 sigma))``, is computed in float64, normalised to sum 1 and cast to ``x``'s dtype.
+    ``border``: ``"reflect"`` (mirror without repeating the edge; falls back to ``"replicate"`` when the
+    radius reaches the image's size, where a reflection is undefined) or ``"replicate"`` (repeat the edge
+    pixel).  Integrated Gradients' blurred baseline uses ``"replicate"``, the faithfulness curves'
+    blur fill ``"reflect"``.
+
+    >>> import torch
+    >>> from salience.attribution import gaussian_blur
+    >>> y = gaussian_blur(torch.ones(1, 3, 8, 8), 1.5)
+    >>> tuple(y.shape), bool(torch.allclose(y, torch.ones_like(y)))
+    ((1, 3, 8, 8), True)
+    """
+    if border not in ("reflect", "replicate"):
+        raise InputError(f"border must be 'reflect' or 'replicate', got {border!r}")
+    if sigma <= 0:
+        return x.clone()
+    H, W = x.shape[-2:]
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
+    k = (k / k.sum()).to(dtype=x.dtype, device=x.device)
+    C = x.shape[1]
+    mode = "reflect" if border == "reflect" and radius < min(H, W) else "replicate"
+    y = F.pad(x, (radius, radius, 0, 0), mode=mode)
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    y = F.pad(y, (0, 0, radius, radius), mode=mode)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -157,7 +158,7 @@ class LayerCapture:
             self.outputs.append(output)
         return output.clone() if output.requires_grad else output
 
-    def __enter__(self) -> "LayerCapture":
+    def __enter__(self) -> LayerCapture:
         self.outputs = []
         self._handle = self.module.register_forward_hook(self._hook)
         return self

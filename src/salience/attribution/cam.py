@@ -24,11 +24,12 @@ Rules (``w_c`` a channel weight, sums over channels ``c``):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from ..errors import ModelError, ZeroGradientError
+from ..errors import ZeroGradientError
 from ._base import (
     Explanation,
     Target,
@@ -38,7 +39,7 @@ from ._base import (
     layer_for,
     layer_forward,
     normalize_maps,
-    to_grid,
+    spatial_grid,
     unwrap_model,
     upsample,
 )
@@ -80,23 +81,10 @@ CAM_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def _grid(t: torch.Tensor, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
-    g = reshape(t) if reshape is not None else to_grid(t, hw)
-    if g is None or g.ndim != 4:
-        raise ModelError(
-            f"layer {layer!r} has output shape {tuple(t.shape)}, which is not a spatial map (B, C, h, w) "
-            "nor a square token grid (B, 1+N, C); choose a convolutional layer, or pass reshape= a callable "
-            "turning the output into (B, C, h, w)"
-        )
-    return g
-
-
 def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape: Callable | None,
          params: dict) -> Explanation:
     check_unknown(method, params)
     net = unwrap_model(model)
-    if layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        layer = model.target_layer
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
@@ -104,8 +92,8 @@ def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape:
         name, module = layer_for(net, x, layer, reshape)
         act, grad, scores, idx, _ = layer_forward(net, x, tgt, module)
     assert grad is not None
-    a = _grid(act, hw, reshape, name)
-    g = _grid(grad, hw, reshape, name)
+    a = spatial_grid(act, hw, reshape, name)
+    g = spatial_grid(grad, hw, reshape, name)
     if not bool((g != 0).any()):
         raise ZeroGradientError(
             f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map would be "
@@ -127,7 +115,8 @@ def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     images: float tensor ``(B, C, H, W)`` in the model's preprocessing (not modified).
     target: ``None`` (top-1), a class index, one index per image, ``"top-k"``, or a callable on the
         model output returning ``(B,)`` scores.
-    layer: dotted module name or module; ``None`` picks the last spatial layer automatically.
+    layer: dotted module name or module; ``None`` picks the last spatial layer automatically
+        (:func:`salience.explain` passes a :class:`LoadedModel`'s ``target_layer`` instead).
     reshape: callable turning the layer's raw output into ``(B, C, h, w)`` (overrides the automatic
         token-to-grid reshape used for ViT / Swin).
 

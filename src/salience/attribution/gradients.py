@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from ._base import (
@@ -35,8 +34,11 @@ from ._base import (
     check_images,
     check_positive_int,
     check_unknown,
+    chunks,
     finish,
+    gaussian_blur,
     normalize_maps,
+    pick_scores,
     select_scores,
     unwrap_model,
 )
@@ -57,15 +59,6 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------------
 
 
-def _pick(out: Any, idx: torch.Tensor | None, tgt: Target, n: int) -> torch.Tensor:
-    """Scores of a (sub-)batch for fixed class indices (or the callable)."""
-    if tgt.kind == "callable":
-        scores, _ = select_scores(out, tgt, n)
-        return scores
-    assert idx is not None
-    return select_scores(out, Target("index", indices=idx), n)[0]
-
-
 def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None, tgt: Target,
                 policy: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gradient of the target scores with respect to ``xs`` (under the guided rule ``policy`` if given).
@@ -82,7 +75,7 @@ def _input_grad(net: torch.nn.Module, xs: torch.Tensor, idx: torch.Tensor | None
         if idx is None:
             scores, idx = select_scores(out, tgt, xs.shape[0])
         else:
-            scores = _pick(out, idx, tgt, xs.shape[0])
+            scores = pick_scores(out, idx, tgt, xs.shape[0])
         (g,) = torch.autograd.grad(scores.sum(), xs)
     return g, scores, idx
 
@@ -107,7 +100,7 @@ def _endpoints(net: torch.nn.Module, x: torch.Tensor, x0: torch.Tensor,
                                    Target("index", indices=tgt.indices.repeat(2)), 2 * B)
         idx = None if idx2 is None else idx2[:B]
         if tgt.kind == "rank":  # the class is chosen on x; the baseline is scored for that class
-            both = _pick(out, idx.repeat(2), tgt, 2 * B)
+            both = pick_scores(out, idx.repeat(2), tgt, 2 * B)
     return tgt, both[:B].float(), both[B:].float(), idx
 
 
@@ -129,8 +122,6 @@ def _check_policy(activations: Any) -> str:
 def _single(method: str, model: Any, images: Any, target: Any, layer: Any, policy: str | None,
             params: dict) -> Explanation:
     check_unknown(method, params)
-    if layer is not None:
-        raise InputError(f"method {method!r} explains input pixels and takes no layer; pass layer=None")
     net = unwrap_model(model)
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
@@ -195,11 +186,6 @@ def guided_backprop(model: Any, images: Any, target: Any = None, layer: Any = No
 _BASES = {"gradient": None, "input-x-gradient": None, "guided-backprop": "guided"}
 
 
-def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
-    for s in range(0, total, size):
-        yield s, min(total, s + size)
-
-
 def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                base: str = "gradient", n: int = 25, noise: float = 0.15, stdev: float | None = None,
                seed: int = 0, batch_size: int = 16, activations: str = "raise",
@@ -215,12 +201,12 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
         deviation instead.  seed: the noise seed (results are deterministic for a seed).
     batch_size: noisy samples per forward/backward pass (bounds memory).
 
+    Notes
+    -----
     The raw attributions (signed) are averaged, then reduced as the base method reduces them; ``maps``
     has the base's range.  The target class (for ``None``/``"top-k"``) is chosen on the clean image.
     """
     check_unknown("smoothgrad", params)
-    if layer is not None:
-        raise InputError("smoothgrad explains input pixels and takes no layer; pass layer=None")
     key = str(base).strip().lower().replace("_", "-")
     if key in ("guided", "guided-backpropagation"):
         key = "guided-backprop"
@@ -246,7 +232,7 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
         tgt, scores, idx = _resolve(net, x, target)
         total = torch.zeros_like(x)
         # samples are ordered image-major: sample j of image i is row i * n + j
-        for s, e in _chunks(B * n, batch_size):
+        for s, e in chunks(B * n, batch_size):
             rows = torch.arange(s, e) // n
             eps = torch.randn((e - s, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
             xs = x[rows] + eps * sig[rows].view(-1, 1, 1, 1)
@@ -304,18 +290,6 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return (t + 1) / 2, wt / 2
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t * t) / (2 * sigma * sigma))
-    k = k / k.sum()
-    C = x.shape[1]
-    y = F.pad(x, (radius, radius, 0, 0), mode="replicate")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    y = F.pad(y, (0, 0, radius, radius), mode="replicate")
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-
-
 def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch.Tensor:
     if isinstance(baseline, str):
         key = baseline.strip().lower()
@@ -325,7 +299,7 @@ def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> torch
             sigma = blur_sigma if blur_sigma is not None else 0.1 * min(x.shape[2], x.shape[3])
             if not (isinstance(sigma, (int, float)) and sigma > 0):
                 raise InputError(f"blur_sigma must be a positive number of pixels, got {blur_sigma!r}")
-            return _gaussian_blur(x, float(sigma))
+            return gaussian_blur(x, float(sigma), border="replicate")
         raise InputError(f"baseline must be 'zeros', 'blur', a number or a tensor, got {baseline!r}")
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         return torch.full_like(x, float(baseline))
@@ -360,12 +334,12 @@ def _adaptive_nodes(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, 
     f = torch.empty(B, steps + 1, dtype=torch.float64)
     f[:, 0], f[:, -1] = f0.double().cpu(), f1.double().cpu()
     inner = steps - 1
-    for s, e in _chunks(B * inner, batch_size):
+    for s, e in chunks(B * inner, batch_size):
         r = torch.arange(s, e)
         rows, ks = r // inner, r % inner + 1
         rd = rows.to(x0.device)
         xs = x0[rd] + grid[ks].to(x0.dtype).to(x0.device).view(-1, 1, 1, 1) * diff[rd]
-        f[rows, ks] = _pick(net(xs), idx[rows.to(idx.device)] if idx is not None else None, tgt,
+        f[rows, ks] = pick_scores(net(xs), idx[rows.to(idx.device)] if idx is not None else None, tgt,
                             e - s).double().cpu()
     m = (f[:, 1:] - f[:, :-1]) * steps  # cell means of df/dalpha
     if steps >= 2:
@@ -409,7 +383,7 @@ def _ig_sum(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: Any
     total = torch.zeros_like(x0)
     # on CPU, convolutions run faster on channels-last input (oneDNN): the path points are laid out so
     layout = torch.channels_last if x0.device.type == "cpu" and _CHANNELS_LAST else None
-    for s, e in _chunks(B * steps, batch_size):
+    for s, e in chunks(B * steps, batch_size):
         r = torch.arange(s, e, device=x0.device)
         rows, ks = r // steps, r % steps
         xs = x0[rows] + a_t[rows, ks].view(-1, 1, 1, 1) * diff[rows]
@@ -454,8 +428,6 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     if "quadrature" in params:
         quadrature_rule = params.pop("quadrature")
     check_unknown("integrated-gradients", params)
-    if layer is not None:
-        raise InputError("integrated-gradients explains input pixels and takes no layer; pass layer=None")
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
     if tolerance is not None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,17 +29,19 @@ from ._base import (
     check_images,
     check_positive_int,
     check_unknown,
+    chunks,
     finish,
     layer_for,
     layer_forward,
     normalize_maps,
+    pick_scores,
     select_scores,
+    spatial_grid,
+    target_scores,
     unwrap_model,
     upsample,
 )
 from ._hooks import scoped_model
-from .cam import _grid
-from .gradients import _chunks, _pick
 
 __all__ = ["occlusion", "rise", "scorecam"]
 
@@ -63,8 +66,6 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     units (positive: occluding it lowers the score).  ``batch_size`` occluded images per forward pass.
     """
     check_unknown("occlusion", params)
-    if layer is not None:
-        raise InputError("occlusion explains input pixels and takes no layer; pass layer=None")
     wh, ww = _pair("window", window)
     sh, sw = _pair("stride", stride)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -93,10 +94,10 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
             xb = x[b:b + 1]
             ib = idx[b:b + 1] if idx is not None else None
             acc = torch.zeros(H, W, dtype=x.dtype, device=x.device)
-            for s, e in _chunks(P, batch_size):
+            for s, e in chunks(P, batch_size):
                 m = masks[s:e, None]
                 xm = xb * (1 - m) + float(baseline) * m
-                sc = _pick(net(xm), ib.expand(e - s) if ib is not None else None, tgt, e - s)
+                sc = pick_scores(net(xm), ib.expand(e - s) if ib is not None else None, tgt, e - s)
                 acc += torch.einsum("p,phw->hw", scores[b] - sc.to(x.dtype), masks[s:e])
             maps[b] = acc / count.clamp(min=1)
     return Explanation(finish(maps), idx, scores.float(), "occlusion", None,
@@ -117,8 +118,6 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     unnormalised map.  Deterministic for a ``seed``; ``batch_size`` masked images per forward pass.
     """
     check_unknown("rise", params)
-    if layer is not None:
-        raise InputError("rise explains input pixels and takes no layer; pass layer=None")
     n = check_positive_int("n", n)
     cells = check_positive_int("cells", cells)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -134,7 +133,7 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
         tgt = Target.parse(target, B)
         out = net(x)
         scores, idx = select_scores(out, tgt, B)
-        for s, e in _chunks(n, batch_size):
+        for s, e in chunks(n, batch_size):
             k = e - s
             grid = (torch.rand((k, 1, cells, cells), generator=gen) < p).float().to(x.device)
             up = F.interpolate(grid, size=((cells + 1) * ch, (cells + 1) * cw), mode="bilinear",
@@ -149,12 +148,8 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
             for b in range(B):
                 xm = x[b:b + 1] * m[:, None]
                 o = net(xm)
-                if tgt.kind == "callable":
-                    sc = _pick(o, None, tgt, k)
-                else:
-                    logits = o[0] if isinstance(o, (tuple, list)) else o
-                    sc = (torch.softmax(logits.float(), dim=1) if probabilities else logits.float())[
-                        :, idx[b]]
+                sc = target_scores(o, tgt, None if idx is None else idx[b].expand(k), k,
+                                   probabilities=probabilities)
                 maps[b] += torch.einsum("k,khw->hw", sc.float(), m.float())
     raw = maps / (n * p)
     return Explanation(finish(normalize_maps(raw)), idx, scores.float(), "rise", None,
@@ -174,8 +169,6 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     check_unknown("scorecam", params)
     batch_size = check_positive_int("batch_size", batch_size)
     net = unwrap_model(model)
-    if layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        layer = model.target_layer
     x = check_images(images, net)
     B, C, H, W = x.shape
     tgt = Target.parse(target, B)
@@ -183,12 +176,12 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
         name, module = layer_for(net, x, layer, reshape)
         with torch.no_grad():
             act, _, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=False)
-            a = _grid(act, (H, W), reshape, name).float()
+            a = spatial_grid(act, (H, W), reshape, name).float()
             K = a.shape[1]
             cams = []
             for b in range(B):
                 w = torch.empty(K, dtype=torch.float32, device=x.device)
-                for s, e in _chunks(K, batch_size):
+                for s, e in chunks(K, batch_size):
                     # masks are made per chunk: memory is batch_size x H x W, not K x H x W
                     flat = upsample(a[b, s:e], (H, W)).reshape(e - s, -1)
                     lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
@@ -197,12 +190,8 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                                         (flat - lo[:, None]) / span.clamp(min=1e-12)[:, None],
                                         torch.zeros_like(flat)).reshape(e - s, 1, H, W).to(x.dtype)
                     o = net(x[b:b + 1] * masks)
-                    if tgt.kind == "callable":
-                        w[s:e] = _pick(o, None, tgt, e - s).float()
-                    else:
-                        logits = o[0] if isinstance(o, (tuple, list)) else o
-                        w[s:e] = (torch.softmax(logits.float(), dim=1) if probabilities else logits.float())[
-                            :, idx[b]]
+                    w[s:e] = target_scores(o, tgt, None if idx is None else idx[b].expand(e - s), e - s,
+                                           probabilities=probabilities).float()
                 cams.append(torch.relu(torch.einsum("k,khw->hw", w, a[b])))
             cam = torch.stack(cams)
     maps = normalize_maps(upsample(cam, (H, W)))

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from ..check import check_choice, check_int, check_real
 from ..errors import InputError, MissingDependencyError, ModelError, ZeroGradientError
 
 __all__ = [
@@ -81,22 +82,6 @@ def _torch():
             "pip install 'salience[torch]'"
         ) from exc
     return torch
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, minimum: float | None = 0.0, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and minimum is not None:
-        ok = value > minimum if strict else value >= minimum
-    if not ok:
-        bound = "" if minimum is None else (f" > {minimum}" if strict else f" >= {minimum}")
-        raise InputError(f"{name} must be a finite number{bound}, got {value!r}")
-    return float(value)
 
 
 # ======================================================================================================
@@ -179,26 +164,6 @@ def _ranks(sal: np.ndarray, patch: int) -> np.ndarray:
     rank = np.empty((B, H * W), dtype=np.int64)
     np.put_along_axis(rank, order, np.arange(H * W)[None].repeat(B, 0), axis=1)
     return rank
-
-
-def _gaussian_blur(x, sigma: float):
-    """Separable Gaussian blur of a (B, C, H, W) tensor, truncated at 3 sigma, reflected borders."""
-    torch = _torch()
-    import torch.nn.functional as F
-
-    if sigma <= 0:
-        return x.clone()
-    H, W = x.shape[-2:]
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
-    k = (k / k.sum()).to(dtype=x.dtype, device=x.device)
-    C = x.shape[1]
-    mode = "reflect" if radius < min(H, W) else "replicate"
-    y = F.pad(x, (radius, radius, 0, 0), mode=mode)
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    y = F.pad(y, (0, 0, radius, radius), mode=mode)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
 
 
 def road_impute(image: np.ndarray, missing: np.ndarray, *, noise: float = ROAD_NOISE, seed: int = 0,
@@ -303,7 +268,9 @@ def _fill_for(x, perturbation: str, value: Any, blur_sigma: float):
         raise InputError(
             f"value must be one number or one per channel ({x.shape[1]}), got shape {tuple(v.shape)}"
         )
-    return _gaussian_blur(x, blur_sigma)
+    from ..attribution import gaussian_blur
+
+    return gaussian_blur(x, blur_sigma, border="reflect")
 
 
 def perturb(images: Any, saliency_maps: Any, fraction: float, *, mode: str = "deletion",
@@ -323,10 +290,10 @@ def perturb(images: Any, saliency_maps: Any, fraction: float, *, mode: str = "de
     B, C, H, W = x.shape
     sal = _saliency_array(saliency_maps, B, (H, W))
     perturbation = _check_perturbation(perturbation)
-    fraction = _check_float("fraction", fraction)
+    fraction = check_real("fraction", fraction, minimum=0)
     if fraction > 1:
         raise InputError(f"fraction must lie in [0, 1], got {fraction}")
-    rank = torch.from_numpy(_ranks(sal, _check_int("patch", patch))).to(x.device)
+    rank = torch.from_numpy(_ranks(sal, check_int("patch", patch))).to(x.device)
     n = int(round(fraction * H * W))
     mask = (rank < n).view(B, 1, H, W)
     xs = _perturbed(x, mask, mode, perturbation, value, blur_sigma, road_noise, seed, None)
@@ -386,34 +353,26 @@ def _eval_mode(net: Any) -> Iterator[None]:
             m.training = f
 
 
-def _logits(out: Any):
-    if isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    elif isinstance(out, dict) and "out" in out:
-        out = out["out"]
-    return out
-
-
 def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, steps: int | None,
            perturbation: str, batch_size: int, score: str, value: Any, blur_sigma: float, patch: int,
            road_noise: float, seed: int) -> CurveResult:
     torch = _torch()
-    from ..attribution._base import Target, check_images, select_scores, unwrap_model
+    from ..attribution import Target, check_images, select_scores, target_scores, unwrap_model
 
     net = unwrap_model(model)
     x = check_images(images, net)
     B, C, H, W = x.shape
     sal = _saliency_array(saliency_maps, B, (H, W))
-    steps = min(100, H * W) if steps is None else _check_int("steps", steps)
+    steps = min(100, H * W) if steps is None else check_int("steps", steps)
     if steps > H * W:
         raise InputError(f"steps={steps} is more than the {H * W} pixels of the image; use at most {H * W}")
-    batch_size = _check_int("batch_size", batch_size)
-    patch = _check_int("patch", patch)
+    batch_size = check_int("batch_size", batch_size)
+    patch = check_int("patch", patch)
     perturbation = _check_perturbation(perturbation)
     if score not in ("probability", "logit"):
         raise InputError(f"score must be 'probability' (softmax) or 'logit', got {score!r}")
-    blur_sigma = _check_float("blur_sigma", blur_sigma)
-    road_noise = _check_float("road_noise", road_noise)
+    blur_sigma = check_real("blur_sigma", blur_sigma, minimum=0)
+    road_noise = check_real("road_noise", road_noise, minimum=0)
     counts = np.round(np.arange(steps + 1) * (H * W) / steps).astype(np.int64)
     fractions = counts / float(H * W)
     rank = torch.from_numpy(_ranks(sal, patch)).to(x.device)
@@ -440,13 +399,8 @@ def _curve(kind: str, model: Any, images: Any, saliency_maps: Any, target: Any, 
             else:
                 xs = _perturbed(x[bi], mask, kind, perturbation, value, blur_sigma, road_noise, seed, fill[bi])
             out = net(xs)
-            if tgt.kind == "callable":
-                sc, _ = select_scores(out, tgt, e - s)
-            else:
-                logits = _logits(out)
-                if score == "probability":
-                    logits = torch.softmax(logits.float(), dim=1)
-                sc, _ = select_scores(logits, Target("index", indices=idx[bi.to(idx.device)].cpu()), e - s)
+            sc = target_scores(out, tgt, None if idx is None else idx[bi.to(idx.device)].cpu(), e - s,
+                               probabilities=score == "probability")
             scores[s:e] = sc.detach().double().cpu().numpy()
     scores = scores.reshape(B, steps + 1)
     if not np.isfinite(scores).all():
@@ -616,7 +570,7 @@ def ssim(a: Any, b: Any, *, window: str = "uniform", data_range: float | None = 
 
     a, b = _pair(a, b, "ssim")
     if window == "uniform":
-        win_size = _check_int("win_size", win_size, 3)
+        win_size = check_int("win_size", win_size, 3)
         if win_size % 2 == 0:
             raise InputError(f"win_size must be odd, got {win_size}")
 
@@ -627,7 +581,7 @@ def ssim(a: Any, b: Any, *, window: str = "uniform", data_range: float | None = 
         cov_norm = n / (n - 1.0)
         pad = (win_size - 1) // 2
     elif window == "gaussian":
-        sigma = _check_float("sigma", sigma, 0.0, strict=True)
+        sigma = check_real("sigma", sigma, minimum=0, strict=True)
         truncate = 3.5
         pad = int(truncate * sigma + 0.5)
 
@@ -641,7 +595,7 @@ def ssim(a: Any, b: Any, *, window: str = "uniform", data_range: float | None = 
         raise InputError(f"ssim needs maps of at least {2 * pad + 1} x {2 * pad + 1} pixels, got {a.shape}")
     if data_range is None:
         data_range = float(max(a.max(), b.max()) - min(a.min(), b.min())) or 1.0
-    L = _check_float("data_range", data_range, 0.0, strict=True)
+    L = check_real("data_range", data_range, minimum=0, strict=True)
     ma, mb = filt(a), filt(b)
     va = cov_norm * (filt(a * a) - ma * ma)
     vb = cov_norm * (filt(b * b) - mb * mb)
@@ -671,9 +625,9 @@ def hog(image: Any, *, orientations: int = 9, pixels_per_cell: int = 8, cells_pe
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
         raise InputError(f"hog needs a 2-D map, got shape {img.shape}")
-    orientations = _check_int("orientations", orientations)
-    c = _check_int("pixels_per_cell", pixels_per_cell)
-    bcell = _check_int("cells_per_block", cells_per_block)
+    orientations = check_int("orientations", orientations)
+    c = check_int("pixels_per_cell", pixels_per_cell)
+    bcell = check_int("cells_per_block", cells_per_block)
     H, W = img.shape
     nr, nc = H // c, W // c
     if nr < bcell or nc < bcell:
@@ -773,7 +727,7 @@ def randomization_layers(model: Any) -> list[str]:
     Randomisation goes through them in reverse (from the logits down).
     """
     torch = _torch()
-    from ..attribution._base import unwrap_model
+    from ..attribution import unwrap_model
 
     net = unwrap_model(model)
     nn = torch.nn
@@ -871,6 +825,33 @@ def _views(e: Any, B: int) -> tuple[np.ndarray, np.ndarray]:
     return np.abs(m), m
 
 
+def _original_explanations(model: Any, net: Any, x: Any, names: list[str], target: Any, layer: Any,
+                           params: dict[str, dict[str, Any]]) -> tuple[dict, dict, Any, Any]:
+    """The explanations of the intact model (on the caller's model: explain restores what it touches):
+    per method its (absolute, signed) views and the layer it used; the class indices of the first method
+    that has them, and the target to keep for every stage (those indices, unless ``target`` is a callable)."""
+    torch = _torch()
+    from ..attribution import explain, method_layer
+    from ..registry import get_method
+
+    B = x.shape[0]
+    originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    layers_used: dict[str, Any] = {}
+    targets = None
+    fixed_target: Any = target
+    for name in names:
+        # the layer as explain() would choose it for the caller's model; pixel methods get none
+        m_layer = method_layer(name, model, layer if get_method(name).takes_layer else None)
+        e = explain(net, x, method=name, target=fixed_target, layer=m_layer, **params.get(name, {}))
+        if targets is None and e.targets is not None:
+            targets = e.targets.detach().cpu().long()
+            if not callable(target) or isinstance(target, (str, torch.Tensor)):
+                fixed_target = targets.clone()
+        originals[name] = _views(e, B)
+        layers_used[name] = e.layer
+    return originals, layers_used, targets, fixed_target
+
+
 def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradient", "guided-backprop", "gradcam"),
                  target: Any = None, *, mode: str = "cascading", layers: Sequence[str] | None = None,
                  stages: int | None = None, seed: int = 0, init: str = "default", std: float = 0.01,
@@ -921,17 +902,14 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
     >>> round(r.final()["gradient"]["spearman_abs"], 3) < 1.0
     True
     """
-    torch = _torch()
-    from ..attribution import explain
-    from ..attribution._base import check_images, unwrap_model
+    _torch()  # MissingDependencyError (with the install command) without torch
+    from ..attribution import check_images, explain, unwrap_model
     from ..registry import EXPLANATION, method_list
 
     names = method_list(methods, EXPLANATION, wrong_kind_hint="; sanity checks randomise a model's parameters")
-    if mode not in ("cascading", "independent"):
-        raise InputError(f"mode must be 'cascading' or 'independent', got {mode!r}")
-    if init not in ("default", "normal"):
-        raise InputError(f"init must be 'default' or 'normal', got {init!r}")
-    std = _check_float("std", std, 0.0, strict=True)
+    check_choice("mode", mode, ("cascading", "independent"))
+    check_choice("init", init, ("default", "normal"))
+    std = check_real("std", std, minimum=0, strict=True)
     for k in metrics:
         if k not in SIMILARITY_METRICS:
             raise InputError(f"unknown similarity metric {k!r}; choose from {', '.join(SIMILARITY_METRICS)}")
@@ -948,24 +926,11 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
         raise ModelError("the model has no parameters to randomise")
     order = list(reversed(all_layers))
     if stages is not None:
-        order = order[:_check_int("stages", stages)]
-    cam_layer = layer
-    if cam_layer is None and getattr(model, "target_layer", None) is not None and model is not net:
-        cam_layer = model.target_layer
+        order = order[:check_int("stages", stages)]
 
     # the original explanations (on the caller's model: explain restores everything it touches)
-    originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    layers_used: dict[str, Any] = {}
-    targets = None
-    fixed_target: Any = target
-    for name in names:
-        e = explain(net, x, method=name, target=fixed_target, layer=_layer_arg(name, cam_layer), **params.get(name, {}))
-        if targets is None and e.targets is not None:
-            targets = e.targets.detach().cpu().long()
-            if not callable(target) or isinstance(target, (str, torch.Tensor)):
-                fixed_target = targets.clone()
-        originals[name] = _views(e, B)
-        layers_used[name] = e.layer
+    originals, layers_used, targets, fixed_target = _original_explanations(model, net, x, names, target, layer,
+                                                                            params)
     work = copy.deepcopy(net)
     saved: dict[str, dict[str, Any]] = {}
     maps = {n: [np.stack([_unit(v) for v in originals[n][0]])] for n in names}
@@ -1001,14 +966,6 @@ def sanity_check(model: Any, images: Any, methods: Sequence[str] | str = ("gradi
         targets=None if targets is None else targets.numpy().astype(np.int64),
         metrics=tuple(metrics), notes=notes,
     )
-
-
-def _layer_arg(method: str, layer: Any) -> Any:
-    """Only CAM-type methods take a layer."""
-    from ..registry import get_method
-
-    target = get_method(method).target
-    return layer if (".cam:" in target or "scorecam" in target) else None
 
 
 # ======================================================================================================

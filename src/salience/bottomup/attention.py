@@ -13,6 +13,8 @@ equivalent of the network's behaviour: the neuron with the largest input reaches
 dynamics the paper also models (the time each shift takes, the transient, partial inhibition that lets
 locations be revisited later) are not simulated.
 
+Examples
+--------
 >>> import numpy as np
 >>> from salience.bottomup.attention import scanpath
 >>> m = np.zeros((60, 80), np.float32); m[10, 20] = 1.0; m[40, 60] = 0.5

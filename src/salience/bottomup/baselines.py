@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..check import check_real
 from ..io import method_input
-from .spectral import _check_number
 
 __all__ = ["centre_bias"]
 
@@ -50,7 +50,7 @@ def centre_bias(image: Any, *, sigma: float = 0.2) -> np.ndarray:
     >>> m.shape, float(m[2, 3]), bool(m[0, 0] < m[2, 3])
     ((5, 7), 1.0, True)
     """
-    sigma = _check_number("sigma", sigma)
+    sigma = check_real("sigma", sigma, minimum=0, strict=True, convert=True)
     img = method_input(image)
     H, W = img.shape[:2]
     s = sigma * float(np.hypot(H, W))

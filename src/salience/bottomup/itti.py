@@ -31,9 +31,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -169,7 +170,7 @@ class IttiParams:
         set_(self, "dog_bias", _real("dog_bias", self.dog_bias, 0.0, 10.0))
 
     @classmethod
-    def from_overrides(cls, base: "IttiParams | None" = None, **overrides: Any) -> "IttiParams":
+    def from_overrides(cls, base: IttiParams | None = None, **overrides: Any) -> IttiParams:
         """``base`` (default: the paper's parameters) with some fields replaced; unknown names are errors."""
         base = cls() if base is None else base
         if not isinstance(base, IttiParams):
@@ -328,7 +329,7 @@ def _as3(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _local_maxima_coefficients(x: np.ndarray, threshold: float,
-                               ws: "_Workspace | None" = None) -> tuple[np.ndarray, np.ndarray]:
+                               ws: _Workspace | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per channel ``(a, b)`` such that ``N(x_k) = a_k x_k + b_k`` (the 1998 rule with M = 1).
 
     ``x`` is float32 ``(h, w, K)``.  N maps the channel to ``[0, 1]`` (min-max) and multiplies it by
@@ -665,7 +666,13 @@ def _gabor_energy(band: np.ndarray, p: IttiParams, out: np.ndarray, ws: _Workspa
 
 # ---- the model -------------------------------------------------------------------------------------------
 
+#: one block of feature maps: a tag, the channel names, and the (h, w, channels) stack at each level
+_Block = tuple[str, list[str], dict[int, np.ndarray]]
+
+
 def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
+    """The model, one stage per function: pyramids, feature stacks, centre-surround maps with N(.) and
+    across-scale addition, conspicuity maps, their combination."""
     h0, w0 = img.shape[:2]
     ws = _workspace(h0, w0)
     use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
@@ -674,10 +681,27 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
     levels_used = sorted(set(centres) | set(surrounds))
     top = max(levels_used)
     ipyr, rgpyr, bypyr = _early_pyramids(img, p, ws, top + 1 if use_o else top, top if use_c else None)
+    blocks = _feature_stacks(ipyr, rgpyr, bypyr, levels_used, p, ws)
+    totals, fmaps = _centre_surround(blocks, _level_size(h0, w0, p.output_scale), p, ws, keep)
+    consp = _conspicuity(totals, p)
+    sal = _combine(consp, p, (h0, w0))
+    if not keep:
+        return sal
+    feature_maps = {}
+    for _, names, _ in blocks:
+        for name in names:
+            for c in centres:
+                for d in p.deltas:
+                    feature_maps[f"{name} c{c}s{c + d}"] = fmaps[(name, c, c + d)]
+    return IttiResult(saliency=sal, feature_maps=feature_maps, conspicuity=consp, params=p)
 
-    # Feature stacks per used level, in two blocks of at most 4 channels each for typical parameters
-    # (OpenCV's fastest paths): "ic" = [intensity][, rg, by] and "o" = the orientations.
-    blocks: list[tuple[str, list[str], dict[int, np.ndarray]]] = []
+
+def _feature_stacks(ipyr: list[np.ndarray], rgpyr: list[np.ndarray] | None, bypyr: list[np.ndarray] | None,
+                    levels_used: list[int], p: IttiParams, ws: _Workspace) -> list[_Block]:
+    """Feature stacks per used level, in two blocks of at most 4 channels each for typical parameters
+    (OpenCV's fastest paths): "ic" = [intensity][, rg, by] and "o" = the orientations."""
+    use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
+    blocks: list[_Block] = []
     if use_i or use_c:
         names = (["intensity"] if use_i else []) + (["rg", "by"] if use_c else [])
         stacks = {}
@@ -702,15 +726,19 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
             _gabor_energy(laplacian_level(ipyr[lv], ipyr[lv + 1]), p, st, ws)
             stacks[lv] = st
         blocks.append(("o", names, stacks))
+    return blocks
 
-    # Centre-surround maps, N(.), across-scale addition at the output scale.
-    out_size = _level_size(h0, w0, p.output_scale)
+
+def _centre_surround(blocks: list[_Block], out_size: tuple[int, int], p: IttiParams, ws: _Workspace,
+                     keep: bool) -> tuple[dict[str, np.ndarray], dict[tuple[str, int, int], np.ndarray]]:
+    """Centre-surround maps, N(.), across-scale addition at the output scale: one ``(h, w, channels)``
+    total per block, and (``keep``) every feature map by ``(name, centre, surround)``."""
     totals: dict[str, np.ndarray] = {}
     fmaps: dict[tuple[str, int, int], np.ndarray] = {}
     for tag, names, stacks in blocks:
         k = len(names)
         total = np.zeros((*out_size, k), np.float32)
-        for c in centres:
+        for c in p.centre_scales:
             centre = stacks[c]
             hc, wc = centre.shape[:2]
             up = ws.get(f"up{tag}{c}", (hc, wc, k))
@@ -728,8 +756,12 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
                 else:
                     total += to_size(_normalize_stack(fm, p), out_size)
         totals[tag] = total
+    return totals, fmaps
 
-    # Conspicuity maps at the output scale.
+
+def _conspicuity(totals: dict[str, np.ndarray], p: IttiParams) -> dict[str, np.ndarray]:
+    """Conspicuity maps at the output scale: intensity, colour (rg + by), orientation (N(.) of each, summed)."""
+    use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
     consp: dict[str, np.ndarray] = {}
     if use_i or use_c:
         t = totals["ic"]
@@ -739,7 +771,11 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
             consp["color"] = t[:, :, -2] + t[:, :, -1]
     if use_o:
         consp["orientation"] = _normalize_stack(totals["o"], p).sum(axis=2, dtype=np.float32)
+    return consp
 
+
+def _combine(consp: dict[str, np.ndarray], p: IttiParams, size: tuple[int, int]) -> np.ndarray:
+    """N(.) of the conspicuity maps, their weighted mean (or max), at the input ``size``, divided by the peak."""
     keys = list(consp)
     ncons = _normalize_stack(np.stack([consp[key] for key in keys], axis=2), p)
     wts = np.array([p.weights[CHANNELS.index(key)] for key in keys], np.float32)
@@ -747,7 +783,7 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
         sal = (ncons * (wts / wts.sum())).sum(axis=2, dtype=np.float32)
     else:
         sal = (ncons * wts).max(axis=2)
-    sal = expand_levels(np.ascontiguousarray(sal, dtype=np.float32), (h0, w0))  # a new array
+    sal = expand_levels(np.ascontiguousarray(sal, dtype=np.float32), size)  # a new array
     peak = cv2.minMaxLoc(sal)[1]
     if not math.isfinite(peak):  # cannot happen with validated input; never return NaN
         raise InputError("the Itti-Koch map is not finite; check that the image holds finite values in [0, 1]")
@@ -758,15 +794,7 @@ def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
         np.divide(sal, np.float32(peak), out=sal)
     else:
         sal[...] = 0.0
-    if not keep:
-        return sal
-    feature_maps = {}
-    for _, names, _ in blocks:
-        for name in names:
-            for c in centres:
-                for d in p.deltas:
-                    feature_maps[f"{name} c{c}s{c + d}"] = fmaps[(name, c, c + d)]
-    return IttiResult(saliency=sal, feature_maps=feature_maps, conspicuity=consp, params=p)
+    return sal
 
 
 def _level_size(h: int, w: int, level: int) -> tuple[int, int]:

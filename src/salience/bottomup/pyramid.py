@@ -36,7 +36,7 @@ compact image code. IEEE Trans. Communications 31(4):532-540, 1983 (REDUCE / EXP
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np

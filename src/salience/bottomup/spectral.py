@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from scipy import fft as _fft
 
+from ..check import check_int, check_real
 from ..errors import InputError
 from ..io import method_input
 
@@ -27,25 +28,6 @@ __all__ = ["spectral_residual", "image_signature", "frequency_tuned"]
 
 
 # ---- shared helpers -------------------------------------------------------------------------------------
-
-def _check_number(name: str, value: Any, *, minimum: float = 0.0, allow_equal: bool = False) -> float:
-    """A finite real number > minimum (>= with ``allow_equal``), else InputError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    ok = math.isfinite(v) and (v >= minimum if allow_equal else v > minimum)
-    if not ok:
-        rel = ">=" if allow_equal else ">"
-        raise InputError(f"{name} must be a finite number {rel} {minimum:g}, got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
 
 def _working_size(height: int, width: int, target_width: int) -> tuple[int, int]:
     """(h, w) of the working copy: ``target_width`` wide with the aspect ratio kept; never enlarged."""
@@ -166,9 +148,9 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     >>> bool(m[23, 43] > m[5, 5])
     True
     """
-    width = _check_int("width", width)
-    sigma = _check_number("sigma", sigma, allow_equal=True)
-    avg_size = _check_int("avg_size", avg_size)
+    width = check_int("width", width)
+    sigma = check_real("sigma", sigma, minimum=0, convert=True)
+    avg_size = check_int("avg_size", avg_size)
     img = method_input(image)
     H, W = img.shape[:2]
     h, w = _working_size(H, W, width)
@@ -265,8 +247,8 @@ def image_signature(image: Any, *, width: int = 64, sigma: float = 0.045, colors
     >>> bool(m[23, 43] > m[5, 5])
     True
     """
-    width = _check_int("width", width)
-    sigma = _check_number("sigma", sigma, allow_equal=True)
+    width = check_int("width", width)
+    sigma = check_real("sigma", sigma, minimum=0, convert=True)
     space = str(colorspace).lower()
     if space not in ("lab", "rgb"):
         raise InputError(f"colorspace must be 'lab' or 'rgb', got {colorspace!r}")

@@ -15,8 +15,8 @@ import io
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .. import __version__
 from ..errors import OutputError, SalienceError
@@ -25,7 +25,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
 COMMANDS = ("map", "explain", "evaluate", "audit", "segment", "crop", "medical", "video", "methods", "demo",
-            "serve")
+            "serve", "train-fixations")
 
 EPILOG = """\
 examples:
@@ -49,7 +49,7 @@ exit status: 0 all inputs done, 1 some inputs failed (each reported on one line)
 
 
 def _module(name: str):
-    return importlib.import_module(f"salience.cli._{name}")
+    return importlib.import_module(f"salience.cli._{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = _module(name)
         except ModuleNotFoundError as exc:  # a sub-command not built yet must not break the others
-            if exc.name != f"salience.cli._{name}":
+            if exc.name != f"salience.cli._{name.replace('-', '_')}":
                 raise
             continue
         p = mod.add_parser(sub)
@@ -180,8 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import warnings
 
-    from ._common import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE, debug,
-                          describe_unexpected)
+    from ._common import EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE, debug, describe_unexpected
 
     parser = build_parser()
     args = parser.parse_args(argv)

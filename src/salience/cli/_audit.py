@@ -9,11 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from ..io import atomic_write_bytes, encode_png, load_image
 from ..registry import EXPLANATION, method_names
-from ._common import add_model_arguments, emit, explanation_methods, for_each_input, load_model_for, output_stem
+from ._common import (
+    add_model_arguments,
+    emit,
+    explanation_methods,
+    for_each_input,
+    load_model_for,
+    output_stem,
+    parse_target,
+    refuse_overwrite,
+)
 
 EXAMPLES = """\
 examples:
@@ -93,7 +103,6 @@ def run(args) -> int:
         pert = {"deletion": args.perturbation, "insertion": args.perturbation}
 
     from ..attribution import explain
-    from ..attribution._demo import parse_target
     from ..audit import faithfulness as fa
 
     lm = load_model_for(args)
@@ -105,13 +114,7 @@ def run(args) -> int:
     def work(item: str) -> None:
         stem = output_stem(item, used)
         files = _outputs(out, stem, modes)
-        if not args.overwrite:
-            existing = [p for p in files if p.exists()]
-            if existing:
-                raise OutputExistsError(
-                    f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
-                    "pass --overwrite to replace them, or choose another --out"
-                )
+        refuse_overwrite(files, args.overwrite)
         img = load_image(item, max_pixels=args.max_pixels or None)
         x = lm.preprocess(img, crop=False).to(args.device)
         idx = None
@@ -123,7 +126,7 @@ def run(args) -> int:
             maps[name] = e
         tgt = int(idx[0]) if idx is not None else None
         cls = lm.class_names[tgt] if tgt is not None and 0 <= tgt < len(lm.class_names) else str(tgt)
-        curves = {k: {} for k in ("deletion", "insertion")}
+        curves: dict[str, dict[str, Any]] = {k: {} for k in ("deletion", "insertion")}
         for name, e in maps.items():
             for kind, fn in (("deletion", fa.deletion_curve), ("insertion", fa.insertion_curve)):
                 curves[kind][name] = fn(lm, x, e.maps, target=idx, steps=args.steps, perturbation=pert[kind],

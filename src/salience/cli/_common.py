@@ -11,10 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
-from ..errors import OutputError, SalienceError
+from ..errors import OutputError, OutputExistsError, SalienceError
 
 T = TypeVar("T")
 
@@ -25,7 +26,7 @@ EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 DEBUG_ENV = "SALIENCE_DEBUG"
 
 
-def progress(items: Sequence[T], desc: str, *, unit: str = "image") -> Iterator[T]:
+def progress(items: Sequence[T], desc: str, *, unit: str = "image") -> Generator[T, None, None]:
     """Iterate ``items`` with a tqdm progress bar on stderr when there is more than one and stderr is a
     terminal (in a log file or a pipe the bar's carriage returns would land in front of the error lines);
     the bar is closed (its line ended) however the loop ends, so no later line is printed behind it."""
@@ -54,7 +55,7 @@ def emit(line: str, *, file=None) -> None:
             file.flush()
 
 
-def error_line(source: object, exc: BaseException) -> str:
+def error_line(source: object, exc: BaseException | str) -> str:
     return f"salience: {source}: {exc}"
 
 
@@ -189,7 +190,30 @@ def explanation_methods(spec: str) -> list[str]:
     """Registry names of a comma-separated ``--method`` value; bottom-up names are pointed to ``map``."""
     from ..registry import EXPLANATION, method_list
 
-    return method_list(spec, EXPLANATION, wrong_kind_hint="; use `salience map IMAGE --method ...` for bottom-up methods")
+    return method_list(spec, EXPLANATION,
+                       wrong_kind_hint="; use `salience map IMAGE --method ...` for bottom-up methods")
+
+
+def bottom_up_methods(spec: str) -> list:
+    """Registry rows of a comma-separated ``--method`` value; explanation names are pointed to ``explain``."""
+    from ..registry import BOTTOM_UP, get_method, method_list
+
+    names = method_list(spec, BOTTOM_UP,
+                        wrong_kind_hint="; use `salience explain IMAGE --method ...` for model explanations")
+    return [get_method(n) for n in names]
+
+
+def refuse_overwrite(paths: Sequence[Path], overwrite: bool) -> None:
+    """The CLI's one "refuse to overwrite" rule: unless ``overwrite``, an :class:`OutputExistsError` naming
+    every output that exists already, raised before anything is computed or written."""
+    if overwrite:
+        return
+    existing = [Path(p) for p in paths if os.path.lexists(p)]  # a dangling link counts: it is the user's
+    if existing:
+        raise OutputExistsError(
+            f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
+            "pass --overwrite to replace them, or choose another --out"
+        )
 
 
 def load_model_for(args):
@@ -207,3 +231,19 @@ def load_model_for(args):
         if not torch.cuda.is_available():
             raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
     return load_model(args.model, weights=args.weights, device=args.device)
+
+
+def parse_target(lm: Any, spec: Any) -> Any:
+    """``--target``: ``top1``/``top-k`` (kept as text), a class index, or a class name of ``lm.class_names``
+    (a :class:`~salience.errors.ModelError` with close matches when there is none)."""
+    if spec is None:
+        return None
+    if not isinstance(spec, str):
+        return spec
+    s = spec.strip()
+    low = s.lower().replace(" ", "")
+    if low.startswith("top") or low == "argmax":
+        return s
+    if s.lstrip("-").isdigit():
+        return int(s)
+    return lm.class_index(s)

@@ -54,7 +54,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..io import atomic_write_bytes, encode_png, load_image
-    from ..tasks._maps import to_u8
+    from ..tasks import to_u8
     from ..tasks.crop import crop, cut, window_size
 
     if args.max_pixels < 0:

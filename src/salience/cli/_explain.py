@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+from typing import Any
 
-from ..errors import InputError, OutputExistsError
-from ..io import load_image
+import numpy as np
+
+from ..errors import InputError
+from ..io import atomic_write_bytes, encode_png, load_image, save_map, save_npy
 from ..registry import EXPLANATION, method_names
-from ._common import add_model_arguments, explanation_methods, for_each_input, load_model_for, output_stem
+from ._common import (
+    add_model_arguments,
+    explanation_methods,
+    for_each_input,
+    load_model_for,
+    output_stem,
+    parse_target,
+    refuse_overwrite,
+)
 
 EXAMPLES = """\
 examples:
@@ -51,8 +61,6 @@ def add_parser(sub):
 
 def run(args) -> int:
     methods = explanation_methods(args.method)
-    from ..attribution._demo import explain_image, parse_target, save_outputs
-
     prompt = getattr(args, "prompt", None)
     if prompt is not None and args.target not in (None, "top1"):
         raise InputError("--prompt and --target both given; explain either a prompt or a class")
@@ -68,18 +76,10 @@ def run(args) -> int:
 
     def work(item: str) -> None:
         stem = output_stem(item, used)
-        if not args.overwrite:
-            suffixes = (".png", "_overlay.png") + ((".npy",) if args.npy else ())
-            existing = [out / f"{stem}_{m}{suf}" for m in methods for suf in suffixes
-                        if os.path.lexists(out / f"{stem}_{m}{suf}")]
-            if existing:
-                raise OutputExistsError(
-                    f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
-                    "pass --overwrite to replace them, or choose another --out"
-                )
+        suffixes = (".png", "_overlay.png") + ((".npy",) if args.npy else ())
+        refuse_overwrite([out / f"{stem}_{m}{suf}" for m in methods for suf in suffixes], args.overwrite)
         img = load_image(item, max_pixels=args.max_pixels or None)
-        top5, maps, info = explain_image(lm, img, methods, target=args.target, layer=args.layer,
-                                         device=args.device)
+        top5, maps, info = explain_image(lm, img, methods, target=args.target, layer=args.layer)
         lines = [f"{item}: top-5 classes ({lm.name}):"]
         lines += [f"  {i + 1}. {name} (class {idx}): {p:.4f}" for i, (idx, name, p) in enumerate(top5)]
         tgt = next(iter(info.values()))["target"]
@@ -100,3 +100,43 @@ def run(args) -> int:
     code = for_each_input(args.images, work, desc="salience explain")
     print(f"salience: wrote {len(written)} file(s) to {out}/")
     return code
+
+
+def explain_image(lm: Any, image: np.ndarray, methods: list[str], *, target: Any = None,
+                  layer: Any = None) -> tuple[list[tuple[int, str, float]], dict[str, np.ndarray], dict]:
+    """Top-5 classes, one float32 ``(H, W)`` map per method (:func:`~salience.attribution.image_saliency_map`)
+    and what each explained (target, score, layer; Integrated Gradients' completeness error)."""
+    from ..attribution import image_saliency_map
+
+    x = lm.preprocess(image, crop=False)
+    first = next(iter(lm.model.parameters()), None)
+    top5 = lm.top_k(x if first is None else x.to(first.device), 5)[0]
+    tgt = parse_target(lm, target)
+    maps: dict[str, np.ndarray] = {}
+    info: dict[str, Any] = {}
+    for name in methods:
+        maps[name], e = image_saliency_map(image, name, model=lm, target=tgt, layer=layer,
+                                           return_explanation=True)
+        info[name] = {"target": int(e.targets[0]) if e.targets is not None else None,
+                      "score": float(e.scores[0]), "layer": e.layer}
+        if "delta" in e.extras:  # Integrated Gradients: its completeness error, relative to the gap
+            gap = abs(float(e.scores[0]) - float(e.extras["baseline_scores"][0]))
+            info[name]["completeness"] = abs(float(e.extras["delta"][0])) / gap if gap > 0 else 0.0
+            info[name]["steps"] = int(e.extras["steps"][0])
+    return top5, maps, info
+
+
+def save_outputs(out: Path, stem: str, image: np.ndarray, maps: dict[str, np.ndarray], *, overwrite: bool,
+                 npy: bool = False, cmap: str = "jet", alpha: float = 0.5) -> list[Path]:
+    """Write ``stem_M.png`` (grayscale) and ``stem_M_overlay.png`` per method (atomically)."""
+    from ..viz import overlay
+
+    written = []
+    for method, m in maps.items():
+        written.append(save_map(m, out / f"{stem}_{method}.png", overwrite=overwrite))
+        written.append(atomic_write_bytes(out / f"{stem}_{method}_overlay.png",
+                                          encode_png(overlay(image, m, cmap=cmap, alpha=alpha)),
+                                          overwrite=overwrite))
+        if npy:
+            written.append(save_npy(m, out / f"{stem}_{method}.npy", overwrite=overwrite))
+    return written

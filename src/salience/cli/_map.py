@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from ..io import DEFAULT_MAX_PIXELS, atomic_write_bytes, encode_png, load_image, save_map, save_npy
-from ..registry import BOTTOM_UP, Method, get_method, method_names
 from ..limits import METHOD_BYTES_PER_PIXEL, check_image_work
-from ._common import emit, for_each_input, max_pixels_arg, output_stem
+from ..registry import BOTTOM_UP, Method, method_names
+from ._common import bottom_up_methods, emit, for_each_input, max_pixels_arg, output_stem, refuse_overwrite
 
 EXAMPLES = """\
 examples:
@@ -64,21 +64,6 @@ def add_parser(sub):
     return p
 
 
-def _methods(spec: str) -> list[Method]:
-    rows: list[Method] = []
-    for name in (s.strip() for s in str(spec).split(",")):
-        if not name:
-            continue
-        m = get_method(name)  # UnknownMethodError names the known methods
-        if m.kind != BOTTOM_UP:
-            raise InputError(f"method {m.name!r} explains a model; use `salience explain IMAGE --method {m.name}`")
-        if m not in rows:
-            rows.append(m)
-    if not rows:
-        raise InputError(f"--method is empty; give one of {', '.join(method_names(BOTTOM_UP))}")
-    return rows
-
-
 def _check_options(args) -> None:
     from ..viz import COLORMAPS
 
@@ -108,7 +93,7 @@ def _targets(out: Path, stem: str, methods: list[Method], args) -> dict[tuple[st
 
 
 def run(args) -> int:
-    methods = _methods(args.method)
+    methods = bottom_up_methods(args.method)
     _check_options(args)
     if args.panel and all(m.name != "itti" for m in methods):
         raise InputError("--panel shows the Itti-Koch feature maps; add itti to --method (e.g. --method itti,...)")
@@ -120,13 +105,7 @@ def run(args) -> int:
     def work(item: str) -> None:
         stem = output_stem(item, used)
         targets = _targets(out, stem, methods, args)
-        if not args.overwrite:
-            existing = [p for p in targets.values() if p.exists()]
-            if existing:
-                raise OutputExistsError(
-                    f"{len(existing)} output file(s) exist already ({', '.join(p.name for p in existing)}); "
-                    "pass --overwrite to replace them, or choose another --out"
-                )
+        refuse_overwrite(list(targets.values()), args.overwrite)
         img = load_image(item, max_pixels=max_pixels)
         if args.panel:  # the panel keeps every feature map: more memory than the map alone
             check_image_work(img.shape, "itti with --panel", bytes_per_pixel=2 * METHOD_BYTES_PER_PIXEL)
@@ -142,8 +121,7 @@ def run(args) -> int:
 
 
 def _one_method(img, m: Method, targets: dict[tuple[str, str], Path], args) -> list[Path]:
-    from .. import viz
-    from .._api import saliency_map
+    from .. import saliency_map, viz
 
     ow = args.overwrite
     result: Any = None

@@ -68,7 +68,7 @@ def _pair(value, opt):
 
 def run(args) -> int:
     from ..io import atomic_write_bytes, encode_png, map_to_uint8
-    from ..tasks._maps import to_u8
+    from ..tasks import to_u8
     from ..tasks.medical import load_scan, scan_maps
     from ._tasks import map_kwargs
 

@@ -16,6 +16,7 @@ one of their names, so ``import salience.metrics`` stays light.
 
 from __future__ import annotations
 
+from . import objects as _objects  # salient-object metrics (MAE, F, weighted F, S, E, IoU, Dice)
 from .fixation import (
     CONVENTIONS,
     EPS,
@@ -40,10 +41,7 @@ from .fixation import (
     sauc,
     sim,
 )
-
 from .fixation import __all__ as _FIXATION_ALL  # one list of the public names, kept in fixation.py
-
-from . import objects as _objects  # salient-object metrics (MAE, F, weighted F, S, E, IoU, Dice)
 from .objects import *  # noqa: E402,F401,F403
 
 __all__ = list(_FIXATION_ALL) + list(_objects.__all__)

@@ -46,6 +46,9 @@ def ground_distance(rows: int, cols: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 
 
+# One function of ~200 lines on purpose: numba compiles it as one unit (no Python calls inside the pivot
+# loop, whose helpers numba would have to compile and call separately), and the phases (north-west start,
+# potentials, entering cell by blocks, the cycle, the pivot) share the same dozen work arrays.
 def _transport_simplex_py(supply, demand, cost, block_cells=512):  # pragma: no cover - compiled by numba
     """Transportation simplex on integers: min sum c_ij x_ij, row sums = supply, column sums = demand.
 

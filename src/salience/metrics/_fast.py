@@ -20,8 +20,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
@@ -190,8 +190,8 @@ def _levels_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, sub_off, 
         eq[prev_j] += run * prev_eq
 
 
-def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, first1, want_eq, cnt,  # pragma: no cover
-                eq):
+def _levels1_py(s, add, use_add, lo, span, use_norm, up, t0, scale, nb, start1, first1, want_eq,  # pragma: no cover
+                cnt, eq):
     """:func:`_levels_py` with the level-1 table only (no bucket holds two thresholds: ~2x fewer steps)."""
     n = s.shape[0]
     top = nb + 1.0

@@ -52,16 +52,28 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import check_map
 from ._emd import emd_hat_gd_metric
-from ._fast import (count_levels, fused_sums, jitter_counts_below, jitter_counts_below_fused, map_stats,
-                    nonzero_bytes, quantised_levels, split_counts)
+from ._fast import (
+    fused_sums,
+    map_stats,
+    nonzero_bytes,
+    quantised_levels,
+)
 from ._resize import imresize_bicubic, resize_to, shrink_matrices
+from ._roc import (
+    exact_auc,
+    exact_auc_all,
+    judd_roc_tuebingen,
+    mit_judd_auc,
+    split_aucs,
+)
 from .points import clip_to_image
 
 __all__ = [
@@ -91,6 +103,12 @@ __all__ = [
 
 #: Metric names accepted by :func:`evaluate`, in its output order.
 METRICS: tuple[str, ...] = ("auc_judd", "auc_borji", "sauc", "nss", "cc", "kld", "sim", "ig", "emd")
+
+#: AUC-Borji / sAUC: random splits of non-fixations, and the threshold step (MIT benchmark code)
+N_SPLITS = 100
+STEP = 0.1
+#: EMD: the maps are shrunk by this factor before the transport problem (MIT benchmark code)
+EMD_DOWNSIZE = 32
 
 #: The two named conventions.
 CONVENTIONS: tuple[str, ...] = ("mit", "tuebingen")
@@ -325,7 +343,7 @@ class _Prepared:
             return lo, total - self.flat.size * lo
         return 0.0, total
 
-    def sums(self, gt: "GroundTruth | None") -> tuple[float, float, float, float, float]:
+    def sums(self, gt: GroundTruth | None) -> tuple[float, float, float, float, float]:
         """``(sum (S-mean)^2, sum (S-mean)(G-mean G), sum (G-mean G)^2, SIM intersection, KL divergence)``
         from one fused pass.  Only the terms of the metrics in ``want`` (and defined for this map) are
         computed; the others are 0."""
@@ -367,7 +385,7 @@ class _Prepared:
         return out
 
 
-def _uniform_terms(gt: "GroundTruth") -> tuple[float, float]:
+def _uniform_terms(gt: GroundTruth) -> tuple[float, float]:
     """SIM and KL of pysaliency's density of a constant map (uniform) against the ground truth."""
     dg = gt.cached("dens_tue")
     u = 1.0 / dg.size
@@ -387,177 +405,10 @@ def _density(m: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# ROC helpers
-# ---------------------------------------------------------------------------------------------------
-
-
-def _count_below(cnt: np.ndarray) -> np.ndarray:
-    """From :func:`count_levels`' histogram: ``#{v < thr[k]}`` for every k."""
-    return np.cumsum(cnt[:-1])
-
-
-def _mit_judd_auc(p: "_Prepared", pix: np.ndarray, add: np.ndarray | None, lo: float, hi: float) -> float:
-    """MIT AUC_Judd on ``((S (+ add)) - lo) / (hi - lo)``: thresholds are the sorted fixated values,
-    ``#{S >= t}`` comes from one counting pass (the same comparisons as sorting the whole map)."""
-    v = p.flat[pix] if add is None else p.flat[pix] + add[pix]
-    v = v - lo
-    v /= hi - lo
-    thr = np.sort(v)  # ascending
-    n_fix = thr.size
-    n_pix = p.flat.size
-    cnt, _ = count_levels(p.flat, thr, add=add, lo=lo, span=hi - lo, normalise=True)
-    above = (n_pix - _count_below(cnt))[::-1]  # for descending thresholds
-    i = np.arange(1, n_fix + 1)
-    tp = np.concatenate([[0.0], i / n_fix, [1.0]])
-    fp = np.concatenate([[0.0], (above - i) / (n_pix - n_fix), [1.0]])
-    return float(np.trapezoid(tp, fp))
-
-
-def _exact_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Area under the full ROC of ``pos`` against ``neg`` (all thresholds; a tie counts one half)."""
-    sn = np.sort(neg)
-    less = np.searchsorted(sn, pos, side="left")  # #neg < p
-    eq = np.searchsorted(sn, pos, side="right") - less  # #neg == p
-    score = less.sum() + 0.5 * eq.sum()
-    return float(score / (pos.size * neg.size))
-
-
-def _exact_auc_all(pos: np.ndarray, flat: np.ndarray, quant: Any = None) -> float:
-    """:func:`_exact_auc` against every pixel of ``flat``, by one counting pass instead of a sort (or from
-    the level histogram ``quant`` of a quantised map: the same integer counts)."""
-    if quant is not None:
-        _, lut, hist = quant
-        present = hist > 0
-        levels = lut[present]  # ascending, distinct
-        cum = np.concatenate([[0], np.cumsum(hist[present])])
-        left = np.searchsorted(levels, pos, side="left")
-        less = cum[left]
-        eq = cum[np.searchsorted(levels, pos, side="right")] - less
-        score = less.sum() + 0.5 * eq.sum()
-        return float(score / (pos.size * flat.size))
-    u, inv = np.unique(pos, return_inverse=True)
-    cnt, eq = count_levels(flat, u, want_eq=True)
-    less = _count_below(cnt)[inv]
-    score = less.sum() + 0.5 * eq[inv].sum()
-    return float(score / (pos.size * flat.size))
-
-
-def _judd_roc_tuebingen(p: "_Prepared", fix: _Fix, add: np.ndarray | None) -> float:
-    """pysaliency ``general_roc(pos, neg, judd=1)`` with pos = the fixations, neg = the unfixated pixels of
-    ``S (+ add)``: thresholds at the positives only; ``#{neg >= t}`` = all pixels minus fixated ones."""
-    flat = p.flat
-    vals = flat if add is None else None
-    pos = (vals[fix.flat] if add is None else flat[fix.flat] + add[fix.flat])
-    fixed = (vals[fix.unique] if add is None else flat[fix.unique] + add[fix.unique])
-    sp = np.sort(pos)
-    thr = sp[::-1]
-    n_neg = flat.size - fixed.size
-    below = None
-    if add is not None and p._quant is False:  # the level histogram and the counts from one pass
-        fused = jitter_counts_below_fused(flat, add, *p.minmax, _noise_range(add), fix.flat, sp)
-        if fused is not None:
-            below, p._quant = fused
-    if below is None and add is not None and p.quant is not None:  # None when the jitter could reorder levels
-        below = jitter_counts_below(flat, add, p.quant, _noise_range(add), fix.flat, sp)
-    if below is None:
-        cnt, _ = count_levels(flat, sp, add=add)
-        below = _count_below(cnt)
-    all_ge = flat.size - below
-    fix_ge = fixed.size - np.searchsorted(np.sort(fixed), sp, side="left")
-    tp = pos.size - np.searchsorted(sp, thr, side="left")
-    fp = (all_ge - fix_ge)[::-1]
-    hit = np.concatenate([[0.0, 0.0], tp / pos.size, [1.0]])
-    far = np.concatenate([[0.0, 0.0], fp / n_neg, [1.0]])
-    return float(np.trapezoid(hit, far))
-
-
-def _tfloor(x: float, ct: float) -> float:
-    """Hagerty's tolerant floor, as Octave's range code uses it."""
-    q = 1.0 if x >= 0 else 1.0 - ct
-    rmax = q / (2.0 - ct)
-    t1 = 1.0 + math.floor(x)
-    t1 = (ct / q) * (-t1 if t1 < 0 else t1)
-    t1 = rmax if rmax < t1 else t1
-    t1 = ct if ct > t1 else t1
-    t1 = math.floor(x + t1)
-    if x <= 0 or (t1 - x) < rmax:
-        return t1
-    return t1 - 1
-
-
-def _teq(u: float, v: float, ct: float) -> bool:
-    tu, tv = abs(u), abs(v)
-    return abs(u - v) < (tu if tu > tv else tv) * ct
-
-
-def _octave_range(step: float, limit: float) -> np.ndarray:
-    """The elements of Octave's ``0:step:limit`` (``k*step``, the last one clipped to ``limit``)."""
-    ct = 3.0 * np.finfo(float).eps
-    if limit < 0:
-        return np.empty(0)
-    n = int(_tfloor((limit + step) / step, ct))
-    n = max(n, 0)
-    if not _teq((n - 1) * step, limit, ct):
-        if _teq((n - 2) * step, limit, ct):
-            n -= 1
-        elif _teq(n * step, limit, ct):
-            n += 1
-    if n <= 0:
-        return np.empty(0)
-    out = np.arange(n, dtype=np.float64) * step
-    if n > 1:
-        last = (n - 1) * step
-        out[-1] = limit if last >= limit else last
-    return out
-
-
-def _split_aucs(sth: np.ndarray, randfix: np.ndarray, step: float) -> float:
-    """Mean over splits of the MIT step-threshold AUC (AUC_Borji / AUC_shuffled inner loop).
-
-    ``sth`` (n_fix,) saliency at fixations; ``randfix`` (n_rand, n_splits) at sampled locations.
-    """
-    n_fix = sth.size
-    n_rand, n_splits = randfix.shape
-    tops = np.maximum(sth.max(), randfix.max(axis=0))
-    uniq, inv = np.unique(tops, return_inverse=True)
-    ranges = [_octave_range(step, float(t))[::-1] for t in uniq]  # descending thresholds
-    k = max((r.size for r in ranges), default=0)
-    thr = np.full((uniq.size, k), np.inf)
-    for a, r in enumerate(ranges):
-        if r.size:
-            thr[a, k - r.size :] = r
-    thr_s = thr[inv]  # (n_splits, k), +inf padding first gives extra (0, 0) points
-    tp = split_counts(np.repeat(sth[:, None], uniq.size, axis=1), thr)[inv] / n_fix  # exact integer counts
-    fp = split_counts(randfix, thr_s) / n_rand
-    zeros = np.zeros((n_splits, 1))
-    ones = np.ones((n_splits, 1))
-    tp = np.hstack([zeros, tp, ones])
-    fp = np.hstack([zeros, fp, ones])
-    aucs = np.sum(np.diff(fp, axis=1) * (tp[:, 1:] + tp[:, :-1]) / 2.0, axis=1)
-    return float(aucs.mean())
-
-
-# ---------------------------------------------------------------------------------------------------
 # metric kernels on prepared data
 # ---------------------------------------------------------------------------------------------------
 
 _NOISE: dict[tuple, np.ndarray] = {}
-_NOISE_RANGE: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}
-
-
-def _noise_range(add: np.ndarray) -> tuple[float, float]:
-    """``(min, max)`` of a jitter array, cached for the arrays of :func:`_noise` (kept alive by the key)."""
-    hit = _NOISE_RANGE.get(id(add))
-    if hit is not None and hit[0] is add:
-        return hit[1]
-    r = (float(add.min()), float(add.max()))
-    if not add.flags.writeable:  # a cached (read-only) jitter array
-        if len(_NOISE_RANGE) >= 4:
-            _NOISE_RANGE.clear()
-        _NOISE_RANGE[id(add)] = (add, r)
-    return r
-
-
 def _noise(kind: str, seed: int, shape: tuple[int, int]) -> np.ndarray:
     """The jitter of AUC-Judd for an int seed, flat and read-only, cached: it does not depend on the map.
 
@@ -595,12 +446,12 @@ def _k_auc_judd(p: _Prepared, fix: _Fix, jitter: bool, rng: Any) -> float:
             if not hi > lo:
                 _warn("auc_judd", "constant saliency map: the MIT code returns NaN")
                 return math.nan
-            return _mit_judd_auc(p, pix, add, lo, hi)
+            return mit_judd_auc(p, pix, add, lo, hi)
         if p.constant:
             _warn("auc_judd", "constant saliency map: the MIT code returns NaN ('NaN saliencyMap')")
             return math.nan
         lo, hi = p.minmax
-        return _mit_judd_auc(p, pix, None, lo, hi)
+        return mit_judd_auc(p, pix, None, lo, hi)
     # tuebingen: pysaliency AUC_Judd = AUC(nonfixations='unfixated', thresholds='fixations')
     if fix.unique.size >= p.flat.size:
         raise InputError("auc_judd: every pixel is fixated, so there are no negatives to rank against")
@@ -610,7 +461,7 @@ def _k_auc_judd(p: _Prepared, fix: _Fix, jitter: bool, rng: Any) -> float:
             add = _noise("tuebingen", 42 if rng is None else int(rng), p.shape)  # pysaliency's own stream
         else:
             add = _rng(rng).standard_normal(p.shape).ravel() * 1e-7
-    return _judd_roc_tuebingen(p, fix, add)
+    return judd_roc_tuebingen(p, fix, add)
 
 
 def _k_auc_borji(p: _Prepared, fix: _Fix, n_splits: int, step: float, rng: Any) -> float:
@@ -620,8 +471,8 @@ def _k_auc_borji(p: _Prepared, fix: _Fix, n_splits: int, step: float, rng: Any) 
             return math.nan
         sth = p.norm_at(fix.unique)
         idx = _rng(rng).integers(0, p.flat.size, size=(sth.size, n_splits))
-        return _split_aucs(sth, p.norm_at(idx), step)
-    return _exact_auc_all(p.flat[fix.flat], p.flat, p.quant)
+        return split_aucs(sth, p.norm_at(idx), step)
+    return exact_auc_all(p.flat[fix.flat], p.flat, p.quant)
 
 
 def _k_sauc(p: _Prepared, fix: _Fix, other: _Fix, n_splits: int, step: float, rng: Any) -> float:
@@ -636,12 +487,12 @@ def _k_sauc(p: _Prepared, fix: _Fix, other: _Fix, n_splits: int, step: float, rn
         picks = np.empty((k, n_splits), dtype=np.int64)
         for col in range(n_splits):
             picks[:, col] = ind[g.choice(ind.size, size=k, replace=False)]
-        return _split_aucs(sth, p.norm_at(picks), step)
+        return split_aucs(sth, p.norm_at(picks), step)
     flat = p.flat
-    return _exact_auc(flat[fix.flat], flat[other.flat])
+    return exact_auc(flat[fix.flat], flat[other.flat])
 
 
-def _k_nss(p: _Prepared, fix: _Fix, gt: "GroundTruth | None" = None) -> float:
+def _k_nss(p: _Prepared, fix: _Fix, gt: GroundTruth | None = None) -> float:
     n = p.flat.size
     if p.convention == "mit":
         if p.constant:
@@ -659,7 +510,7 @@ def _k_nss(p: _Prepared, fix: _Fix, gt: "GroundTruth | None" = None) -> float:
     return float(vals.mean())
 
 
-def _k_cc(p: _Prepared, gt: "GroundTruth") -> float:
+def _k_cc(p: _Prepared, gt: GroundTruth) -> float:
     if p.constant:
         if p.convention == "tuebingen":
             return 0.0
@@ -672,14 +523,14 @@ def _k_cc(p: _Prepared, gt: "GroundTruth") -> float:
     return float(sg / math.sqrt(ss * gg))
 
 
-def _k_kld(p: _Prepared, gt: "GroundTruth") -> float:
+def _k_kld(p: _Prepared, gt: GroundTruth) -> float:
     val = p.sums(gt)[4]
     if not np.isfinite(val):
         _warn("kld", "not finite (a saliency value of exactly -eps)")
     return float(val)
 
 
-def _k_sim(p: _Prepared, gt: "GroundTruth") -> float:
+def _k_sim(p: _Prepared, gt: GroundTruth) -> float:
     if p.convention == "mit":
         if p.nonzero and p.constant:
             _warn("sim", "constant saliency map: the MIT code returns NaN (min-max normalisation 0/0)")
@@ -720,7 +571,7 @@ def _baseline_terms(b: np.ndarray, fix: _Fix, convention: str) -> float | np.nda
         return np.log((b.ravel()[fix.flat] - off) / total)
 
 
-def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None" = None) -> float:
+def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: GroundTruth | None = None) -> float:
     if gt is not None:
         base = gt._ig_terms(baseline, p.convention)
     else:
@@ -746,7 +597,7 @@ def _k_ig(p: _Prepared, fix: _Fix, baseline: np.ndarray, gt: "GroundTruth | None
     return val
 
 
-def _k_emd(raw: np.ndarray, gt: "GroundTruth", downsize: int) -> float:
+def _k_emd(raw: np.ndarray, gt: GroundTruth, downsize: int) -> float:
     im1 = gt.cached(("emd", downsize))
     im2 = imresize_bicubic(raw, im1.shape)
     s2 = im2.sum()
@@ -769,13 +620,14 @@ def _prepare_points(saliency_map: Any, fixations: Any, convention: str) -> tuple
     return _Prepared(raw, shape, convention), fix
 
 
-def _prepare_gt(saliency_map: Any, fixation_map: Any, convention: str, metric: str) -> tuple[_Prepared, "GroundTruth"]:
+def _prepare_gt(saliency_map: Any, fixation_map: Any, convention: str, metric: str) -> tuple[_Prepared, GroundTruth]:
     _check_convention(convention)
     g = _check_gt(fixation_map)
     return _Prepared(saliency_map, g.shape, convention, want=(metric,)), GroundTruth(None, g, None, None, g.shape)
 
 
-def auc_judd(saliency_map: Any, fixations: Any, *, convention: str = "mit", jitter: bool = True, rng: Any = None) -> float:
+def auc_judd(saliency_map: Any, fixations: Any, *, convention: str = "mit", jitter: bool = True,
+             rng: Any = None) -> float:
     """AUC-Judd: area under the ROC curve with thresholds at the fixated saliency values.
 
     Judd, Ehinger, Durand, Torralba, "Learning to predict where humans look", ICCV 2009.
@@ -804,8 +656,8 @@ def auc_borji(
     fixations: Any,
     *,
     convention: str = "mit",
-    n_splits: int = 100,
-    step: float = 0.1,
+    n_splits: int = N_SPLITS,
+    step: float = STEP,
     rng: Any = None,
 ) -> float:
     """AUC-Borji: fixations against uniformly sampled pixels.
@@ -836,8 +688,8 @@ def sauc(
     other_fixations: Any,
     *,
     convention: str = "mit",
-    n_splits: int = 100,
-    step: float = 0.1,
+    n_splits: int = N_SPLITS,
+    step: float = STEP,
     rng: Any = None,
 ) -> float:
     """Shuffled AUC: fixations against fixations of *other* images (discounts the centre bias).
@@ -945,7 +797,8 @@ def information_gain(saliency_map: Any, fixations: Any, baseline_map: Any, *, co
     return _k_ig(p, fix, b)
 
 
-def emd(saliency_map: Any, fixation_map: Any, *, convention: str = "mit", downsize: int = 32) -> float:
+def emd(saliency_map: Any, fixation_map: Any, *, convention: str = "mit",
+        downsize: int = EMD_DOWNSIZE) -> float:
     """Earth Mover's Distance between the map and the fixation map (lower is better), MIT ``EMD.m``.
 
     Both maps are shrunk (``imresize(G, 1/downsize)``, the map to the same size), normalised to sum 1, and
@@ -1145,6 +998,21 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return out
 
 
+#: metric -> its kernel on the shared work ``(prepared map, fixations, ground truth, raw map, rng)``, with
+#: the defaults of the single-metric functions; :func:`evaluate` runs them in :data:`METRICS` order
+_KERNELS: dict[str, Callable[[_Prepared, _Fix, GroundTruth, np.ndarray, Any], float]] = {
+    "auc_judd": lambda p, fix, gt, raw, rng: _k_auc_judd(p, fix, True, rng),
+    "auc_borji": lambda p, fix, gt, raw, rng: _k_auc_borji(p, fix, N_SPLITS, STEP, rng),
+    "sauc": lambda p, fix, gt, raw, rng: _k_sauc(p, fix, gt.other, N_SPLITS, STEP, rng),
+    "nss": lambda p, fix, gt, raw, rng: _k_nss(p, fix, gt),
+    "cc": lambda p, fix, gt, raw, rng: _k_cc(p, gt),
+    "kld": lambda p, fix, gt, raw, rng: _k_kld(p, gt),
+    "sim": lambda p, fix, gt, raw, rng: _k_sim(p, gt),
+    "ig": lambda p, fix, gt, raw, rng: _k_ig(p, fix, gt.baseline(), gt),
+    "emd": lambda p, fix, gt, raw, rng: _k_emd(raw, gt, EMD_DOWNSIZE),
+}
+
+
 def evaluate(
     saliency_map: Any,
     fixations: Any,
@@ -1186,8 +1054,13 @@ def evaluate(
         under ``mit``: ``"warn"`` (default) keeps the value and issues one :class:`DegenerateInputWarning`
         naming the metrics, ``"raise"`` raises :class:`InputError`, ``"propagate"`` keeps it silently.
 
-    Returns ``{metric: float}`` in :data:`METRICS` order.
+    Returns
+    -------
+    dict
+        ``{metric: float}`` in :data:`METRICS` order.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> yy, xx = np.mgrid[0:60, 0:80]
     >>> smap = np.exp(-((xx - 40) ** 2 + (yy - 30) ** 2) / 200.0)
@@ -1210,7 +1083,8 @@ def evaluate(
     has_other = (fixations.other is not None) if given else other_fixations is not None
     if "sauc" in names and not has_other:
         if explicit:
-            raise InputError("metric 'sauc' needs other_fixations (fixations of other images); pass them or drop 'sauc'")
+            raise InputError("metric 'sauc' needs other_fixations (fixations of other images); pass them or "
+                             "drop 'sauc'")
         names.remove("sauc")
     raw = check_map(saliency_map, "saliency_map")
     if given:
@@ -1227,26 +1101,8 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DegenerateInputWarning)
         for name in METRICS:
-            if name not in names:
-                continue
-            if name == "auc_judd":
-                results[name] = _k_auc_judd(p, fix, True, rng)
-            elif name == "auc_borji":
-                results[name] = _k_auc_borji(p, fix, 100, 0.1, rng)
-            elif name == "sauc":
-                results[name] = _k_sauc(p, fix, gt.other, 100, 0.1, rng)
-            elif name == "nss":
-                results[name] = _k_nss(p, fix, gt)
-            elif name == "cc":
-                results[name] = _k_cc(p, gt)
-            elif name == "kld":
-                results[name] = _k_kld(p, gt)
-            elif name == "sim":
-                results[name] = _k_sim(p, gt)
-            elif name == "ig":
-                results[name] = _k_ig(p, fix, gt.baseline(), gt)
-            elif name == "emd":
-                results[name] = _k_emd(raw, gt, 32)
+            if name in names:
+                results[name] = _KERNELS[name](p, fix, gt, raw, rng)
     bad = [k for k, v in results.items() if not math.isfinite(v)]
     if bad:
         reasons = "; ".join(str(w.message) for w in caught if issubclass(w.category, DegenerateInputWarning))
@@ -1327,14 +1183,14 @@ class GroundTruth:
         lo, hi, _ = self.cached("g_stats")
         return not hi > lo
 
-    def precompute(self, convention: str | Sequence[str] = CONVENTIONS) -> "GroundTruth":
+    def precompute(self, convention: str | Sequence[str] = CONVENTIONS) -> GroundTruth:
         """Compute now (instead of on first use) everything map-independent that :func:`evaluate` needs
         under ``convention`` (one name or several): the continuous map, its statistics and densities, the
         EMD histogram and the baseline terms of IG.  Returns ``self``."""
         convs = (convention,) if isinstance(convention, str) else tuple(convention)
         for conv in convs:
             _check_convention(conv)
-            for key in ("g_flat", "g_stats", ("emd", 32)):
+            for key in ("g_flat", "g_stats", ("emd", EMD_DOWNSIZE)):
                 self.cached(key)
             if self.fix is not None:
                 b = self.baseline()

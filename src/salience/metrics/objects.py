@@ -41,8 +41,9 @@ Deliberate differences from PySODMetrics (documented in ``docs/applications.md``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

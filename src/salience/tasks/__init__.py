@@ -7,7 +7,7 @@ Each is an API function (``salience.segment``, ``salience.crop``, ...) and a CLI
 
 from __future__ import annotations
 
-__all__ = ["segment", "crop", "evidence_box", "pointing_game", "energy_pointing_game"]
+__all__ = ["segment", "crop", "evidence_box", "pointing_game", "energy_pointing_game", "to_u8"]
 
 
 def __getattr__(name: str):
@@ -16,6 +16,7 @@ def __getattr__(name: str):
     where = {
         "segment": "segment", "evidence_box": "segment", "crop": "crop",
         "pointing_game": "localisation", "energy_pointing_game": "localisation",
+        "to_u8": "_maps",  # shared with the CLI's crop and medical commands
     }
     if name in where:
         return getattr(importlib.import_module(f"{__name__}.{where[name]}"), name)

@@ -29,7 +29,7 @@ def image_and_map(image: Any, method: str, saliency: Any = None, *, model: Any =
     else:
         meth = get_method(method)
         name = meth.name
-        from .._api import saliency_map
+        from ..api import saliency_map
 
         kw: dict[str, Any] = dict(params)
         if meth.kind == EXPLANATION:

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -294,6 +295,6 @@ def load_scan(path: str | os.PathLike, *, window: Sequence[float] | None = None,
 def scan_maps(scan: Scan, method: str = "spectral-residual", **kwargs: Any) -> list[np.ndarray]:
     """One saliency map per frame (float32 ``(H, W)``), by any registry method; explanations of the
     replicated-grey RGB image (``model`` / ``target`` / ``layer`` in ``kwargs``)."""
-    from .._api import saliency_map
+    from ..api import saliency_map
 
     return [np.asarray(saliency_map(scan.rgb(i), method, **kwargs), dtype=np.float32) for i in range(len(scan))]

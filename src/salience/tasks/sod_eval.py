@@ -29,9 +29,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,7 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
     Returns a :class:`MaskEvaluation`; its ``scores[label].scores`` hold :data:`~salience.metrics.SOD_METRICS`
     (max / mean F, E, IoU and Dice on the mean curve over images; the rest means over images).
     """
-    from .._api import saliency_map
+    from ..api import saliency_map
     from ..datasets import find_saliency_maps, load_saliency_map
 
     ds = dataset if isinstance(dataset, MaskDataset) else load_mask_folder(dataset)

@@ -208,8 +208,8 @@ def write_video(source: Any, out: str | os.PathLike, *, method: str = "itti-dyna
                 path_pts.append((f.x, f.y))
             radius = s.attention.radius_px(*r.saliency.shape) if s.attention is not None else 0.0
             shown = list(path_pts) if trail > 0 else list(path_pts)[-1:]
-            writers[0].write(overlay_frame(r.bgr if r.bgr is not None else to_bgr_u8(r.frame), r.saliency, shown, cmap=cmap, alpha=alpha,
-                                           radius=radius))
+            bgr = r.bgr if r.bgr is not None else to_bgr_u8(r.frame)
+            writers[0].write(overlay_frame(bgr, r.saliency, shown, cmap=cmap, alpha=alpha, radius=radius))
             if map_video is not None:
                 writers[1].write(map_frame(r.saliency, "gray"))
             if f is None:
