@@ -9,7 +9,8 @@ per-round ratios, and the load average before and after.
   pytorch-grad-cam's GradCAM;
 * Guided Backpropagation vs Captum's GuidedBackprop;
 * SmoothGrad (25 samples) and Integrated Gradients (50 steps, Gauss-Legendre) vs Captum's NoiseTunnel /
-  IntegratedGradients with the same settings and internal batch size (8);
+  IntegratedGradients with the same settings and internal batch size (8), and the opt-in channels-last
+  layout (``channels_last=True``) vs the default;
 * Score-CAM and RISE vs the time of their own forward passes (the same number of masked images, in the
   same batches).  Score-CAM uses ``--scorecam-layer`` (layer4: 2048 channels = 2049 forward passes;
   ``--quick`` uses layer2, 512 channels).
@@ -140,17 +141,23 @@ def main() -> None:
     if "smoothgrad" in only:
         t = alternate({
             "ours": lambda: gradients.smoothgrad(net, x, target=target, n=25, stdev=0.15, batch_size=bs),
+            "ours-cl": lambda: gradients.smoothgrad(net, x, target=target, n=25, stdev=0.15, batch_size=bs,
+                                                    channels_last=True),
             "captum": lambda: ca.NoiseTunnel(ca.Saliency(net)).attribute(
                 x, target=target, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=bs, stdevs=0.15,
                 abs=False),
         }, R, sync)
         rows.append(("smoothgrad n=25 (salience)", med(t["ours"]), f"{ratio(t, 'ours', 'captum'):.2f}x Captum"))
+        rows.append(("smoothgrad n=25, channels_last=True", med(t["ours-cl"]),
+                     f"{ratio(t, 'ours-cl', 'ours'):.2f}x the default layout"))
         rows.append(("NoiseTunnel(Saliency) n=25 (Captum)", med(t["captum"]), ""))
 
     if "ig" in only:
         t = alternate({
             "ours": lambda: gradients.integrated_gradients(net, x, target=target, steps=50, batch_size=bs,
                                                            quadrature="gauss-legendre"),
+            "ours-cl": lambda: gradients.integrated_gradients(net, x, target=target, steps=50, batch_size=bs,
+                                                              quadrature="gauss-legendre", channels_last=True),
             "captum": lambda: ca.IntegratedGradients(net).attribute(x, target=target, n_steps=50,
                                                                     method="gausslegendre",
                                                                     internal_batch_size=bs),
@@ -158,6 +165,9 @@ def main() -> None:
         rows.append(("integrated-gradients steps=50 (salience)", med(t["ours"]),
                      f"{ratio(t, 'ours', 'captum'):.3f}x Captum (per-round ratios "
                      + ", ".join(f"{a / b:.3f}" for a, b in zip(t["ours"], t["captum"])) + ")"))
+        rows.append(("integrated-gradients steps=50, channels_last=True", med(t["ours-cl"]),
+                     f"{ratio(t, 'ours-cl', 'ours'):.3f}x the default layout; {ratio(t, 'ours-cl', 'captum'):.3f}x "
+                     "Captum"))
         rows.append(("IntegratedGradients n_steps=50 (Captum)", med(t["captum"]), ""))
 
     # ---- Score-CAM and RISE vs their own forward passes ------------------------------------------------

@@ -24,7 +24,8 @@ METRICS = {
 }
 ATTRIBUTION = {
     "explain", "method_layer", "Explanation", "load_model", "LoadedModel", "image_saliency_map", "upsample",
-    "Target", "check_images", "select_scores", "target_scores", "unwrap_model", "gaussian_blur", "gradient",
+    "Target", "resolve_layer", "check_images", "select_scores", "target_scores", "unwrap_model", "gaussian_blur",
+    "gradient",
     "input_x_gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_pp",
     "hirescam", "layercam", "guided_gradcam", "scorecam", "occlusion", "rise",
 }

@@ -229,7 +229,9 @@ def test_evaluate_matches_metrics_evaluate(client, image):
 
 def test_field_errors_name_the_field(client, image):
     _, data = image
-    post = lambda **d: client.post(f"{API}/map", files={"image": ("x.png", data)}, data=d)
+    def post(**d):
+        return client.post(f"{API}/map", files={"image": ("x.png", data)}, data=d)
+
     assert "did you mean" in _error(post(method="itt"), 422, "method")["message"]
     _error(post(params="{not json"), 422, "params")
     _error(post(params="[1, 2]"), 422, "params")

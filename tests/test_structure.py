@@ -108,8 +108,8 @@ LAYERS: list[set[str]] = [
     {"audit"},
     {"api", "datasets"},
     {"evaluation", "__init__"},                   # __init__: the public facade
-    {"tasks"},
-    {"demo"},
+    {"tasks", "gaze"},                            # gaze: the learned fixation model and its training
+    {"demo", "web"},                              # web: the HTTP service and the page
     {"cli"},
     {"__main__"},
 ]

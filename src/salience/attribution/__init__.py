@@ -53,6 +53,7 @@ from ._base import (
     unwrap_model,
     upsample,
 )
+from ._hooks import resolve_layer
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
@@ -67,6 +68,7 @@ __all__ = [
     "image_saliency_map",
     "upsample",
     "Target",
+    "resolve_layer",
     "check_images",
     "select_scores",
     "target_scores",
@@ -97,9 +99,11 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     model: an ``nn.Module`` (any PyTorch image model) or a :class:`LoadedModel`.
     images: float tensor ``(B, C, H, W)`` in the model's preprocessing; never modified.
     method: a registry name or alias (``"gradcam"``, ``"guided-backprop"``, ``"ig"``, ...).
-    target: ``None`` (the top class), a class index, one index per image (list/tensor of length B),
-        ``"top-k"``/``"topk:k"`` (the k-th most likely class), or a callable ``f(output) -> (B,)``
-        scores (embeddings, similarity, a region of a segmentation, a detection score).
+    target: ``None`` (the top class), a class index (``3``, ``np.int64(3)``, ``3.0``), one index per
+        image (list/tensor of length B), ``"top-k"``/``"topk:k"`` (the k-th most likely class), a class
+        name or one per image (for a :class:`LoadedModel`: exact or a unique whole-word match, see
+        :meth:`LoadedModel.class_index`), or a callable ``f(output) -> (B,)`` scores (embeddings,
+        similarity, a region of a segmentation, a detection score).
     layer: for the methods whose registry row ``takes_layer`` (CAM methods, Score-CAM), a dotted module
         name (``"features.18"``) or a module; ``None``: the model's ``target_layer`` when it is a
         :class:`LoadedModel` that names one, else the last layer with a spatial output.  Every other method
@@ -113,8 +117,9 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     Raises
     ------
     UnknownMethodError, InputError (bad images, targets length != batch), ModelError (unknown layer,
-    target out of range, all-zero gradients).  Hooks, flags and modes of the model are restored in
-    every case.
+    target out of range, unknown or ambiguous class name, under ``torch.inference_mode()``),
+    ZeroGradientError (the score does not depend on the input: every method raises it).  Hooks, flags
+    and modes of the model are restored in every case.
     """
     m = get_method(method)
     if m.kind != EXPLANATION:
@@ -122,7 +127,8 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
             f"method {m.name!r} is bottom-up (computed from the pixels alone), not a model explanation; "
             "use salience.saliency_map(image, method) for it"
         )
-    return m.load()(model, images, target=target, layer=method_layer(m, model, layer), **params)
+    return m.load()(model, images, target=class_names_to_indices(model, target), layer=method_layer(m, model, layer),
+                    **params)
 
 
 def method_layer(method: Any, model: Any, layer: Any = None) -> Any:
@@ -153,6 +159,25 @@ def method_layer(method: Any, model: Any, layer: Any = None) -> Any:
     if layer is None and isinstance(model, LoadedModel):
         layer = model.target_layer
     return layer
+
+
+def class_names_to_indices(model: Any, target: Any) -> Any:
+    """A class name (or a list of them) as class indices, for a :class:`LoadedModel` with class names;
+    ``"top-k"`` and every other target form are returned unchanged."""
+    if not isinstance(model, LoadedModel) or not model.class_names:
+        return target
+
+    def is_name(t: Any) -> bool:
+        if not isinstance(t, str):
+            return False
+        key = t.strip().lower().replace(" ", "")
+        return not (key.startswith("top") or key == "argmax")
+
+    if is_name(target):
+        return model.class_index(target)
+    if isinstance(target, (list, tuple)) and target and all(isinstance(t, str) for t in target):
+        return [model.class_index(t) if is_name(t) else t for t in target]
+    return target
 
 
 def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, target: Any = None,
@@ -195,10 +220,6 @@ def image_saliency_map(image_array: np.ndarray, method: str, model: Any = None, 
         pre = model.preprocess
     else:
         pre = make_preprocess(IMAGENET_MEAN, IMAGENET_STD)
-    if isinstance(target, str) and isinstance(model, LoadedModel):
-        key = target.strip().lower()
-        if not (key.startswith("top") or key == "argmax"):
-            target = model.class_index(target)
     x = pre(image_array, crop=False)
     net = model.model if isinstance(model, LoadedModel) else model
     first = next(iter(net.parameters()), None) if isinstance(net, torch.nn.Module) else None

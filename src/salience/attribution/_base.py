@@ -5,18 +5,20 @@ upsampling and normalisation.  A method adds only what is its own (a CAM variant
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..check import check_int as check_positive_int  # noqa: F401  (the methods' name for it)
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, ZeroGradientError
 from ._hooks import LayerCapture, resolve_layer, scoped_model
 
 __all__ = [
@@ -80,8 +82,32 @@ def unwrap_model(model: Any) -> nn.Module:
     return model
 
 
-def check_images(images: Any, model: nn.Module) -> torch.Tensor:
-    """Validate a ``(B, C, H, W)`` floating tensor; returns it detached on the model's device."""
+def check_autograd(model: nn.Module) -> None:
+    """Raise a clear :class:`ModelError` when autograd cannot run: under ``torch.inference_mode()``, or
+    when the model's parameters or buffers are inference tensors (made under that mode)."""
+    if torch.is_inference_mode_enabled():
+        raise ModelError(
+            "this explanation needs autograd (gradients), but it was called inside torch.inference_mode(), "
+            "which switches autograd off for good; call it outside that block (torch.no_grad() is fine: "
+            "explanations switch gradients on where they need them)"
+        )
+    for kind, tensors in (("parameters", model.parameters()), ("buffers", model.buffers())):
+        if any(t.is_inference() for t in tensors):
+            raise ModelError(
+                f"the model's {kind} are inference tensors (the model was built or loaded inside "
+                "torch.inference_mode()), which autograd cannot use; explanations need autograd: build or "
+                "load the model outside inference_mode()"
+            )
+
+
+def check_images(images: Any, model: nn.Module, *, needs_grad: bool = True) -> torch.Tensor:
+    """Validate a ``(B, C, H, W)`` floating tensor; returns it detached on the model's device.
+
+    ``needs_grad``: the method back-propagates, so inference mode is refused (:func:`check_autograd`).
+    An inference tensor as input is copied into an ordinary one (the caller's tensor is not touched).
+    """
+    if needs_grad:
+        check_autograd(model)
     if not isinstance(images, torch.Tensor):
         try:
             import numpy as np
@@ -113,6 +139,8 @@ def check_images(images: Any, model: nn.Module) -> torch.Tensor:
         raise InputError("images contains NaN or infinite values; replace them (torch.nan_to_num) first")
     device = _model_device(model)
     x = images.detach()
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        x = x.clone()  # an ordinary tensor: autograd may use it
     if device is not None and x.device != device:
         x = x.to(device)
     param = next(model.parameters(), None)
@@ -164,20 +192,29 @@ class Target:
                 "'topk:k' (the k-th most likely class), a class index, one index per image, or a callable "
                 "on the model output returning one score per image"
             )
-        if isinstance(target, bool):
+        if isinstance(target, (bool, np.bool_)) or (
+                isinstance(target, (torch.Tensor, np.ndarray)) and target.dtype in (torch.bool, np.bool_)):
             raise InputError("target must be a class index, not a bool")
-        if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.ndim == 0):
-            return cls("index", indices=torch.full((batch,), int(target), dtype=torch.long))
-        if isinstance(target, (Sequence, torch.Tensor)) or hasattr(target, "__len__"):
+        if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim == 0:
+            target = target.item()
+        if isinstance(target, (numbers.Integral, numbers.Real)):
+            return cls("index", indices=torch.full((batch,), _class_index(target), dtype=torch.long))
+        if isinstance(target, (Sequence, torch.Tensor, np.ndarray)) or hasattr(target, "__len__"):
             try:
-                t = torch.as_tensor(list(target) if not isinstance(target, torch.Tensor) else target)
+                t = torch.as_tensor(np.asarray(target) if not isinstance(target, torch.Tensor) else target)
             except (TypeError, ValueError, RuntimeError):
-                raise InputError(f"target {target!r} is not a list of class indices") from None
-            if t.ndim != 1 or (t.numel() and (t.is_floating_point() or t.dtype == torch.bool)):
+                raise InputError(f"target {_short(target)} is not a list of class indices") from None
+            if t.ndim != 1 or (t.numel() and t.dtype == torch.bool) or t.is_complex():
                 raise InputError(
                     f"a target list must be one integer class index per image, got shape {tuple(t.shape)} "
                     f"and dtype {t.dtype}"
                 )
+            if t.is_floating_point():
+                if not bool(torch.isfinite(t).all()) or bool((t != t.round()).any()):
+                    raise InputError(
+                        "a target list must hold whole-number class indices, got "
+                        f"{_short(target)}; round them or pass integers"
+                    )
             if t.numel() != batch:
                 raise InputError(
                     f"{t.numel()} target(s) given for a batch of {batch} image(s); pass exactly one class "
@@ -185,6 +222,24 @@ class Target:
                 )
             return cls("index", indices=t.long().cpu())
         raise InputError(f"target of type {type(target).__name__} is not understood")
+
+
+def _class_index(v: Any) -> int:
+    """A whole number (``3``, ``np.int64(3)``, ``3.0``) as an int; anything else is an InputError."""
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    f = float(v)
+    if not math.isfinite(f) or f != round(f):
+        raise InputError(f"target {v!r} is not a whole number; a class index is an integer such as 3")
+    return int(f)
+
+
+def _short(v: Any) -> str:
+    """A short description of a value for an error message (never a whole tensor)."""
+    if isinstance(v, (torch.Tensor, np.ndarray)):
+        return f"{type(v).__name__} of shape {tuple(v.shape)} and dtype {v.dtype}"
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def select_scores(output: Any, target: Target, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -270,16 +325,23 @@ def to_grid(t: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor | None:
 _AUTO_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]] = weakref.WeakKeyDictionary()
 
 
-def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = None) -> str:
+def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = None,
+               target: Target | None = None) -> str:
     """The name of the last layer with a spatial output whose gradient is not confined to one position.
 
     Found with one dry forward + backward on the first image under hooks (cached per model and input
-    size).  The gradient condition skips layers after the point where a vision transformer reads only its
-    class token (their gradient is zero at every patch), which lands on the last block's first norm.
+    size for class targets).  The probe explains what the call will explain: ``target`` (the top class
+    when ``None``; a callable target is called on the probe's output, so detection models work).  The
+    gradient condition skips layers after the point where a vision transformer reads only its class
+    token (their gradient is zero at every patch), which lands on the last block's first norm.  When the
+    model's output is itself a spatial map ``(B, K, H', W')`` (segmentation), layers with ``K`` channels
+    are its class logits, not features, and are skipped.
     """
-    key = (tuple(x.shape[1:]), reshape is not None)
+    tgt = target if target is not None else Target("rank", rank=1)
+    key = (tuple(x.shape[1:]), reshape is not None, tgt.kind, tgt.rank,
+           None if tgt.indices is None else int(tgt.indices[0]))
     cache = _AUTO_CACHE.setdefault(model, {})
-    if key in cache and cache[key] in dict(model.named_modules()):
+    if tgt.kind != "callable" and key in cache and cache[key] in dict(model.named_modules()):
         return cache[key]
     hw = (x.shape[2], x.shape[3])
     records: list[tuple[str, torch.Tensor]] = []
@@ -301,8 +363,13 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
             x1 = x[:1].detach().clone().requires_grad_(True)
             with torch.enable_grad():
                 out = model(x1)
-                scores, _ = select_scores(out, Target("rank", rank=1), 1) if _is_logits(out) else (
-                    _generic_score(out), None)
+                if tgt.kind == "callable" or _is_logits(out):
+                    probe = tgt
+                    if tgt.kind == "index" and tgt.indices is not None:
+                        probe = Target("index", indices=tgt.indices[:1])
+                    scores, _ = select_scores(out, probe, 1)
+                else:
+                    scores = _generic_score(out)
         finally:
             for h in handles:
                 h.remove()
@@ -312,11 +379,22 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
                 "pass layer= the name of a feature layer, or reshape= a callable that makes one "
                 "(B, C, h, w)"
             )
-        # keep the last record of each tensor object (container modules return their child's output)
+        seg = _spatial_output(out)
+        if seg is not None:  # segmentation: drop the class-logit layers
+            kept = [(n, t) for n, t in records
+                    if (_g := reshape(t) if reshape is not None else to_grid(t, hw)) is None or _g.shape[1] != seg]
+            records = kept or records
+        if not scores.requires_grad:
+            raise ZeroGradientError(
+                "the target score does not depend on the input (it carries no gradient), so no layer can be "
+                "explained; check the target (a callable target must compute its score from the model "
+                "output, e.g. a detection's score, not a constant)"
+            )
         tensors = [t for _, t in records]
         grads = torch.autograd.grad(scores.sum(), tensors, allow_unused=True, retain_graph=False)
     chosen = _last_spread_layer(records, grads, reshape, hw)
-    cache[key] = chosen
+    if tgt.kind != "callable":
+        cache[key] = chosen
     return chosen
 
 
@@ -336,12 +414,70 @@ def _last_spread_layer(records: list[tuple[str, torch.Tensor]], grads: Sequence[
         if nz > 1:
             return name
     if not any_nonzero:
-        raise ModelError(
-            "every gradient inside the model is exactly zero for its top class, so no layer can be "
-            "explained (torchvision's vit_b_16 / swin_t built without weights have a zero-initialised "
-            "head); load trained weights"
-        )
+        raise ZeroGradientError(ZERO_GRADIENT_HINT.format(where="inside the model"))
     return records[-1][0]
+
+
+#: the one explanation of an all-zero gradient, shared by every method
+ZERO_GRADIENT_HINT = (
+    "every gradient {where} is exactly zero for the chosen target(s), so the map would be blank: the "
+    "target score does not depend on the input there. Common causes: an untrained model whose output "
+    "layer is initialised to zero, a layer that does not reach the score, or a target that ignores the "
+    "image; load trained weights, choose another layer or another target"
+)
+
+
+def _spatial_output(out: Any) -> int | None:
+    """The channel count ``K`` of a segmentation output ``(B, K, H', W')`` (a tensor or ``out["out"]``)."""
+    if isinstance(out, dict):
+        out = out.get("out")
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    if isinstance(out, torch.Tensor) and out.ndim == 4:
+        return int(out.shape[1])
+    return None
+
+
+def raise_if_insensitive(flat_signal: torch.Tensor, method: str, what: str, cause: str = "") -> None:
+    """:class:`ZeroGradientError` when an image's signal (gradients, score changes) is exactly zero.
+
+    ``flat_signal``: ``(B, N)``; ``what`` says what was zero ("gradient with respect to the input");
+    ``cause`` is appended to "the target score does not depend on the input" (e.g. guided rules).
+    """
+    dead = ~(flat_signal != 0).any(dim=1)
+    if bool(dead.any()):
+        ids = ", ".join(str(int(i)) for i in torch.nonzero(dead).flatten()[:10])
+        raise ZeroGradientError(
+            f"{method}: the {what} is exactly zero for image(s) {ids}, so the map would be blank or noise: "
+            f"the target score does not depend on the input{cause}. Common causes: an untrained model whose "
+            "output layer is initialised to zero, or a target that ignores the image; load trained weights "
+            "or choose another target"
+        )
+
+
+def cam_maps(cam: torch.Tensor, hw: tuple[int, int], method: str, layer: str) -> torch.Tensor:
+    """Upsample rectified ``(B, h, w)`` CAMs to ``hw`` and min-max normalise them, refusing to stretch a
+    constant map: an image whose CAM is constant (a 1 x 1 layer output, or equal values everywhere) gets
+    an all-zero map and a warning (stretching it would turn float round-off into a pattern)."""
+    flat = cam.reshape(cam.shape[0], -1)
+    hi, lo = flat.max(dim=1).values, flat.min(dim=1).values
+    const = (hi - lo) <= 1e-6 * hi.abs()
+    maps = normalize_maps(upsample(cam, hw))
+    if bool(const.any()):
+        ids = ", ".join(str(int(i)) for i in torch.nonzero(const).flatten()[:10])
+        zero = bool((hi[const] == 0).all())
+        why = ("zero everywhere (no positive evidence for the target at this layer)" if zero else
+               f"constant (the layer's output is {cam.shape[1]} x {cam.shape[2]} for this input, or equal "
+               "everywhere)")
+        todo = ("Try another layer or target" if zero else
+                "Use a larger input or an earlier layer with a finer grid")
+        import warnings
+
+        warnings.warn(
+            f"{method}: the CAM at layer {layer!r} is {why} for image(s) {ids}, so it carries no spatial "
+            f"information; those maps are all zeros. {todo}", stacklevel=3)
+        maps = torch.where(const.to(maps.device)[:, None, None], torch.zeros_like(maps), maps)
+    return maps
 
 
 def _is_logits(out: Any) -> bool:
@@ -358,9 +494,10 @@ def _generic_score(out: Any) -> torch.Tensor:
     return out.reshape(out.shape[0], -1).sum(dim=1)
 
 
-def layer_for(model: nn.Module, x: torch.Tensor, layer: Any, reshape: Callable | None) -> tuple[str, nn.Module]:
+def layer_for(model: nn.Module, x: torch.Tensor, layer: Any, reshape: Callable | None,
+              target: Target | None = None) -> tuple[str, nn.Module]:
     if layer is None:
-        layer = auto_layer(model, x, reshape)
+        layer = auto_layer(model, x, reshape, target)
     return resolve_layer(model, layer)
 
 
@@ -382,19 +519,32 @@ def layer_forward(
     act = cap.last
     with torch.enable_grad():
         scores, idx = select_scores(out, target, x.shape[0])
-        grad = None
+        grad: Any = None
         if need_grad:
             if not scores.requires_grad:
                 raise ModelError(
                     "the target score does not depend on the chosen layer; choose a layer that the model "
                     "output depends on"
                 )
+            if isinstance(act, dict):  # a dict of feature maps: one gradient per value (zeros if unused)
+                keys = [k for k, v in act.items() if v.requires_grad]
+                gs = torch.autograd.grad(scores.sum(), [act[k] for k in keys], allow_unused=True) if keys else []
+                if all(g is None for g in gs):
+                    raise ModelError(
+                        "the target score does not depend on the chosen layer's outputs; choose a layer "
+                        "that the model output depends on"
+                    )
+                got = dict(zip(keys, gs))
+                grad = {k: (got[k] if got.get(k) is not None else torch.zeros_like(v)) for k, v in act.items()}
+                return {k: v.detach() for k, v in act.items()}, grad, scores.detach(), idx, out
             (grad,) = torch.autograd.grad(scores.sum(), act, allow_unused=True)
             if grad is None:
                 raise ModelError(
                     "the target score does not depend on the chosen layer's last call; choose a layer that "
                     "the model output depends on"
                 )
+    if isinstance(act, dict):
+        return {k: v.detach() for k, v in act.items()}, grad, scores.detach(), idx, out
     return act.detach(), grad, scores.detach(), idx, out
 
 
@@ -474,12 +624,21 @@ def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
         yield s, min(total, s + size)
 
 
-def spatial_grid(t: torch.Tensor, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
-    """A layer's output ``t`` as ``(B, C, h, w)`` (``reshape`` if given, else a token grid); ModelError otherwise."""
-    g = reshape(t) if reshape is not None else to_grid(t, hw)
-    if g is None or g.ndim != 4:
+def spatial_grid(t: Any, hw: tuple[int, int], reshape: Callable | None, layer: str) -> torch.Tensor:
+    """A layer's output ``t`` as ``(B, C, h, w)`` (``reshape`` if given, else a token grid); ModelError otherwise.
+
+    A layer returning a dict of tensors (an FPN) needs ``reshape=`` to choose or combine its entries."""
+    if isinstance(t, dict) and reshape is None:
         raise ModelError(
-            f"layer {layer!r} has output shape {tuple(t.shape)}, which is not a spatial map (B, C, h, w) "
+            f"layer {layer!r} returns a dict of tensors (keys {', '.join(map(str, list(t)[:8]))}); pass "
+            "reshape= a callable turning that dict into one (B, C, h, w) map, e.g. reshape=lambda d: d['0'] "
+            "for one FPN level, or choose a layer that returns a tensor"
+        )
+    g = reshape(t) if reshape is not None else to_grid(t, hw)
+    if not isinstance(g, torch.Tensor) or g.ndim != 4:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else f"dict -> {type(g).__name__}"
+        raise ModelError(
+            f"layer {layer!r} has output shape {shape}, which is not a spatial map (B, C, h, w) "
             "nor a square token grid (B, 1+N, C); choose a convolutional layer, or pass reshape= a callable "
             "turning the output into (B, C, h, w)"
         )

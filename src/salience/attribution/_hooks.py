@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -140,6 +141,16 @@ class LayerCapture:
         self._handle: Any = None
 
     def _hook(self, module: nn.Module, inputs: Any, output: Any) -> Any:
+        if isinstance(output, Mapping) and output and all(isinstance(v, torch.Tensor) for v in output.values()):
+            # a dict of feature maps (an FPN's levels): each value becomes a leaf; reshape= reads the dict
+            leaves = {k: (v.detach().requires_grad_(True) if self.leaf and not v.requires_grad
+                          and v.is_floating_point() else v) for k, v in output.items()}
+            if self.keep == "last":
+                self.outputs[:] = [leaves]
+            else:
+                self.outputs.append(leaves)
+            copies = {k: (v.clone() if v.requires_grad else v) for k, v in leaves.items()}
+            return copies if type(output) is dict else type(output)(copies)
         if not isinstance(output, torch.Tensor):
             if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
                 first = output[0]
@@ -147,8 +158,8 @@ class LayerCapture:
                 return type(output)([new_first, *output[1:]]) if isinstance(output, list) else (
                     (new_first, *output[1:]))
             raise ModelError(
-                f"layer {type(module).__name__} returns {type(output).__name__}, not a tensor; choose a "
-                "layer whose output is a feature map"
+                f"layer {type(module).__name__} returns {type(output).__name__}, not a tensor (or a dict of "
+                "tensors); choose a layer whose output is a feature map"
             )
         if self.leaf and not output.requires_grad:
             output = output.detach().requires_grad_(True)
@@ -235,6 +246,24 @@ class _GuidedSmooth(torch.autograd.Function):
         return grad.clamp(min=0) * slope.clamp(min=0), None
 
 
+class _GuidedThreshold(torch.autograd.Function):
+    """y = threshold(x, th, value) (x where x > th, else value); guided backward: relu(grad) where x > th.
+
+    ``nn.Threshold(0, 0)`` is ReLU, and for any ``th``/``value`` the unit passes its input or a constant,
+    so it is a rectifier and gets the rule of Springenberg et al. (2015) with its own gate."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, th: float, value: float) -> torch.Tensor:
+        ctx.save_for_backward(x > th)
+        with torch._C.DisableTorchFunction():
+            return F.threshold(x, th, value)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        (gate,) = ctx.saved_tensors
+        return grad.clamp(min=0) * gate, None, None
+
+
 def _unwrap_input(args: tuple, kwargs: dict) -> torch.Tensor:
     if args:
         return args[0]
@@ -249,7 +278,31 @@ _SMOOTH_FUNCS: dict[Any, str] = {
     F.softplus: "softplus", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
     F.logsigmoid: "logsigmoid", torch.nn.functional.tanhshrink: "tanhshrink",
 }
+_SMOOTH_FUNCS.update({torch.prelu: "prelu", F.rrelu: "rrelu", F.rrelu_: "rrelu"})
 _SMOOTH_MODULE_WORDS = ("swish", "silu", "gelu", "mish", "elu", "softplus", "hardswish")
+_THRESHOLD_FUNCS = {F.threshold, F.threshold_, torch.threshold, torch.threshold_}
+#: clamp-like calls: a ReLU when the lower bound is 0 (``x.clamp(min=0)``, ``torch.clamp_min(x, 0)``)
+_CLAMP_FUNCS = {torch.clamp, torch.clip, torch.Tensor.clamp, torch.Tensor.clip, torch.clamp_, torch.clip_,
+                torch.Tensor.clamp_, torch.Tensor.clip_}
+_CLAMP_MIN_FUNCS = {torch.clamp_min, torch.Tensor.clamp_min, torch.clamp_min_, torch.Tensor.clamp_min_}
+_INPLACE_CLAMPS = {torch.clamp_, torch.clip_, torch.Tensor.clamp_, torch.Tensor.clip_, torch.clamp_min_,
+                   torch.Tensor.clamp_min_}
+_MAX_FUNCS = {torch.maximum, torch.Tensor.maximum, torch.max, torch.Tensor.max, torch.fmax, torch.Tensor.fmax}
+_SIGMOID_FUNCS = {torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid}
+_MUL_FUNCS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.multiply}
+_POSITIVE_FUNCS = {torch.gt, torch.Tensor.gt, torch.Tensor.__gt__, torch.greater, torch.ge, torch.Tensor.ge,
+                   torch.Tensor.__ge__}
+_WHERE_FUNCS = {torch.where, torch.Tensor.where}
+
+
+def _is_zero(v: Any) -> bool:
+    """A scalar 0 or an all-zero tensor (a ReLU's other operand)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v == 0
+    if isinstance(v, torch.Tensor) and v.numel() and not v.requires_grad:
+        with torch._C.DisableTorchFunction():
+            return not bool(v.any())
+    return False
 
 GUIDED_POLICIES = ("raise", "warn", "guide")
 
@@ -270,6 +323,27 @@ class GuidedReLUMode(TorchFunctionMode):
         self.policy = policy
         self.smooth_seen: set[str] = set()
         self.rectifiers = 0
+        # outputs of sigmoid(x) and of x > 0 seen in this call: id(output) -> (output, x), so that
+        # x * sigmoid(x) (SiLU) and torch.where(x > 0, x, 0) (ReLU) are recognised when they are built
+        self._sigmoid_of: dict[int, tuple[Any, Any]] = {}
+        self._positive_of: dict[int, tuple[Any, Any]] = {}
+
+    @staticmethod
+    def _remember(table: dict, out: Any, x: Any) -> None:
+        if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor):
+            table[id(out)] = (weakref.ref(out), weakref.ref(x))
+
+    @staticmethod
+    def _source(table: dict, t: Any) -> Any:
+        """The ``x`` that ``t`` was computed from (``t = sigmoid(x)`` / ``t = x > 0``), else ``None``."""
+        if not isinstance(t, torch.Tensor) or id(t) not in table:
+            return None
+        out_ref, x_ref = table[id(t)]
+        return x_ref() if out_ref() is t else None
+
+    def _rectify(self, x: torch.Tensor, lo: float, hi: float, inplace: bool = False) -> torch.Tensor:
+        self.rectifiers += 1
+        return _GuidedClamp.apply(x, lo, hi, inplace)
 
     def _smooth(self, name: str, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Any:
         self.smooth_seen.add(name)
@@ -301,6 +375,58 @@ class GuidedReLUMode(TorchFunctionMode):
                 inplace = func is F.hardtanh_ or bool(kwargs.get("inplace", args[3] if len(args) > 3 else False))
                 return _GuidedClamp.apply(x, float(lo), float(hi), inplace)
             return self._smooth("hardtanh", lambda t: F.hardtanh(t, lo, hi), x)
+        if func in _THRESHOLD_FUNCS:
+            x = _unwrap_input(args, kwargs)
+            th = args[1] if len(args) > 1 else kwargs["threshold"]
+            value = args[2] if len(args) > 2 else kwargs["value"]
+            self.rectifiers += 1
+            y = _GuidedThreshold.apply(x, float(th), float(value))
+            inplace = func in (F.threshold_, torch.threshold_) or bool(
+                kwargs.get("inplace", args[3] if len(args) > 3 else False))
+            if inplace:
+                with torch.no_grad():
+                    x.copy_(y)  # an in-place caller may read x afterwards; the graph runs through y
+            return y
+        if func in _CLAMP_FUNCS or func in _CLAMP_MIN_FUNCS:
+            x = _unwrap_input(args, kwargs)
+            if func in _CLAMP_MIN_FUNCS:
+                lo, hi = (args[1] if len(args) > 1 else kwargs.get("min")), None
+            else:
+                lo = args[1] if len(args) > 1 else kwargs.get("min")
+                hi = args[2] if len(args) > 2 else kwargs.get("max")
+            if (isinstance(x, torch.Tensor) and x.requires_grad and isinstance(lo, (int, float))
+                    and not isinstance(lo, bool) and lo == 0 and (hi is None or isinstance(hi, (int, float)))):
+                return self._rectify(x, 0.0, float("inf") if hi is None else float(hi), func in _INPLACE_CLAMPS)
+            return func(*args, **kwargs)
+        if func in _MAX_FUNCS and len(args) + len(kwargs) == 2:
+            a = args[0] if args else kwargs.get("input")
+            b = args[1] if len(args) > 1 else kwargs.get("other")
+            for x, other in ((a, b), (b, a)):
+                if (isinstance(x, torch.Tensor) and isinstance(other, torch.Tensor) and x.requires_grad
+                        and x.is_floating_point() and _is_zero(other)):
+                    y = self._rectify(x, 0.0, float("inf"))
+                    shape = torch.broadcast_shapes(x.shape, other.shape)
+                    return y if tuple(shape) == tuple(x.shape) else y.expand(shape)
+            return func(*args, **kwargs)
+        if func in _SIGMOID_FUNCS:
+            out = func(*args, **kwargs)
+            self._remember(self._sigmoid_of, out, _unwrap_input(args, kwargs))
+            return out
+        if func in _POSITIVE_FUNCS and len(args) == 2 and _is_zero(args[1]):
+            out = func(*args, **kwargs)
+            self._remember(self._positive_of, out, args[0])
+            return out
+        if func in _MUL_FUNCS and len(args) == 2:
+            a, b = args
+            for x, gate in ((a, b), (b, a)):
+                if isinstance(x, torch.Tensor) and self._source(self._sigmoid_of, gate) is x:
+                    return self._smooth("silu (x * sigmoid(x))", F.silu, x)
+            return func(*args, **kwargs)
+        if func in _WHERE_FUNCS and len(args) == 3:
+            cond, a, b = args
+            if isinstance(a, torch.Tensor) and self._source(self._positive_of, cond) is a and _is_zero(b):
+                return self._rectify(a, 0.0, float("inf"))
+            return func(*args, **kwargs)
         if func in _SMOOTH_FUNCS:
             x = _unwrap_input(args, kwargs)
             rest = dict(kwargs)

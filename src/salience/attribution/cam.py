@@ -31,8 +31,10 @@ import torch
 
 from ..errors import ZeroGradientError
 from ._base import (
+    ZERO_GRADIENT_HINT,
     Explanation,
     Target,
+    cam_maps,
     check_images,
     check_unknown,
     finish,
@@ -41,7 +43,6 @@ from ._base import (
     normalize_maps,
     spatial_grid,
     unwrap_model,
-    upsample,
 )
 from ._hooks import scoped_model
 
@@ -53,13 +54,13 @@ def _gradcam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return (w * a).sum(dim=1)
 
 
-def _gradcampp_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def _gradcampp_rule(a: torch.Tensor, g: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     g2 = g * g
     g3 = g2 * g
     sum_a = a.sum(dim=(2, 3), keepdim=True)
-    denom = 2 * g2 + sum_a * g3
+    denom = 2 * g2 + sum_a * g3 + eps
     safe = torch.where(denom != 0, denom, torch.ones_like(denom))
-    alpha = torch.where(denom != 0, g2 / safe, torch.zeros_like(g2))
+    alpha = torch.where((denom != 0) & (g != 0), g2 / safe, torch.zeros_like(g2))
     w = (alpha * torch.relu(g)).sum(dim=(2, 3), keepdim=True)
     return (w * a).sum(dim=1)
 
@@ -82,26 +83,22 @@ CAM_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 
 def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape: Callable | None,
-         params: dict) -> Explanation:
+         params: dict, rule_kw: dict | None = None) -> Explanation:
     check_unknown(method, params)
     net = unwrap_model(model)
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
     with scoped_model(net):
-        name, module = layer_for(net, x, layer, reshape)
+        name, module = layer_for(net, x, layer, reshape, tgt)
         act, grad, scores, idx, _ = layer_forward(net, x, tgt, module)
     assert grad is not None
     a = spatial_grid(act, hw, reshape, name)
     g = spatial_grid(grad, hw, reshape, name)
     if not bool((g != 0).any()):
-        raise ZeroGradientError(
-            f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map would be "
-            "blank; the model's head may be zero-initialised (torchvision's vit_b_16 built without weights) "
-            "or the layer does not influence the score: load trained weights or choose another layer"
-        )
-    cam = torch.relu(CAM_RULES[method](a.float(), g.float()))
-    maps = normalize_maps(upsample(cam, hw))
+        raise ZeroGradientError(ZERO_GRADIENT_HINT.format(where=f"at layer {name!r}"))
+    cam = torch.relu(CAM_RULES[method](a.float(), g.float(), **(rule_kw or {})))
+    maps = cam_maps(cam, hw, method, name)
     return Explanation(finish(maps), idx, scores.float(), method, name, {"cam": cam})
 
 
@@ -129,10 +126,18 @@ def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
 
 
 def gradcam_pp(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-               reshape: Callable | None = None, **params: Any) -> Explanation:
+               reshape: Callable | None = None, eps: float = 0.0, **params: Any) -> Explanation:
     """Grad-CAM++ (Chattopadhay et al., WACV 2018): channel weights from positive gradients weighted by
-    ``alpha = G^2 / (2 G^2 + sum(A) G^3)``.  Same arguments and output as :func:`gradcam`."""
-    return _cam("gradcam-pp", model, images, target, layer, reshape, params)
+    ``alpha = G^2 / (2 G^2 + sum(A) G^3 + eps)``.  Same arguments and output as :func:`gradcam`.
+
+    ``eps=0`` (default) is the paper's formula (``alpha = 0`` where the denominator is 0).  pytorch-grad-cam
+    adds ``eps = 1e-6``, which is not negligible when gradients are ~1e-3 (real classifiers' logits):
+    ``eps=1e-6`` reproduces its maps (docs/explain.md, "Differences from peers")."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        from ..errors import InputError
+
+        raise InputError(f"eps must be a number >= 0 added to alpha's denominator, got {eps!r}")
+    return _cam("gradcam-pp", model, images, target, layer, reshape, params, {"eps": float(eps)})
 
 
 def hirescam(model: Any, images: Any, target: Any = None, layer: Any = None, *,

@@ -39,6 +39,7 @@ from ._base import (
     gaussian_blur,
     normalize_maps,
     pick_scores,
+    raise_if_insensitive,
     select_scores,
     unwrap_model,
 )
@@ -127,6 +128,9 @@ def _single(method: str, model: Any, images: Any, target: Any, layer: Any, polic
     tgt = Target.parse(target, x.shape[0])
     with scoped_model(net, no_inplace="auto"):
         g, scores, idx = _input_grad(net, x, None, tgt, policy)
+    raise_if_insensitive(g.reshape(g.shape[0], -1), method, "gradient with respect to the input",
+                         "" if policy is None else
+                         ", or no positive gradient signal passes the rectifiers under the guided rule")
     return _finish_pixel(method, x, g, idx, scores.detach().float())
 
 
@@ -188,7 +192,7 @@ _BASES = {"gradient": None, "input-x-gradient": None, "guided-backprop": "guided
 
 def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                base: str = "gradient", n: int = 25, noise: float = 0.15, stdev: float | None = None,
-               seed: int = 0, batch_size: int = 16, activations: str = "raise",
+               seed: int = 0, batch_size: int = 16, activations: str = "raise", channels_last: bool = False,
                **params: Any) -> Explanation:
     """SmoothGrad (Smilkov, Thorat, Kim, Viegas & Wattenberg 2017): the base attribution averaged over
     ``n`` copies of the input with Gaussian noise.
@@ -198,8 +202,13 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
     base: ``"gradient"``, ``"input-x-gradient"`` or ``"guided-backprop"``.
     n: number of noisy samples.  noise: noise standard deviation as a fraction of each image's value
         range (max - min), the paper's "noise level" (10-20% works well).  stdev: an absolute standard
-        deviation instead.  seed: the noise seed (results are deterministic for a seed).
+        deviation instead.  seed: the noise seed.  Every image draws its noise from its own generator
+        seeded with ``seed``, in float32 (then cast to the model's dtype), one sample after the other:
+        an image's result does not depend on its batch mates, on ``batch_size`` or on the model's dtype.
     batch_size: noisy samples per forward/backward pass (bounds memory).
+    channels_last: on the CPU, lay the noisy copies out channels-last (oneDNN convolutions are faster so;
+        the result then differs from the default layout by more than float32 round-off, as for
+        :func:`integrated_gradients`).  Off by default; see docs/performance.md for the speed.
 
     Notes
     -----
@@ -227,20 +236,24 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
     else:
         flat = x.reshape(B, -1)
         sig = (flat.max(dim=1).values - flat.min(dim=1).values) * float(noise)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    # one generator per image, all seeded alike: image i's samples never depend on its batch mates
+    gens = [torch.Generator(device="cpu").manual_seed(int(seed)) for _ in range(B)]
     with scoped_model(net, no_inplace="auto"):
         tgt, scores, idx = _resolve(net, x, target)
         total = torch.zeros_like(x)
-        # samples are ordered image-major: sample j of image i is row i * n + j
+        # samples are ordered image-major: sample j of image i is row i * n + j, drawn j-th from gens[i]
         for s, e in chunks(B * n, batch_size):
             rows = torch.arange(s, e) // n
-            eps = torch.randn((e - s, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
+            eps = torch.stack([torch.randn(x.shape[1:], generator=gens[int(i)], dtype=torch.float32)
+                               for i in rows]).to(device=x.device, dtype=x.dtype)
             xs = x[rows] + eps * sig[rows].view(-1, 1, 1, 1)
-            if x.device.type == "cpu" and _CHANNELS_LAST:  # faster CPU convolutions (see IG)
+            if x.device.type == "cpu" and channels_last:
                 xs = xs.contiguous(memory_format=torch.channels_last)
             g = _input_grad(net, xs, idx[rows.to(idx.device)] if idx is not None else None, tgt, policy)[0]
             a = xs * g if key == "input-x-gradient" else g
             total.index_add_(0, rows.to(x.device), a)
+    raise_if_insensitive(total.reshape(B, -1), "smoothgrad", "gradient with respect to the input (averaged "
+                         "over the noisy samples)")
     attr = total / n
     if key == "input-x-gradient":
         maps = attr.sum(dim=1)
@@ -253,8 +266,6 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
 # ------------------------------------------------------------------------------------------------------
 # Integrated Gradients
 # ------------------------------------------------------------------------------------------------------
-
-_CHANNELS_LAST = True
 
 QUADRATURES = ("riemann-left", "riemann-right", "riemann-middle", "riemann-trapezoid", "gauss-legendre")
 
@@ -377,12 +388,12 @@ def _ig_nodes(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: A
 
 
 def _ig_sum(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: Any, tgt: Target,
-            a_t: torch.Tensor, w_t: torch.Tensor, batch_size: int) -> torch.Tensor:
+            a_t: torch.Tensor, w_t: torch.Tensor, batch_size: int, channels_last: bool = False) -> torch.Tensor:
     """``sum_k w_k grad f(x0 + a_k diff)`` per image, ``batch_size`` path points per backward pass."""
     B, steps = a_t.shape
     total = torch.zeros_like(x0)
-    # on CPU, convolutions run faster on channels-last input (oneDNN): the path points are laid out so
-    layout = torch.channels_last if x0.device.type == "cpu" and _CHANNELS_LAST else None
+    # on CPU, convolutions run faster on channels-last input (oneDNN), at a cost in agreement: opt-in only
+    layout = torch.channels_last if x0.device.type == "cpu" and channels_last else None
     for s, e in chunks(B * steps, batch_size):
         r = torch.arange(s, e, device=x0.device)
         rows, ks = r // steps, r % steps
@@ -397,7 +408,7 @@ def _ig_sum(net: torch.nn.Module, x0: torch.Tensor, diff: torch.Tensor, idx: Any
 def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                          baseline: Any = "zeros", steps: int = 50, quadrature_rule: str = "gauss-legendre",
                          batch_size: int = 16, blur_sigma: float | None = None,
-                         tolerance: float | None = None, max_steps: int = 1024,
+                         tolerance: float | None = None, max_steps: int = 1024, channels_last: bool = False,
                          **params: Any) -> Explanation:
     """Integrated Gradients (Sundararajan, Taly & Yan, ICML 2017).
 
@@ -418,6 +429,10 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
         twice the steps (a fresh rule of the same kind), until it passes or ``max_steps`` would be
         exceeded; then a warning names the images that still miss.  ``extras["steps"]`` says how many
         steps each image took.  Without it every image takes ``steps``.
+    channels_last: on the CPU, lay the path points out channels-last (oneDNN convolutions run faster
+        so, see docs/performance.md); the attributions then differ from the default layout (and from
+        Captum) by 0.1-1.5% of the largest one on trained models, more than float32 round-off, so it
+        is off by default.
 
     Returns
     -------
@@ -446,7 +461,11 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     with scoped_model(net, no_inplace="auto"):
         tgt, scores, f0, idx = _endpoints(net, x, x0, target)
         a_t, w_t = _ig_nodes(net, x0, diff, idx, tgt, quadrature_rule, steps, batch_size, f0, scores)
-        attr = diff * _ig_sum(net, x0, diff, idx, tgt, a_t, w_t, batch_size)
+        gsum = _ig_sum(net, x0, diff, idx, tgt, a_t, w_t, batch_size, bool(channels_last))
+        # no gradient anywhere on the path: the score does not depend on the input
+        raise_if_insensitive(gsum.reshape(B, -1), "integrated-gradients",
+                             "gradient with respect to the input along the path")
+        attr = diff * gsum
         delta = attr.reshape(B, -1).sum(dim=1).float() - (scores - f0)
         used = torch.full((B,), steps, dtype=torch.long, device=x.device)
         if tolerance is not None:
@@ -459,7 +478,7 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
                 isub = None if idx is None else idx[todo.to(idx.device)]
                 a_t, w_t = _ig_nodes(net, b0, bd, isub, tgt, quadrature_rule, m, batch_size, f0[todo],
                                      scores[todo])
-                attr[todo] = bd * _ig_sum(net, b0, bd, isub, tgt, a_t, w_t, batch_size)
+                attr[todo] = bd * _ig_sum(net, b0, bd, isub, tgt, a_t, w_t, batch_size, bool(channels_last))
                 delta[todo] = attr[todo].reshape(len(todo), -1).sum(dim=1).float() - (scores[todo] - f0[todo])
                 used[todo] = m
                 todo = todo[delta[todo].abs() > tolerance * gap[todo]]

@@ -91,25 +91,47 @@ class LoadedModel:
                   float(v)) for v, c in zip(pr, ix)] for pr, ix in zip(p, i)]
 
     def class_index(self, name: str) -> int:
-        """The index of a class by name (exact, then case-insensitive, then unique prefix)."""
+        """The index of a class by name: an exact match (also ignoring case), else a *unique* whole-word
+        match (``"tiger"`` -> ``"tiger cat"`` if no other name has that word sequence).  Never a bare
+        prefix: ``"cat"`` is ambiguous between the five cat classes and is refused with the candidates
+        listed, rather than becoming ``"catamaran"``."""
+        if not isinstance(name, str):
+            raise InputError(f"a class name must be a string, got {type(name).__name__}")
         names = self.class_names
         if name in names:
             return names.index(name)
         low = [n.lower() for n in names]
-        key = name.strip().lower()
+        key = " ".join(name.strip().lower().split())
         if key in low:
             return low.index(key)
-        hits = [i for i, n in enumerate(low) if n.startswith(key)]
+        words = key.split()
+        hits = [i for i, n in enumerate(low) if words and _has_words(n, words)]
         if len(hits) == 1:
             return hits[0]
+        if hits:
+            shown = ", ".join(repr(names[i]) for i in hits[:12]) + (" ..." if len(hits) > 12 else "")
+            raise ModelError(
+                f"class name {name!r} is ambiguous in {self.name}: {len(hits)} classes match it ({shown}); "
+                "give the full name or the class index"
+            )
         import difflib
 
         close = difflib.get_close_matches(key, low, n=3, cutoff=0.6)
+        part = [i for i, n in enumerate(low) if key and key in n][:5]
+        cands = list(dict.fromkeys([low.index(c) for c in close] + part))
         raise ModelError(
             f"no class named {name!r} in {self.name}"
-            + (f"; did you mean {', '.join(repr(names[low.index(c)]) for c in close)}?" if close else "")
-            + (f" (ambiguous prefix: {len(hits)} classes)" if len(hits) > 1 else "")
+            + (f"; did you mean {', '.join(repr(names[i]) for i in cands)}?" if cands else "")
         )
+
+
+def _has_words(name: str, words: list[str]) -> bool:
+    """``words`` occur as consecutive whole words of ``name`` (split at spaces, commas, hyphens...)."""
+    import re
+
+    toks = [t for t in re.split(r"[^0-9a-z']+", name) if t]
+    k = len(words)
+    return any(toks[i:i + k] == words for i in range(len(toks) - k + 1))
 
 
 #: The model sees an image with its short side at 224 pixels (256 before a crop); the long side may be at

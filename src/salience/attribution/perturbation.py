@@ -15,10 +15,11 @@ the tensor side: no Python round trip per mask.
 from __future__ import annotations
 
 import math
-import warnings
+import numbers
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,6 +27,7 @@ from ..errors import InputError
 from ._base import (
     Explanation,
     Target,
+    cam_maps,
     check_images,
     check_positive_int,
     check_unknown,
@@ -35,6 +37,7 @@ from ._base import (
     layer_forward,
     normalize_maps,
     pick_scores,
+    raise_if_insensitive,
     select_scores,
     spatial_grid,
     target_scores,
@@ -57,22 +60,26 @@ def _pair(name: str, v: Any) -> tuple[int, int]:
 
 def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
               window: Any = 16, stride: Any = 8, baseline: float = 0.0, batch_size: int = 32,
-              **params: Any) -> Explanation:
+              progress: Callable[[int, int], None] | None = None, **params: Any) -> Explanation:
     """Occlusion (Zeiler & Fergus, ECCV 2014): the drop in the target score when a window is replaced by
     ``baseline``, averaged over the windows that cover each pixel.
 
     Windows start at ``0, stride, 2 stride, ...`` up to ``ceil((H - window) / stride) * stride`` (the last
     ones clipped at the border) and cover all channels.  ``maps``: signed float32 ``(B, H, W)`` in score
     units (positive: occluding it lowers the score).  ``batch_size`` occluded images per forward pass.
+    ``progress``: called as ``progress(done, total)`` (forward passes of masked images, over the whole
+    batch) after each pass, e.g. to drive a progress bar; the library itself never prints.
+
+    Raises :class:`~salience.errors.ZeroGradientError` when no window changes an image's score (the
+    score does not depend on the input).
     """
     check_unknown("occlusion", params)
     wh, ww = _pair("window", window)
     sh, sw = _pair("stride", stride)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(baseline, (int, float)) or isinstance(baseline, bool) or not math.isfinite(baseline):
-        raise InputError(f"baseline must be a finite number (the occluding value), got {baseline!r}")
+    baseline = _number("baseline", baseline, "the occluding value, in the model's input space")
     net = unwrap_model(model)
-    x = check_images(images, net)
+    x = check_images(images, net, needs_grad=False)
     B, C, H, W = x.shape
     if wh > H or ww > W:
         raise InputError(f"window {(wh, ww)} is larger than the images ({H} x {W})")
@@ -90,6 +97,8 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     with scoped_model(net, no_inplace="auto"), torch.no_grad():
         tgt = Target.parse(target, B)
         scores, idx = select_scores(net(x), tgt, B)
+        done, total = 0, B * P
+        changed = torch.zeros(B, dtype=torch.bool)
         for b in range(B):
             xb = x[b:b + 1]
             ib = idx[b:b + 1] if idx is not None else None
@@ -98,15 +107,34 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                 m = masks[s:e, None]
                 xm = xb * (1 - m) + float(baseline) * m
                 sc = pick_scores(net(xm), ib.expand(e - s) if ib is not None else None, tgt, e - s)
-                acc += torch.einsum("p,phw->hw", scores[b] - sc.to(x.dtype), masks[s:e])
+                drop = scores[b] - sc.to(x.dtype)
+                changed[b] |= bool((drop != 0).any())
+                acc += torch.einsum("p,phw->hw", drop, masks[s:e])
+                done += e - s
+                if progress is not None:
+                    progress(done, total)
             maps[b] = acc / count.clamp(min=1)
+    raise_if_insensitive(changed[:, None], "occlusion", "change of the target score under every occluding "
+                         "window")
     return Explanation(finish(maps), idx, scores.float(), "occlusion", None,
                        {"window": (wh, ww), "stride": (sh, sw)})
 
 
+def _number(name: str, v: Any, what: str) -> float:
+    """A finite real number (Python, numpy or a one-element tensor); a short error otherwise."""
+    if isinstance(v, (torch.Tensor, np.ndarray)) and int(np.prod(v.shape)) == 1 and not isinstance(v, bool):
+        v = v.reshape(()).item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+        desc = (f"a {type(v).__name__} of shape {tuple(v.shape)}" if isinstance(v, (torch.Tensor, np.ndarray))
+                else repr(v)[:60])
+        raise InputError(f"{name} must be one finite number ({what}), got {desc}")
+    return float(v)
+
+
 def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
          n: int = 2000, cells: int = 7, p: float = 0.5, seed: int = 0, batch_size: int = 32,
-         probabilities: bool = True, **params: Any) -> Explanation:
+         probabilities: bool = True, progress: Callable[[int, int], None] | None = None,
+         **params: Any) -> Explanation:
     """RISE (Petsiuk, Das & Saenko, BMVC 2018): the mean of random masks weighted by the model's score on
     the masked image.
 
@@ -115,7 +143,13 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     ``map = sum_i s_i M_i / (n p)``.  Scores are softmax probabilities of the target class
     (``probabilities=True``, as the paper) or raw scores; for callable targets always the callable's
     value.  ``maps`` are min-max normalised per image to ``[0, 1]``; ``extras["raw"]`` keeps the
-    unnormalised map.  Deterministic for a ``seed``; ``batch_size`` masked images per forward pass.
+    unnormalised map.  ``batch_size`` masked images per forward pass.  The masks are drawn in float32
+    from one generator seeded with ``seed``, the same masks for every image of the batch: an image's map
+    does not depend on its batch mates, on ``batch_size`` or on the model's dtype.  ``progress``: called
+    as ``progress(done, total)`` (masked forward passes) after each pass.
+
+    Raises :class:`~salience.errors.ZeroGradientError` when no mask changes an image's score (the map
+    would be mask noise).
     """
     check_unknown("rise", params)
     n = check_positive_int("n", n)
@@ -124,7 +158,7 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     if not (isinstance(p, (int, float)) and 0 < p <= 1):
         raise InputError(f"p (the probability of keeping a cell) must lie in (0, 1], got {p!r}")
     net = unwrap_model(model)
-    x = check_images(images, net)
+    x = check_images(images, net, needs_grad=False)
     B, C, H, W = x.shape
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     ch, cw = math.ceil(H / cells), math.ceil(W / cells)
@@ -133,9 +167,11 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
         tgt = Target.parse(target, B)
         out = net(x)
         scores, idx = select_scores(out, tgt, B)
+        lo = torch.full((B,), math.inf)
+        hi = torch.full((B,), -math.inf)
         for s, e in chunks(n, batch_size):
             k = e - s
-            grid = (torch.rand((k, 1, cells, cells), generator=gen) < p).float().to(x.device)
+            grid = (torch.rand((k, 1, cells, cells), generator=gen, dtype=torch.float32) < p).float().to(x.device)
             up = F.interpolate(grid, size=((cells + 1) * ch, (cells + 1) * cw), mode="bilinear",
                                align_corners=False)
             dy = torch.randint(0, ch, (k,), generator=gen)
@@ -151,6 +187,11 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                 sc = target_scores(o, tgt, None if idx is None else idx[b].expand(k), k,
                                    probabilities=probabilities)
                 maps[b] += torch.einsum("k,khw->hw", sc.float(), m.float())
+                lo[b] = min(float(lo[b]), float(sc.min()))
+                hi[b] = max(float(hi[b]), float(sc.max()))
+                if progress is not None:
+                    progress(s * B + (b + 1) * k, n * B)
+    raise_if_insensitive((hi > lo)[:, None], "rise", "change of the target score under every random mask")
     raw = maps / (n * p)
     return Explanation(finish(normalize_maps(raw)), idx, scores.float(), "rise", None,
                        {"raw": raw, "n": n})
@@ -158,6 +199,7 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
 
 def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
              batch_size: int = 32, reshape: Callable | None = None, probabilities: bool = True,
+             max_channels: int | None = None, progress: Callable[[int, int], None] | None = None,
              **params: Any) -> Explanation:
     """Score-CAM (Wang et al., CVPR workshops 2020): each activation channel, upsampled and min-max
     normalised to [0, 1], masks the input; the channel's weight is the model's softmax probability for the
@@ -165,37 +207,57 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
 
     ``map = relu(sum_k w_k A_k)``, upsampled, min-max normalised to ``[0, 1]``.  One forward pass per
     channel, ``batch_size`` channels per pass (memory bounded); scores stay on the tensor side.
+
+    ``max_channels``: if given, only the ``max_channels`` channels of each image with the largest
+    spatial variance of their activation are used (the others get weight 0): a faster approximation
+    (``--fast`` in the CLI; its agreement with the full map is measured in docs/explain.md).
+    ``progress``: called as ``progress(done, total)`` (masked forward passes) after each pass.
+
+    Raises :class:`~salience.errors.ZeroGradientError` when no channel mask changes an image's score.
     """
     check_unknown("scorecam", params)
     batch_size = check_positive_int("batch_size", batch_size)
+    if max_channels is not None:
+        max_channels = check_positive_int("max_channels", max_channels)
     net = unwrap_model(model)
-    x = check_images(images, net)
+    x = check_images(images, net, needs_grad=layer is None)  # only the automatic layer choice needs autograd
     B, C, H, W = x.shape
     tgt = Target.parse(target, B)
     with scoped_model(net):
-        name, module = layer_for(net, x, layer, reshape)
+        name, module = layer_for(net, x, layer, reshape, tgt)
         with torch.no_grad():
             act, _, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=False)
             a = spatial_grid(act, (H, W), reshape, name).float()
             K = a.shape[1]
-            cams = []
+            used = K if max_channels is None else min(K, max_channels)
+            cams, weights = [], []
+            done = 0
             for b in range(B):
-                w = torch.empty(K, dtype=torch.float32, device=x.device)
-                for s, e in chunks(K, batch_size):
+                w = torch.zeros(K, dtype=torch.float32, device=x.device)
+                chans = (torch.arange(K, device=a.device) if used == K else
+                         a[b].reshape(K, -1).var(dim=1).topk(used).indices.sort().values)
+                for s, e in chunks(used, batch_size):
                     # masks are made per chunk: memory is batch_size x H x W, not K x H x W
-                    flat = upsample(a[b, s:e], (H, W)).reshape(e - s, -1)
+                    cs = chans[s:e]
+                    flat = upsample(a[b, cs], (H, W)).reshape(e - s, -1)
                     lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
                     span = hi - lo
                     masks = torch.where(span[:, None] > 0,
                                         (flat - lo[:, None]) / span.clamp(min=1e-12)[:, None],
                                         torch.zeros_like(flat)).reshape(e - s, 1, H, W).to(x.dtype)
                     o = net(x[b:b + 1] * masks)
-                    w[s:e] = target_scores(o, tgt, None if idx is None else idx[b].expand(e - s), e - s,
-                                           probabilities=probabilities).float()
+                    w[cs] = target_scores(o, tgt, None if idx is None else idx[b].expand(e - s), e - s,
+                                          probabilities=probabilities).float()
+                    done += e - s
+                    if progress is not None:
+                        progress(done, B * used)
+                ws = w[chans]
+                if not bool((ws != ws[0]).any()) and used > 1:
+                    raise_if_insensitive(torch.zeros(1, 1), f"scorecam (image {b})",
+                                         "change of the target score between the channel masks")
+                weights.append(w)
                 cams.append(torch.relu(torch.einsum("k,khw->hw", w, a[b])))
             cam = torch.stack(cams)
-    maps = normalize_maps(upsample(cam, (H, W)))
-    if not bool((cam > 0).any()):
-        warnings.warn(f"Score-CAM at layer {name!r} is zero everywhere for some image(s): no channel mask "
-                      "raised the target's score; try another layer", stacklevel=2)
-    return Explanation(finish(maps), idx, scores.float(), "scorecam", name, {"cam": cam})
+    maps = cam_maps(cam, (H, W), "scorecam", name)
+    return Explanation(finish(maps), idx, scores.float(), "scorecam", name,
+                       {"cam": cam, "weights": torch.stack(weights), "channels": used})

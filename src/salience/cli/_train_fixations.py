@@ -100,7 +100,7 @@ def run(args) -> int:
             LAYER_CHANNELS,
             FixationModel,
             Readout,
-            _device,
+            resolve_device,
         )
         from ..gaze.training import osie_split, split_names, train_readout
     except ImportError as exc:
@@ -120,7 +120,7 @@ def run(args) -> int:
     cfg = {**DEFAULT_CONFIG, **config}
     from .. import load_model
 
-    dev = _device(args.device)
+    dev = resolve_device(args.device)
     backbone = load_model(str(cfg["backbone"])).model.features
     model = FixationModel(backbone, Readout([LAYER_CHANNELS[i] for i in cfg["layers"] if i in LAYER_CHANNELS]),
                           cfg).to(dev)

@@ -40,8 +40,9 @@ import hashlib
 import math
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,7 @@ __all__ = [
     "load_fixation_model",
     "fixation_log_density",
     "fixation_map",
+    "resolve_device",
 ]
 
 #: the shipped readout (trained by ``salience train-fixations --dataset osie --seed 0``)
@@ -281,7 +283,8 @@ _CACHE: dict[tuple[str, str], FixationModel] = {}
 _LOCK = threading.Lock()
 
 
-def _device(device: Any) -> torch.device:
+def resolve_device(device: Any) -> torch.device:
+    """``torch.device`` of ``device`` (None = CPU); a clear error for a bad name or a missing CUDA device."""
     if device is None:
         return torch.device("cpu")
     try:
@@ -304,7 +307,7 @@ def load_fixation_model(weights: str | os.PathLike | None = None, *, device: Any
 
     Models are cached per (weights, device): the second call is free.
     """
-    dev = _device(device)
+    dev = resolve_device(device)
     path = packaged_weights() if weights is None else Path(os.fspath(weights)).expanduser()
     key = (str(path), str(dev))
     with _LOCK:

@@ -367,14 +367,15 @@ class EvaluateOut(BaseModel):
     undefined: list[str]
 
 
-_ERRORS = {s: {"model": ErrorOut, "description": d} for s, d in (
+_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut, "description": d} for s, d in (
     (401, "missing or wrong bearer token (only when the server has one)"),
     (413, "body or image too large"), (415, "upload is not an image format the service reads"),
     (422, "a field is wrong; error.field names it"), (503, "queue full; see Retry-After"),
     (504, "computation over the time limit"))}
-_PNG = {200: {"model": MapDataOut, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "a PNG (output=gray or overlay) or, as JSON, the float32 values (output=data)"}}
-_GET_ERRORS = {s: _ERRORS[s] for s in (401, 422)}
+_PNG: dict[int | str, dict[str, Any]] = {
+    200: {"model": MapDataOut, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+          "description": "a PNG (output=gray or overlay) or, as JSON, the float32 values (output=data)"}}
+_GET_ERRORS: dict[int | str, dict[str, Any]] = {s: _ERRORS[s] for s in (401, 422)}
 
 
 # ---- the app --------------------------------------------------------------------------------------------------
@@ -475,7 +476,8 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         return alpha
 
     # ---- endpoints
-    @app.get(f"{API}/health", response_model=HealthOut, responses=_GET_ERRORS, tags=["service"], summary="Is the service up")
+    @app.get(f"{API}/health", response_model=HealthOut, responses=_GET_ERRORS, tags=["service"],
+             summary="Is the service up")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "model": holder.name, "model_loaded": holder.loaded,
                 "workers": cfg.workers, "in_flight": pool.in_flight, "capacity": pool.capacity}
@@ -486,7 +488,8 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         rows = await pool.run(_guard(C.method_rows), kind)
         return {"methods": rows}
 
-    @app.get(f"{API}/models", response_model=ModelsOut, responses=_GET_ERRORS, tags=["registry"], summary="The model this server explains")
+    @app.get(f"{API}/models", response_model=ModelsOut, responses=_GET_ERRORS, tags=["registry"],
+             summary="The model this server explains")
     async def list_models() -> dict[str, Any]:
         row: dict[str, Any] = {"name": holder.name, "served": True, "loaded": holder.loaded}
         if holder.loaded:
