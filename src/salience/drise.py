@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from .attribution import Explanation
 from .errors import InputError, ModelError
-from .targets import _box_iou, describe_output
+from .targets import box_iou, describe_output
 
 __all__ = ["drise", "random_masks"]
 
@@ -120,7 +120,7 @@ def drise(model: Any, images: Any, box: Any, label: Any = None, *, n: int = 2000
         for k, det in enumerate(out):
             if det["boxes"].shape[0] == 0:
                 continue
-            s = _box_iou(det["boxes"].float().cpu(), target_box[None].cpu())[:, 0] * det["scores"].float().cpu()
+            s = box_iou(det["boxes"].float().cpu(), target_box[None].cpu())[:, 0] * det["scores"].float().cpu()
             if lab is not None:
                 s = s * (det["labels"].cpu() == lab).float()
             sims[k] = s.max()

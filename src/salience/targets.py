@@ -38,6 +38,7 @@ from .errors import InputError, MissingDependencyError, ModelError
 
 __all__ = [
     "TargetFunction",
+    "box_iou",
     "class_score",
     "contrastive",
     "describe_output",
@@ -418,7 +419,7 @@ class segmentation(TargetFunction):
 # ------------------------------------------------------------------------------------------------------
 
 
-def _box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of boxes ``(N, 4)`` x ``(M, 4)`` in ``(x1, y1, x2, y2)``."""
     area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
     area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
@@ -496,7 +497,7 @@ class detection(TargetFunction):
                 self.matches.append((-1, 0.0))
                 scores.append(sc.sum() * 0.0)
                 continue
-            iou = _box_iou(det["boxes"].detach().float(), box[None])[:, 0]
+            iou = box_iou(det["boxes"].detach().float(), box[None])[:, 0]
             ok_m = iou >= self.min_iou
             if self.label is not None:
                 labels = det.get("labels")
