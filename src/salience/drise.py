@@ -63,6 +63,39 @@ def _check_int(name: str, v: Any, lo: int = 1) -> int:
     return v
 
 
+def _check_boxes(box: Any, batch: int) -> torch.Tensor:
+    """``(B, 4)`` float boxes from one box or one per image, validated."""
+    B = batch
+    b = torch.as_tensor(np.asarray(box, dtype=np.float32) if not isinstance(box, torch.Tensor) else box).float()
+    b = b[None] if b.ndim == 1 else b
+    if b.ndim != 2 or b.shape[1] != 4 or b.shape[0] not in (1, B) or not bool(torch.isfinite(b).all()):
+        raise InputError(f"box must be (x1, y1, x2, y2) or one per image ({B}, 4), got shape {tuple(b.shape)}")
+    if bool(((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).any()):
+        raise InputError("a box must have x2 > x1 and y2 > y1 (format x1, y1, x2, y2 in pixels)")
+    b = b.expand(B, 4)
+    return b
+
+
+def _similarity(out: Any, target_box: torch.Tensor, count: int, lab: int | None) -> torch.Tensor:
+    """``max_j IoU(L_t, L_j) * [labels_j == label] * scores_j`` for each of ``count`` detector outputs."""
+    ok = isinstance(out, (list, tuple)) and len(out) == count and all(
+        isinstance(o, dict) and "boxes" in o and "scores" in o for o in out)
+    if not ok:
+        raise ModelError(
+            "D-RISE needs torchvision's detector output, a list of dicts with 'boxes', 'scores' and "
+            f"'labels', one per image; the model returned {describe_output(out)}"
+        )
+    sims = torch.zeros(count)
+    for k, det in enumerate(out):
+        if det["boxes"].shape[0] == 0:
+            continue
+        s = box_iou(det["boxes"].float().cpu(), target_box[None].cpu())[:, 0] * det["scores"].float().cpu()
+        if lab is not None:
+            s = s * (det["labels"].cpu() == lab).float()
+        sims[k] = s.max()
+    return sims
+
+
 def drise(model: Any, images: Any, box: Any, label: Any = None, *, n: int = 2000, cells: int = 16,
           p: float = 0.5, seed: int = 0, batch_size: int = 16) -> Explanation:
     """D-RISE saliency of one detection per image.
@@ -99,32 +132,8 @@ def drise(model: Any, images: Any, box: Any, label: Any = None, *, n: int = 2000
         if par is not None:
             x = x.to(par.device)
     B, _, H, W = x.shape
-    b = torch.as_tensor(np.asarray(box, dtype=np.float32) if not isinstance(box, torch.Tensor) else box).float()
-    b = b[None] if b.ndim == 1 else b
-    if b.ndim != 2 or b.shape[1] != 4 or b.shape[0] not in (1, B) or not bool(torch.isfinite(b).all()):
-        raise InputError(f"box must be (x1, y1, x2, y2) or one per image ({B}, 4), got shape {tuple(b.shape)}")
-    if bool(((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).any()):
-        raise InputError("a box must have x2 > x1 and y2 > y1 (format x1, y1, x2, y2 in pixels)")
-    b = b.expand(B, 4)
+    b = _check_boxes(box, B)
     lab = None if label is None else int(label)
-
-    def similarity(out: Any, target_box: torch.Tensor, count: int) -> torch.Tensor:
-        ok = isinstance(out, (list, tuple)) and len(out) == count and all(
-            isinstance(o, dict) and "boxes" in o and "scores" in o for o in out)
-        if not ok:
-            raise ModelError(
-                "D-RISE needs torchvision's detector output, a list of dicts with 'boxes', 'scores' and "
-                f"'labels', one per image; the model returned {describe_output(out)}"
-            )
-        sims = torch.zeros(count)
-        for k, det in enumerate(out):
-            if det["boxes"].shape[0] == 0:
-                continue
-            s = box_iou(det["boxes"].float().cpu(), target_box[None].cpu())[:, 0] * det["scores"].float().cpu()
-            if lab is not None:
-                s = s * (det["labels"].cpu() == lab).float()
-            sims[k] = s.max()
-        return sims
 
     modes = [(m, m.training) for m in net.modules()] if isinstance(net, torch.nn.Module) else []
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -135,12 +144,12 @@ def drise(model: Any, images: Any, box: Any, label: Any = None, *, n: int = 2000
         if isinstance(net, torch.nn.Module):
             net.eval()
         with torch.no_grad():
-            base = torch.stack([similarity(model(x[i:i + 1]), b[i], 1)[0] for i in range(B)])
+            base = torch.stack([_similarity(model(x[i:i + 1]), b[i], 1, lab)[0] for i in range(B)])
             for i in range(B):
                 for s in range(0, n, batch_size):
                     m = masks[s:s + batch_size]
                     xm = x[i:i + 1] * m[:, None].to(device=x.device, dtype=x.dtype)
-                    weights[i, s:s + len(m)] = similarity(model(xm), b[i], len(m))
+                    weights[i, s:s + len(m)] = _similarity(model(xm), b[i], len(m), lab)
                 maps[i] = torch.einsum("k,khw->hw", weights[i], masks)
     finally:
         for mod, t in modes:
