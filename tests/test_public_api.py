@@ -28,6 +28,7 @@ ATTRIBUTION = {
     "gradient",
     "input_x_gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_pp",
     "hirescam", "layercam", "guided_gradcam", "scorecam", "occlusion", "rise",
+    "ablationcam", "deconvnet", "deeplift", "eigen_gradcam", "eigencam", "fullgrad", "xgradcam",
 }
 
 

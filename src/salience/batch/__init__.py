@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..io import DEFAULT_MAX_PIXELS, check_max_pixels

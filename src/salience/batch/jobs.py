@@ -12,9 +12,10 @@ import glob
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..registry import EXPLANATION, get_method, method_list

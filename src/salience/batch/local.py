@@ -4,9 +4,10 @@ with its own :class:`~salience.batch.work.Worker` (so each loads the model once)
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .work import Worker
 

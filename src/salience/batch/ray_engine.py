@@ -10,7 +10,8 @@ journals the records as rows come back, so a Ray run resumes a local one and the
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import MissingDependencyError
 
