@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience
+from _models import Net  # noqa: E402
 from salience.attribution.cam_variants import principal_projection
 from salience.errors import InputError
 
@@ -23,26 +24,6 @@ def _minmax(a) -> np.ndarray:
         lo, hi = a[i].min(), a[i].max()
         out[i] = (a[i] - lo) / (hi - lo) if hi > lo else 0 * a[i]
     return out
-
-
-class Net(torch.nn.Module):
-    """A small CNN (ReLU modules, not in place) with fixed weights."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(11)
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(12, 16, 3, padding=1), torch.nn.ReLU(),
-        )
-        self.fc = torch.nn.Linear(16, 6)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_((torch.rand(p.shape, generator=g) - 0.35) * 0.8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
 class Spatial(torch.nn.Module):
