@@ -35,9 +35,9 @@ _MULT = 1000000.0
 
 def ground_distance(rows: int, cols: int) -> np.ndarray:
     """Euclidean distance between the centres of a ``rows x cols`` grid's bins, column-major order."""
-    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="xy")  # (cols, rows): column-major
-    r = r.ravel().astype(np.float64)
-    c = c.ravel().astype(np.float64)
+    rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="xy")  # (cols, rows): column-major
+    r = rr.ravel().astype(np.float64)
+    c = cc.ravel().astype(np.float64)
     return np.sqrt((r[:, None] - r[None, :]) ** 2 + (c[:, None] - c[None, :]) ** 2)
 
 
