@@ -40,6 +40,7 @@ from ._base import (
     check_unknown,
     finish,
     normalize_maps,
+    raise_if_insensitive,
     select_scores,
     unwrap_model,
     upsample,
@@ -140,6 +141,7 @@ def fullgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                 h.remove()
     per_channel = scaling == "channel"
     gx = grads[0] if grads[0] is not None else torch.zeros_like(x)
+    raise_if_insensitive(gx.reshape(gx.shape[0], -1), "fullgrad", "gradient with respect to the input")
     attr = (gx * x).detach()
     total = _rescale(attr, per_channel).sum(dim=1)
     terms = 0

@@ -35,6 +35,7 @@ from ._base import (
     check_unknown,
     finish,
     normalize_maps,
+    raise_if_insensitive,
     select_scores,
     unwrap_model,
 )
@@ -140,6 +141,7 @@ def deconvnet(model: Any, images: Any, target: Any = None, layer: Any = None, **
     if mode.rectifiers == 0:
         raise ModelError("deconvnet changes the backward pass of rectifiers (ReLU), and this model has "
                          "none: the result would be the plain gradient; use method 'gradient'")
+    raise_if_insensitive(g.reshape(g.shape[0], -1), "deconvnet", "deconvnet signal at the input")
     maps = normalize_maps(g.abs().amax(dim=1), "max")
     return Explanation(finish(maps), idx, scores.detach().float(), "deconvnet", None,
                        {"attributions": g.detach()})
@@ -284,6 +286,7 @@ def deeplift(model: Any, images: Any, target: Any = None, layer: Any = None, *, 
             ref_tgt = tgt if idx is None else Target("index", indices=idx.cpu())
             ref_scores, _ = select_scores(out[b:], ref_tgt, b)
             (g,) = torch.autograd.grad(scores.sum(), xs)
+    raise_if_insensitive(g[:b].reshape(b, -1), "deeplift", "multiplier of the input")
     attr = ((x - x0) * g[:b]).detach()
     delta = attr.reshape(b, -1).sum(dim=1).double() - (scores.detach().double() - ref_scores.detach().double())
     return Explanation(finish(attr.sum(dim=1)), idx, scores.detach().float(), "deeplift", None,

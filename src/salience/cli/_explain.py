@@ -263,7 +263,7 @@ def explain_image(lm: Any, image: np.ndarray, methods: list[str], *, target: Any
                                            return_explanation=True, **kw)
         info[name] = {"target": int(e.targets[0]) if e.targets is not None else None,
                       "score": float(e.scores[0]), "layer": e.layer}
-        if "delta" in e.extras:  # Integrated Gradients: its completeness error, relative to the gap
+        if "delta" in e.extras and "baseline_scores" in e.extras:  # IG: its completeness error, relative to the gap
             gap = abs(float(e.scores[0]) - float(e.extras["baseline_scores"][0]))
             info[name]["completeness"] = abs(float(e.extras["delta"][0])) / gap if gap > 0 else 0.0
             info[name]["steps"] = int(e.extras["steps"][0])
