@@ -41,11 +41,13 @@ def test_typed_facts_are_consistent():
 
 
 def test_the_layer_takers_are_the_cam_family_and_scorecam():
-    """takes_layer marks exactly the methods that read one layer (what faithfulness used to sniff)."""
+    """takes_layer marks exactly the methods that read one layer (what faithfulness used to sniff); FullGrad
+    reads every layer's bias gradients and takes none."""
     assert {m.name for m in methods(EXPLANATION) if m.takes_layer} == {
-        "gradcam", "guided-gradcam", "gradcam-pp", "hirescam", "layercam", "scorecam"}
+        "gradcam", "guided-gradcam", "gradcam-pp", "hirescam", "layercam", "scorecam",
+        "eigencam", "eigen-gradcam", "xgradcam", "ablationcam"}
     assert {m.name for m in methods(EXPLANATION) if m.signed} == {
-        "input-x-gradient", "integrated-gradients", "occlusion"}
+        "input-x-gradient", "integrated-gradients", "occlusion", "deeplift"}
 
 
 def test_as_dict_is_plain_json():
