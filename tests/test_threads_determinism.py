@@ -28,8 +28,11 @@ base = cv2.GaussianBlur(rng.random((300, 400, 3)).astype(np.float32), (0, 0), 2)
 images = [cv2.resize(base, s, interpolation=cv2.INTER_LINEAR) for s in [(129, 1500), (640, 480), (1001, 667)]]
 jobs = [(m, i, kw) for m in ("spectral-residual", "image-signature") for i in range(len(images))
         for kw in ({}, {"width": 256})]
-jobs += [(m, i, {}) for m in method_names(BOTTOM_UP) if m not in ("spectral-residual", "image-signature")
-         for i in (1,)]
+# numpy/OpenCV methods only: the learned fixation model runs torch (oneDNN) kernels whose reductions
+# depend on how torch splits the work between threads, which this promise does not cover yet (an open
+# item of issue 17, noted there).
+jobs += [(m, i, {}) for m in method_names(BOTTOM_UP)
+         if m not in ("spectral-residual", "image-signature", "deepgaze-mnv2") for i in (1,)]
 out = {}
 def work(part):
     for k in part:

@@ -75,6 +75,12 @@ def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     differently with one thread than with several, which moved maps by 1-3 float32 ulps between machines
     and thread settings; see docs/performance.md for the speed of both.)
     """
+    limit = 4.0 * max(arr.shape[:2])
+    if float(sigma) > limit:  # the kernel (6 sigma long) would outgrow memory long before it changed the map
+        raise InputError(
+            f"blur sigma={float(sigma):g} px is far wider than the {arr.shape[1]} x {arr.shape[0]} working map "
+            f"(at most {limit:g} px here); such a blur leaves a constant map: use a smaller sigma"
+        )
     k = _blur_kernel(float(sigma))
     out = cv2.sepFilter2D(np.ascontiguousarray(arr, dtype=np.float32), cv2.CV_32F, k, k,
                           borderType=cv2.BORDER_CONSTANT)
