@@ -21,6 +21,7 @@ import contextlib
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -30,7 +31,8 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError, ModelError
 
-__all__ = ["scoped_model", "model_snapshot", "LayerCapture", "GuidedReLUMode", "resolve_layer"]
+__all__ = ["scoped_model", "model_snapshot", "LayerCapture", "GuidedReLUMode", "resolve_layer", "RELU_FUNCS",
+           "CLAMP6_FUNCS", "HARDTANH_FUNCS", "SMOOTH_FUNCS"]
 
 
 def model_snapshot(model: nn.Module) -> dict[str, Any]:
@@ -270,15 +272,20 @@ def _unwrap_input(args: tuple, kwargs: dict) -> torch.Tensor:
     return kwargs.get("input", kwargs.get("self"))
 
 
-_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
-_CLAMP6_FUNCS = {F.relu6}
-_HARDTANH_FUNCS = {F.hardtanh, F.hardtanh_}
-_SMOOTH_FUNCS: dict[Any, str] = {
+#: the rectifier calls every modified-backward rule replaces (guided backprop, deconvnet, DeepLIFT, LRP):
+#: ``nn.ReLU`` / ``nn.ReLU6`` modules call these, and so do functional and method forms
+RELU_FUNCS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_})
+#: ``F.relu6`` (``nn.ReLU6`` modules call ``F.hardtanh(x, 0, 6)``, in :data:`HARDTANH_FUNCS`)
+CLAMP6_FUNCS = frozenset({F.relu6})
+#: ``hardtanh``: a rectifier when its lower bound is 0 (ReLU6 is ``hardtanh(x, 0, 6)``)
+HARDTANH_FUNCS = frozenset({F.hardtanh, F.hardtanh_})
+#: smooth (non-rectifier) elementwise activations -> their name in messages
+SMOOTH_FUNCS: Mapping[Any, str] = MappingProxyType({
     F.silu: "silu", F.gelu: "gelu", F.elu: "elu", F.selu: "selu", F.celu: "celu", F.mish: "mish",
     F.softplus: "softplus", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
     F.logsigmoid: "logsigmoid", torch.nn.functional.tanhshrink: "tanhshrink",
-}
-_SMOOTH_FUNCS.update({torch.prelu: "prelu", F.rrelu: "rrelu", F.rrelu_: "rrelu"})
+    torch.prelu: "prelu", F.rrelu: "rrelu", F.rrelu_: "rrelu",
+})
 _SMOOTH_MODULE_WORDS = ("swish", "silu", "gelu", "mish", "elu", "softplus", "hardswish")
 _THRESHOLD_FUNCS = {F.threshold, F.threshold_, torch.threshold, torch.threshold_}
 #: clamp-like calls: a ReLU when the lower bound is 0 (``x.clamp(min=0)``, ``torch.clamp_min(x, 0)``)
@@ -357,16 +364,16 @@ class GuidedReLUMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func in _RELU_FUNCS:
+        if func in RELU_FUNCS:
             self.rectifiers += 1
             inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_) or bool(
                 kwargs.get("inplace", args[1] if len(args) > 1 and isinstance(args[1], bool) else False))
             return _GuidedClamp.apply(_unwrap_input(args, kwargs), 0.0, float("inf"), inplace)
-        if func in _CLAMP6_FUNCS:
+        if func in CLAMP6_FUNCS:
             self.rectifiers += 1
             inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
             return _GuidedClamp.apply(_unwrap_input(args, kwargs), 0.0, 6.0, inplace)
-        if func in _HARDTANH_FUNCS:
+        if func in HARDTANH_FUNCS:
             x = _unwrap_input(args, kwargs)
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
@@ -427,13 +434,13 @@ class GuidedReLUMode(TorchFunctionMode):
             if isinstance(a, torch.Tensor) and self._source(self._positive_of, cond) is a and _is_zero(b):
                 return self._rectify(a, 0.0, float("inf"))
             return func(*args, **kwargs)
-        if func in _SMOOTH_FUNCS:
+        if func in SMOOTH_FUNCS:
             x = _unwrap_input(args, kwargs)
             rest = dict(kwargs)
             rest.pop("input", None)
             rest.pop("inplace", None)
             extra = tuple(a for a in args[1:] if not isinstance(a, bool))
-            return self._smooth(_SMOOTH_FUNCS[func], lambda t: func(t, *extra, **rest), x)
+            return self._smooth(SMOOTH_FUNCS[func], lambda t: func(t, *extra, **rest), x)
         return func(*args, **kwargs)
 
 

@@ -39,20 +39,9 @@ from ._base import (
     select_scores,
     unwrap_model,
 )
-from ._hooks import scoped_model
+from ._hooks import CLAMP6_FUNCS, HARDTANH_FUNCS, RELU_FUNCS, SMOOTH_FUNCS, scoped_model
 
 __all__ = ["DeconvMode", "RescaleMode", "deconvnet", "deeplift"]
-
-# the functions each rule replaces (nn.ReLU / nn.ReLU6 modules call these; the same sets as guided backprop)
-_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
-_CLAMP6_FUNCS = {F.relu6}
-_HARDTANH_FUNCS = {F.hardtanh, F.hardtanh_}
-_SMOOTH_FUNCS: dict[Any, str] = {
-    F.silu: "silu", F.gelu: "gelu", F.elu: "elu", F.selu: "selu", F.celu: "celu", F.mish: "mish",
-    F.softplus: "softplus", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
-    F.logsigmoid: "logsigmoid", F.tanhshrink: "tanhshrink",
-}
-
 
 class _DeconvClamp(torch.autograd.Function):
     """y = clamp(x, lo, hi) forward (in place when asked); backward relu(grad_out), no mask."""
@@ -82,16 +71,16 @@ class DeconvMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func in _RELU_FUNCS:
+        if func in RELU_FUNCS:
             self.rectifiers += 1
             inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_) or bool(
                 kwargs.get("inplace", args[1] if len(args) > 1 and isinstance(args[1], bool) else False))
             return _DeconvClamp.apply(_first(args, kwargs), 0.0, float("inf"), inplace)
-        if func in _CLAMP6_FUNCS:
+        if func in CLAMP6_FUNCS:
             self.rectifiers += 1
             inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
             return _DeconvClamp.apply(_first(args, kwargs), 0.0, 6.0, inplace)
-        if func in _HARDTANH_FUNCS:
+        if func in HARDTANH_FUNCS:
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
             if float(lo) == 0.0:
@@ -99,9 +88,9 @@ class DeconvMode(TorchFunctionMode):
                 inplace = func is F.hardtanh_ or bool(kwargs.get("inplace", args[3] if len(args) > 3 else False))
                 return _DeconvClamp.apply(_first(args, kwargs), 0.0, float(hi), inplace)
             raise ModelError("deconvnet is defined for rectifiers (ReLU); the model uses hardtanh")
-        if func in _SMOOTH_FUNCS:
+        if func in SMOOTH_FUNCS:
             raise ModelError(
-                f"deconvnet is defined for rectifiers (ReLU), but the model uses {_SMOOTH_FUNCS[func]}; "
+                f"deconvnet is defined for rectifiers (ReLU), but the model uses {SMOOTH_FUNCS[func]}; "
                 "use guided-backprop with activations='guide', or a gradient method"
             )
         return func(*args, **kwargs)
@@ -193,15 +182,15 @@ class RescaleMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         fn: Any = None
-        if func in _RELU_FUNCS:
+        if func in RELU_FUNCS:
             fn = torch.relu
-        elif func in _CLAMP6_FUNCS:
+        elif func in CLAMP6_FUNCS:
             fn = F.relu6
-        elif func in _HARDTANH_FUNCS:
+        elif func in HARDTANH_FUNCS:
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
             fn = functools.partial(F.hardtanh, min_val=float(lo), max_val=float(hi))
-        elif func in _SMOOTH_FUNCS:
+        elif func in SMOOTH_FUNCS:
             rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
             extra = tuple(a for a in args[1:] if not isinstance(a, bool))
             fn = functools.partial(_call_rest, func, extra, rest)
