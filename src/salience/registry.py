@@ -217,6 +217,42 @@ _METHODS: tuple[Method, ...] = (
         value_range=None, pixel_level=True, aliases=("deep-lift",),
     ),
     Method(
+        "lrp", EXPLANATION, f"{_E}.lrp:lrp",
+        "LRP composite (epsilon-gamma-box by default): epsilon rule on linear layers, gamma on convolutions, "
+        "z^B on the pixel layer; relevance at the input, signed, sums to the score up to what biases absorb",
+        "G. Montavon, A. Binder, S. Lapuschkin, W. Samek, K.-R. Muller. Layer-wise relevance propagation: an "
+        "overview. In Explainable AI, LNCS 11700, Springer 2019",
+        value_range=None, pixel_level=True, aliases=("lrp-composite", "layerwise-relevance-propagation"),
+    ),
+    Method(
+        "lrp-epsilon", EXPLANATION, f"{_E}.lrp:lrp_epsilon",
+        "LRP-epsilon: relevance redistributed by each layer's contributions z_ij / (z_j + eps sign z_j)",
+        "S. Bach, A. Binder, G. Montavon, F. Klauschen, K.-R. Muller, W. Samek. On pixel-wise explanations "
+        "for non-linear classifier decisions by layer-wise relevance propagation. PLoS ONE 10(7), 2015",
+        value_range=None, pixel_level=True, aliases=("lrp-eps",),
+    ),
+    Method(
+        "lrp-gamma", EXPLANATION, f"{_E}.lrp:lrp_gamma",
+        "LRP-gamma: relevance redistributed with positive weights boosted, w + gamma w+",
+        "G. Montavon, A. Binder, S. Lapuschkin, W. Samek, K.-R. Muller. Layer-wise relevance propagation: an "
+        "overview. In Explainable AI, LNCS 11700, Springer 2019",
+        value_range=None, pixel_level=True,
+    ),
+    Method(
+        "lrp-alphabeta", EXPLANATION, f"{_E}.lrp:lrp_alphabeta",
+        "LRP-alpha-beta: positive and negative contributions propagated separately (alpha - beta = 1)",
+        "S. Bach, A. Binder, G. Montavon, F. Klauschen, K.-R. Muller, W. Samek. On pixel-wise explanations "
+        "for non-linear classifier decisions by layer-wise relevance propagation. PLoS ONE 10(7), 2015",
+        value_range=None, pixel_level=True, aliases=("lrp-alpha-beta", "lrp-ab"),
+    ),
+    Method(
+        "lrp-zplus", EXPLANATION, f"{_E}.lrp:lrp_zplus",
+        "LRP-z+ (deep Taylor): only positive contributions, biases left out (conservative)",
+        "G. Montavon, S. Lapuschkin, A. Binder, W. Samek, K.-R. Muller. Explaining nonlinear classification "
+        "decisions with deep Taylor decomposition. Pattern Recognition 65:211-222, 2017",
+        value_range=None, pixel_level=True, aliases=("lrp-z+", "lrp-plus"),
+    ),
+    Method(
         "gradcam", EXPLANATION, f"{_E}.cam:gradcam",
         "Grad-CAM: ReLU of the target layer's activations weighted by their spatially averaged gradients",
         "R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra. Grad-CAM: visual "

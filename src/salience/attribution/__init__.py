@@ -7,7 +7,7 @@ One verb for every method, with the same arguments::
 ``images`` is a float ``(B, C, H, W)`` tensor in the model's own preprocessing; the result's ``maps`` is
 a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indices) and ``scores``.
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
-guided-backprop, deconvnet, deeplift, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
+guided-backprop, deconvnet, deeplift, lrp (and lrp-epsilon/-gamma/-alphabeta/-zplus), gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
 integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
 
@@ -61,6 +61,7 @@ from .fullgrad import fullgrad
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
+from .lrp import lrp, lrp_alphabeta, lrp_epsilon, lrp_gamma, lrp_zplus
 from .propagation import deconvnet, deeplift
 
 __all__ = [
@@ -95,6 +96,11 @@ __all__ = [
     "fullgrad",
     "deconvnet",
     "deeplift",
+    "lrp",
+    "lrp_epsilon",
+    "lrp_gamma",
+    "lrp_alphabeta",
+    "lrp_zplus",
     "scorecam",
     "occlusion",
     "rise",

@@ -1,0 +1,679 @@
+"""Layer-wise Relevance Propagation (Bach et al. 2015; Montavon et al. 2019) on the scoped override
+mechanism of :mod:`salience.attribution.propagation`.
+
+A :class:`torch.overrides.TorchFunctionMode` is active for one forward pass only; it replaces each
+supported torch call by an autograd function whose backward pass maps *relevance* to relevance (the
+"gradient" that flows back is the relevance itself, as in Zennit).  The seed at the output is the target
+score's share of the output, ``out * d score / d out`` (for a class target: the logit, one-hot).  Nothing is
+changed on the model: no weight is rewritten (the modified weights are computed in the backward pass),
+and the mode, the module hooks used for error messages and every flag are gone after the call, also when
+it raised.
+
+Rules for a layer ``z_j = sum_i x_i w_ij + b_j`` (``R_j`` the relevance arriving at output ``j``;
+``stab(z) = z + eps * sign(z)``, ``sign(0) = 1``):
+
+* ``epsilon`` (LRP-eps): ``R_i = x_i sum_j w_ij R_j / stab(z_j)``; ``eps -> 0`` is LRP-0.
+* ``gamma`` (LRP-gamma): the same with ``w + gamma w^+`` and ``b + gamma b^+`` (Montavon et al. 2019,
+  eq. 4 with the bias as the weight of a constant input).
+* ``alpha-beta``: ``R_i = sum_j (alpha (x_i w_ij)^+ / z_j^+ - beta (x_i w_ij)^- / z_j^-) R_j`` with
+  ``z_j^+ = sum_i (x_i w_ij)^+ + b_j^+`` (and ``z_j^-`` alike); ``alpha - beta = 1``.
+* ``zplus``: alpha-beta with ``alpha = 1, beta = 0`` and the biases left out (conservative).
+* first-layer rules for pixels: ``zb`` (z^B, Montavon et al. 2017: ``x w - l w^+ - h w^-`` with the
+  lowest / highest pixel values ``l``, ``h``), ``w2`` (``w^2``, input-independent) and ``flat``
+  (``w = 1``).  Biases are left out of all three.
+
+Other operations:
+
+* ReLU, ReLU6 (``hardtanh(x, 0, hi)``), dropout: relevance passes unchanged (identity backward).
+* max-pooling, flatten, reshape, view, permute, concatenation, padding, indexing: their ordinary
+  gradient, which moves each relevance value with its element (winner-take-all for max-pooling).
+* average / adaptive-average pooling, ``mean``, ``sum``: the epsilon rule with a tiny stabiliser
+  (``1e-9``, Captum's), i.e. relevance in proportion to each input's share of the output.
+* residual additions ``a + b``: relevance splits in proportion to the operands, ``R_a = a / stab(a + b) R``
+  and ``R_b = b / stab(a + b) R`` (the same epsilon rule on the sum; Zennit's treatment of ``Sum``); a
+  constant (non-input) operand absorbs its share like a bias.  Multiplication or division by a constant
+  passes relevance unchanged.
+* batch normalisation: with ``batchnorm="fold"`` (default) a BN applied to a convolution's or linear
+  layer's output is folded into it (``W s``, ``(b - mean) s + beta``, ``s = gamma / sqrt(var + eps)``),
+  and the layer's rule uses the folded parameters; a BN after anything else, or every BN with
+  ``batchnorm="rule"`` (Captum's treatment), is an elementwise affine layer under the epsilon rule with
+  the tiny stabiliser (its shift absorbs relevance).
+* anything else that carries the input's signal (sigmoid, SiLU, GELU, softmax, products of two signals,
+  layer norm, attention, transposed convolutions, interpolation, ...): a :class:`ModelError` naming the
+  operation and the module that called it.
+
+Conservation: with no biases (or the conservative ``zplus``/``zb``/``w2``/``flat`` rules) and
+``eps -> 0``, every rule keeps ``sum_i R_i = sum_j R_j``, so the input relevances sum to the target score;
+``extras["delta"]`` is that sum minus the score.
+
+>>> import torch
+>>> from salience.attribution.lrp import lrp_epsilon
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.ReLU(),
+...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+...                           torch.nn.Linear(4, 2, bias=False))
+>>> e = lrp_epsilon(net, torch.rand(2, 3, 8, 8), target=0, epsilon=1e-9)
+>>> tuple(e.maps.shape), bool(e.delta.abs().max() < 1e-4 * e.scores.abs().max())
+((2, 8, 8), True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..errors import InputError, ModelError
+from ._base import (
+    Explanation,
+    Target,
+    check_images,
+    check_unknown,
+    finish,
+    raise_if_insensitive,
+    select_scores,
+    unwrap_model,
+)
+from ._hooks import CLAMP6_FUNCS, HARDTANH_FUNCS, RELU_FUNCS, SMOOTH_FUNCS, scoped_model
+
+__all__ = ["Rule", "COMPOSITES", "FIRST_RULES", "LRPMode", "lrp", "lrp_epsilon", "lrp_gamma", "lrp_alphabeta",
+           "lrp_zplus"]
+
+#: the stabiliser of the rules that only need to avoid a division by zero (Captum's default)
+STAB = 1e-9
+#: first-layer rules for pixel inputs
+FIRST_RULES = ("zb", "w2", "flat")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One propagation rule for weighted layers: ``name`` in ``epsilon``, ``gamma``, ``alphabeta``,
+    ``zplus``, ``zb``, ``w2``, ``flat``, with its parameters."""
+
+    name: str
+    epsilon: float = 1e-6
+    gamma: float = 0.25
+    alpha: float = 1.0
+    beta: float = 0.0
+
+
+def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
+    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+
+
+def _vjp(op: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``J_op^T s`` for a linear ``op`` (bias-free), at ``x``'s shape."""
+    with torch.enable_grad():
+        xx = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(op(xx), xx, s)
+    return g
+
+
+# the op of a weighted layer: (input, weight, bias) -> output
+LinearOp = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def _relevance(rule: Rule, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+               r: torch.Tensor, low: Any, high: Any) -> torch.Tensor:
+    """Input relevance of a weighted layer under ``rule`` for output relevance ``r``."""
+    name = rule.name
+    if name in ("epsilon", "gamma"):
+        if name == "gamma":
+            w = w + rule.gamma * w.clamp(min=0)
+            b = None if b is None else b + rule.gamma * b.clamp(min=0)
+        eps = rule.epsilon if name == "epsilon" else STAB
+        with torch.enable_grad():
+            xx = x.detach().requires_grad_(True)
+            z = op(xx, w, b)
+            (c,) = torch.autograd.grad(z, xx, r / _stab(z.detach(), eps))
+        return x * c
+    if name in ("alphabeta", "zplus"):
+        use_bias = name == "alphabeta"
+        alpha, beta = (rule.alpha, rule.beta) if name == "alphabeta" else (1.0, 0.0)
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        signed = bool((xn != 0).any())
+
+        def share(w_a: torch.Tensor, w_b: torch.Tensor, bias: torch.Tensor | None, sign: float) -> torch.Tensor:
+            # the part of z made of (x_i w_ij) of one sign: x^+ w_a + x^- w_b (+ that sign's bias)
+            z = op(xp, w_a, bias)
+            if signed:
+                z = z + op(xn, w_b, None)
+            s = r / (z + sign * STAB)
+            out = xp * _vjp(lambda t: op(t, w_a, None), xp, s)
+            if signed:
+                out = out + xn * _vjp(lambda t: op(t, w_b, None), xn, s)
+            return out
+
+        bp = None if (b is None or not use_bias) else b.clamp(min=0)
+        out = alpha * share(wp, wn, bp, 1.0)
+        if beta != 0:
+            bn = None if (b is None or not use_bias) else b.clamp(max=0)
+            out = out - beta * share(wn, wp, bn, -1.0)
+        return out
+    if name in ("w2", "flat"):
+        wq = w * w if name == "w2" else torch.ones_like(w)
+        ones = torch.ones_like(x)
+        z = op(ones, wq, None)
+        return _vjp(lambda t: op(t, wq, None), ones, r / (z + STAB))
+    if name == "zb":
+        lo = _bound(low, x, "min")
+        hi = _bound(high, x, "max")
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        with torch.enable_grad():
+            xs = [t.detach().requires_grad_(True) for t in (x, lo, hi)]
+            z = op(xs[0], w, None) - op(xs[1], wp, None) - op(xs[2], wn, None)
+            gx, gl, gh = torch.autograd.grad(z, xs, r / (z.detach() + STAB))
+        return x * gx + lo * gl + hi * gh
+    raise AssertionError(name)  # pragma: no cover - rules are checked when the call starts
+
+
+def _bound(v: Any, x: torch.Tensor, how: str) -> torch.Tensor:
+    """The z^B box bound as a tensor of ``x``'s shape: the given value, or each image's per-channel
+    minimum / maximum."""
+    if v is None:
+        red = x.amin(dim=(2, 3), keepdim=True) if how == "min" else x.amax(dim=(2, 3), keepdim=True)
+        return red.expand_as(x).contiguous() if x.ndim == 4 else red
+    return torch.broadcast_to(torch.as_tensor(v, dtype=x.dtype, device=x.device), x.shape).contiguous()
+
+
+class _Weighted(torch.autograd.Function):
+    """A convolution / linear layer: forward as the model's, backward its rule's relevance."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, spec: dict) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.spec = spec
+        return spec["op"](x, spec["w"], spec["b"])
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        s = ctx.spec
+        return _relevance(s["rule"], s["op"], x, s["w"], s["b"], r, s["low"], s["high"]), None
+
+
+class _Norm(torch.autograd.Function):
+    """A linear weight-free op (pooling, mean, sum, BN as an affine map): relevance in proportion to each
+    input's contribution, ``R_in = x * J^T (R / stab(z))``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, fn: Callable, lin: Callable) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.lin = lin
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():
+            xx = x.detach().requires_grad_(True)
+            z = ctx.lin(xx)
+            (c,) = torch.autograd.grad(z, xx, r / _stab(z.detach(), STAB))
+        return x * c, None, None
+
+
+class _Sum(torch.autograd.Function):
+    """``z = sum_k c_k t_k (+ constants)``: ``R_k = c_k t_k / stab(z) R`` (summed over broadcast axes)."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, coefs: tuple, *ts: torch.Tensor) -> torch.Tensor:
+        # values, not saved tensors: an in-place ``a += b`` overwrites ``a`` after this call
+        ctx.vals = [z] + [t.detach().clone() for t in ts]
+        ctx.coefs = coefs
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        z, *ts = ctx.vals
+        s = r / _stab(z, STAB)
+        return (None, None, *[(c * t * s).sum_to_size(t.shape) for c, t in zip(ctx.coefs, ts)])
+
+
+class _Pass(torch.autograd.Function):
+    """An elementwise op that passes relevance unchanged (ReLU, ReLU6, dropout, scaling by a constant);
+    ``inplace`` keeps an in-place call in place."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, fn: Callable, inplace: bool) -> torch.Tensor:
+        ctx.shape = x.shape
+        if inplace:
+            ctx.mark_dirty(x)
+            return x.copy_(fn(x))
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        return r.sum_to_size(ctx.shape), None, None
+
+
+_CONV = {F.conv1d: "conv", F.conv2d: "conv", F.conv3d: "conv"}
+_LINEAR = {F.linear}
+_POOL = {F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+         F.adaptive_avg_pool3d, torch.mean, torch.Tensor.mean, torch.sum, torch.Tensor.sum}
+_DROPOUT = {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
+            torch.dropout}
+_ADD = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.add_,
+        torch.Tensor.__iadd__}
+_SUB = {torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.sub_, torch.Tensor.__isub__,
+        torch.subtract}
+_RSUB = {torch.Tensor.__rsub__}
+_SCALE = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.multiply,
+          torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.true_divide, torch.divide,
+          torch.Tensor.mul_, torch.Tensor.__imul__, torch.Tensor.div_, torch.Tensor.__itruediv__,
+          torch.neg, torch.Tensor.neg, torch.Tensor.__neg__}
+_INPLACE = {torch.Tensor.add_, torch.Tensor.__iadd__, torch.Tensor.sub_, torch.Tensor.__isub__,
+            torch.Tensor.mul_, torch.Tensor.__imul__, torch.Tensor.div_, torch.Tensor.__itruediv__}
+#: ops whose ordinary gradient moves each relevance value with its element
+_TRANSPARENT_NAMES = {
+    "view", "reshape", "flatten", "permute", "transpose", "contiguous", "clone", "squeeze", "unsqueeze",
+    "__getitem__", "cat", "concat", "concatenate", "pad", "narrow", "select", "split", "chunk", "unbind",
+    "to", "float", "double", "half", "type", "type_as", "max_pool1d", "max_pool2d", "max_pool3d",
+    "_max_pool1d", "_max_pool2d", "_max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices",
+    "_adaptive_max_pool1d", "_adaptive_max_pool2d", "_adaptive_max_pool3d", "requires_grad_", "retain_grad",
+    "register_hook", "detach", "detach_", "cpu", "cuda", "identity", "view_as", "reshape_as", "expand_as",
+    "movedim", "moveaxis", "swapaxes", "swapdims", "unflatten", "t", "T", "mT", "__get__", "__set__",
+    "flip", "roll", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
+}
+
+
+def _first(args: tuple, kwargs: dict) -> Any:
+    return args[0] if args else kwargs.get("input", kwargs.get("self"))
+
+
+def _carries(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return v.requires_grad
+    if isinstance(v, (tuple, list)):
+        return any(_carries(t) for t in v)
+    return False
+
+
+class LRPMode(TorchFunctionMode):
+    """Within this mode each supported op propagates relevance (see the module docstring).
+
+    ``rules``: ``{"conv": Rule, "linear": Rule}``; ``first``: the rule of the first weighted layer called
+    (``None``: its kind's rule); ``low``/``high``: the z^B bounds; ``fold``: fold batch norms into the
+    preceding weighted layer; ``where``: a callable giving the module being run (for error messages).
+    """
+
+    def __init__(self, rules: dict[str, Rule], first: Rule | None, low: Any, high: Any, fold: bool,
+                 where: Callable[[], str]) -> None:
+        super().__init__()
+        self.rules, self.first, self.low, self.high, self.fold, self.where = rules, first, low, high, fold, where
+        self.weighted = 0
+        self._last: tuple[torch.Tensor, dict] | None = None
+
+    def _refuse(self, what: str, hint: str) -> ModelError:
+        return ModelError(
+            f"LRP has no rule for {what} (in {self.where()}); {hint}. LRP here supports convolutions, linear "
+            "layers, ReLU/ReLU6, batch norm, dropout, max/average/adaptive pooling, flatten/reshape and "
+            "additions; use a gradient method (integrated-gradients, input-x-gradient) for this model"
+        )
+
+    def _weighted(self, kind: str, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: Any) -> torch.Tensor:
+        rule = self.rules[kind]
+        if self.weighted == 0 and self.first is not None:
+            rule = self.first
+        self.weighted += 1
+        spec = {"op": op, "w": w.detach(), "b": None if b is None else b.detach(), "rule": rule,
+                "low": self.low, "high": self.high}
+        y = _Weighted.apply(x, spec)
+        self._last = (y, {**spec, "x": x, "kind": kind})
+        return y
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _CONV or func in _LINEAR:
+            x = _first(args, kwargs)
+            w = args[1] if len(args) > 1 else kwargs["weight"]
+            if isinstance(w, torch.Tensor) and w.requires_grad and not isinstance(x, torch.Tensor):
+                raise self._refuse(f"a {func.__name__} whose weight depends on the input", "")
+            if isinstance(x, torch.Tensor) and x.requires_grad:
+                if _carries(w) or _carries(args[2:3]) or _carries(kwargs.get("bias")):
+                    raise self._refuse(f"a {func.__name__} whose weight depends on the input",
+                                       "dynamic weights have no LRP rule")
+                b = args[2] if len(args) > 2 else kwargs.get("bias")
+                rest = args[3:]
+                extra = {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
+
+                def op(t: torch.Tensor, ww: torch.Tensor, bb: Any, _f: Any = func, _r: tuple = rest,
+                       _k: dict = extra) -> torch.Tensor:
+                    return _f(t, ww, bb, *_r, **_k)
+
+                return self._weighted("linear" if func in _LINEAR else "conv", op, x, w, b)
+            return func(*args, **kwargs)
+        if func is F.batch_norm:
+            return self._batch_norm(args, kwargs)
+        if func in RELU_FUNCS or func in CLAMP6_FUNCS or func in HARDTANH_FUNCS:
+            x = _first(args, kwargs)
+            if not _carries(x):
+                return func(*args, **kwargs)
+            if func in HARDTANH_FUNCS:
+                lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+                if float(lo) != 0.0:
+                    raise self._refuse(f"hardtanh with lower bound {lo}", "only rectifiers (lower bound 0)")
+            inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_, F.hardtanh_) or kwargs.get("inplace") is True \
+                or (len(args) > 1 and args[-1] is True)
+            rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
+            extra = tuple(a for a in args[1:] if not isinstance(a, bool))
+            plain = {torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu, F.relu_: torch.relu,
+                     F.hardtanh_: F.hardtanh}.get(func, func)
+
+            def fn(t: torch.Tensor, _f: Any = plain, _e: tuple = extra, _r: dict = rest) -> torch.Tensor:
+                return _f(t, *_e, **_r)
+
+            return _Pass.apply(x, fn, bool(inplace))
+        if func in _DROPOUT:
+            x = _first(args, kwargs)
+            out = func(*args, **kwargs)
+            if _carries(x):
+                training = args[2] if len(args) > 2 else kwargs.get("training", True)
+                if training:
+                    raise self._refuse("dropout in training mode", "call the model in eval mode")
+                return _Pass.apply(x, lambda t: t, False) if out is not x else out
+            return out
+        if func in _POOL:
+            x = _first(args, kwargs)
+            if not _carries(x):
+                return func(*args, **kwargs)
+            rest, extra = args[1:], {k: v for k, v in kwargs.items() if k not in ("input", "self")}
+
+            def lin(t: torch.Tensor, _f: Any = func, _a: tuple = rest, _k: dict = extra) -> torch.Tensor:
+                return _f(t, *_a, **_k)
+
+            return _Norm.apply(x, lin, lin)
+        if func in _ADD or func in _SUB or func in _RSUB:
+            return self._sum(func, args, kwargs)
+        if func in _SCALE:
+            tensors = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+            if len(tensors) == 2:
+                raise self._refuse(f"the product of two signals ({func.__name__})",
+                                   "gating / attention products have no rule here")
+            if not tensors:
+                return func(*args, **kwargs)
+            x = tensors[0]
+            if func in (torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.true_divide, torch.divide,
+                        torch.Tensor.div_, torch.Tensor.__itruediv__) and args[0] is not x:
+                raise self._refuse("division by a signal", "")
+            if func in _INPLACE:
+                other = args[1] if len(args) > 1 else kwargs.get("other")
+                op = torch.mul if func in (torch.Tensor.mul_, torch.Tensor.__imul__) else torch.div
+                return _Pass.apply(x, lambda t, _o=other, _op=op: _op(t, _o), True)
+            return _Pass.apply(x, lambda t, _f=func, _a=args, _k=kwargs: _f(*[t if a is x else a for a in _a], **_k),
+                               False)
+        out = func(*args, **kwargs)
+        if _carries(out) and (_carries(args) or _carries(list(kwargs.values()))):
+            name = getattr(func, "__name__", repr(func))
+            if name not in _TRANSPARENT_NAMES:
+                if func in SMOOTH_FUNCS:
+                    raise self._refuse(f"the smooth activation {SMOOTH_FUNCS[func]}",
+                                       "LRP's rules are defined for rectifier networks")
+                raise self._refuse(f"the operation {name}", "no rule is defined for it")
+        return out
+
+    def _sum(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        a = args[0] if args else kwargs.get("input")
+        b = args[1] if len(args) > 1 else kwargs.get("other")
+        alpha = kwargs.get("alpha", args[2] if len(args) > 2 else 1)
+        if not (_carries(a) or _carries(b)):
+            return func(*args, **kwargs)
+        sub = func in _SUB
+        if func in _RSUB:  # b - a
+            a, b, sub = b, a, True
+        ca, cb = 1.0, (-1.0 if sub else 1.0) * float(alpha)
+        with torch._C.DisableTorchFunction():
+            z = torch.add(a, b, alpha=cb) if isinstance(b, torch.Tensor) else a + cb * b
+        coefs, ts = [], []
+        for c, t in ((ca, a), (cb, b)):
+            if isinstance(t, torch.Tensor) and t.requires_grad:
+                coefs.append(c)
+                ts.append(t)
+        out = _Sum.apply(z.detach(), tuple(coefs), *ts)
+        if func in _INPLACE:
+            with torch._C.DisableTorchFunction():
+                return a.copy_(out)
+        return out
+
+    def _batch_norm(self, args: tuple, kwargs: dict) -> Any:
+        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+        p = dict(zip(names, args))
+        p.update(kwargs)
+        x = p["input"]
+        if not _carries(x):
+            return F.batch_norm(*args, **kwargs)
+        if p.get("training") or p.get("running_mean") is None:
+            raise self._refuse("batch norm with batch statistics (training mode or track_running_stats=False)",
+                               "call the model in eval mode with running statistics")
+        eps = float(p.get("eps", 1e-5))
+        scale = torch.rsqrt(p["running_var"] + eps)
+        if p.get("weight") is not None:
+            scale = scale * p["weight"]
+        shift = -p["running_mean"] * scale
+        if p.get("bias") is not None:
+            shift = shift + p["bias"]
+        scale, shift = scale.detach(), shift.detach()
+        last = self._last
+        if self.fold and last is not None and last[0] is x:
+            spec = last[1]
+            w = spec["w"]
+            shape = (-1,) + (1,) * (w.ndim - 1)
+            w_f = w * scale.reshape(shape)
+            b_f = shift if spec["b"] is None else spec["b"] * scale + shift
+            fused = {**spec, "w": w_f, "b": b_f}
+            fused.pop("x")
+            fused.pop("kind")
+            y = _Weighted.apply(spec["x"], fused)
+            self._last = None
+            return y
+        view = (1, -1) + (1,) * (x.ndim - 2)
+
+        def fn(t: torch.Tensor, _s: torch.Tensor = scale, _b: torch.Tensor = shift) -> torch.Tensor:
+            return t * _s.reshape(view) + _b.reshape(view)
+
+        def lin(t: torch.Tensor, _s: torch.Tensor = scale) -> torch.Tensor:
+            return t * _s.reshape(view)
+
+        # the epsilon rule on y = s x + t: R_in = s x / stab(y) R (the shift absorbs its share)
+        return _NormAffine.apply(x, fn, lin)
+
+
+class _NormAffine(torch.autograd.Function):
+    """``y = s x + t``: ``R_in = s x / stab(y) R``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, fn: Callable, lin: Callable) -> torch.Tensor:
+        y = fn(x)
+        ctx.save_for_backward(x, y)
+        ctx.lin = lin
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        x, y = ctx.saved_tensors
+        return ctx.lin(x) * r / _stab(y, STAB), None, None
+
+
+def _push(stack: list, label: str, mod: Any, inputs: Any) -> None:
+    stack.append(label)
+
+
+def _pop(stack: list, mod: Any, inputs: Any, output: Any) -> None:
+    if stack:
+        stack.pop()
+
+
+@contextlib.contextmanager
+def _module_stack(net: nn.Module) -> Iterator[Callable[[], str]]:
+    """Track the module being run (pre/post forward hooks, removed on exit) for error messages."""
+    stack: list[str] = []
+    handles = []
+    for name, m in net.named_modules():
+        label = f"layer {name!r} ({type(m).__name__})" if name else f"the model's forward ({type(m).__name__})"
+        handles.append(m.register_forward_pre_hook(functools.partial(_push, stack, label)))
+        handles.append(m.register_forward_hook(functools.partial(_pop, stack)))
+    try:
+        yield lambda: stack[-1] if stack else "the model's forward"
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _check_rule_params(epsilon: Any, gamma: Any, alpha: Any, beta: Any) -> None:
+    for n, v in (("epsilon", epsilon), ("gamma", gamma), ("alpha", alpha), ("beta", beta)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+            raise InputError(f"{n} must be a finite number >= 0, got {v!r}")
+    if abs(float(alpha) - float(beta) - 1.0) > 1e-9:
+        raise InputError(f"alpha - beta must be 1 (the alpha-beta rule's conservation), got alpha={alpha}, "
+                         f"beta={beta}; e.g. alpha=1, beta=0 or alpha=2, beta=1")
+
+
+#: composite name -> (rule for convolutions, rule for linear layers, default first-layer rule)
+COMPOSITES: dict[str, tuple[str, str, str | None]] = {
+    "epsilon-gamma-box": ("gamma", "epsilon", "zb"),
+    "epsilon-plus": ("zplus", "epsilon", None),
+    "epsilon-plus-flat": ("zplus", "epsilon", "flat"),
+    "epsilon-alpha2-beta1": ("alphabeta", "epsilon", None),
+    "epsilon-alpha2-beta1-flat": ("alphabeta", "epsilon", "flat"),
+}
+
+
+def _run(method: str, model: Any, images: Any, target: Any, layer: Any, conv: str, linear: str,
+         first_rule: Any, *, epsilon: Any, gamma: Any, alpha: Any, beta: Any, low: Any, high: Any,
+         batchnorm: Any, params: dict) -> Explanation:
+    check_unknown(method, params)
+    if layer is not None:
+        raise InputError(f"method {method!r} explains input pixels and takes no layer; pass layer=None")
+    _check_rule_params(epsilon, gamma, alpha, beta)
+    if first_rule is not None and first_rule not in FIRST_RULES:
+        raise InputError(f"first_rule must be one of {', '.join(FIRST_RULES)} or None (the layer's own rule), "
+                         f"got {first_rule!r}")
+    if batchnorm not in ("fold", "rule"):
+        raise InputError(f"batchnorm must be 'fold' (into the preceding layer) or 'rule' (epsilon rule on "
+                         f"the affine map), got {batchnorm!r}")
+    for n, v in (("low", low), ("high", high)):
+        if v is not None and not isinstance(v, (int, float, torch.Tensor)) or isinstance(v, bool):
+            raise InputError(f"{n} must be None (each image's per-channel extreme), a number or a tensor, "
+                             f"got {type(v).__name__}")
+    kw = {"epsilon": float(epsilon), "gamma": float(gamma), "alpha": float(alpha), "beta": float(beta)}
+    rules = {"conv": Rule(conv, **kw), "linear": Rule(linear, **kw)}
+    first = Rule(first_rule, **kw) if first_rule is not None else None
+    net = unwrap_model(model)
+    x = check_images(images, net)
+    tgt = Target.parse(target, x.shape[0])
+    b = x.shape[0]
+    with scoped_model(net), _module_stack(net) as where:
+        xs = x.detach().requires_grad_(True)
+        mode = LRPMode(rules, first, low, high, batchnorm == "fold", where)
+        with torch.enable_grad():
+            with mode:
+                out = net(xs)
+            if not isinstance(out, torch.Tensor) or out.shape[0] != b:
+                raise ModelError(f"{method} propagates relevance from the model's output and needs a model "
+                                 "that returns one tensor with a row per image")
+            scores, idx = select_scores(out, tgt, b)
+            (ds,) = torch.autograd.grad(scores.sum(), out, retain_graph=True)
+            if mode.weighted == 0:
+                raise ModelError(f"{method}: the model has no convolution or linear layer on the input's path; "
+                                 "LRP has nothing to propagate through")
+            (rel,) = torch.autograd.grad(out, xs, out.detach() * ds)
+    raise_if_insensitive(rel.reshape(b, -1), method, "relevance at the input")
+    rel = rel.detach()
+    delta = rel.reshape(b, -1).double().sum(dim=1) - scores.detach().double()
+    return Explanation(finish(rel.sum(dim=1)), idx, scores.detach().float(), method, None,
+                       {"attributions": rel, "delta": delta.float()})
+
+
+_DOC_COMMON = """
+    Parameters
+    ----------
+    model, images, target: as :func:`salience.attribution.gradient`; ``layer`` must be ``None``.
+    first_rule: the rule of the first convolution / linear layer (the one reading the pixels): ``"zb"``
+        (z^B with bounds ``low``/``high``), ``"w2"``, ``"flat"``, or ``None`` (the layer's own rule).
+    low, high: z^B's lowest / highest input values: numbers or tensors broadcastable to the images;
+        ``None`` (default): each image's per-channel minimum / maximum.
+    batchnorm: ``"fold"`` (default): a batch norm after a convolution / linear layer is folded into it;
+        ``"rule"``: every batch norm is an affine layer under the epsilon rule (Captum's treatment).
+
+    Returns
+    -------
+    Explanation: ``maps`` the channel sum of the input relevance, float32 ``(B, H, W)``, signed, score
+    units; ``extras["attributions"]`` the relevance ``(B, C, H, W)``; ``extras["delta"]`` ``(B,)``
+    ``sum(relevance) - score`` (0 for conservative rules on bias-free networks).
+
+    Raises
+    ------
+    ModelError naming the operation and the layer when the model uses one LRP has no rule for.
+"""
+
+
+def lrp_epsilon(model: Any, images: Any, target: Any = None, layer: Any = None, *, epsilon: float = 1e-6,
+                first_rule: str | None = None, low: Any = None, high: Any = None, batchnorm: str = "fold",
+                **params: Any) -> Explanation:
+    """LRP-epsilon (Bach et al. 2015): every convolution and linear layer uses the epsilon rule
+    ``R_i = x_i sum_j w_ij R_j / (z_j + epsilon sign(z_j))``; ``epsilon -> 0`` is LRP-0 (gradient x input
+    on ReLU networks)."""
+    return _run("lrp-epsilon", model, images, target, layer, "epsilon", "epsilon", first_rule,
+                epsilon=epsilon, gamma=0.25, alpha=1.0, beta=0.0, low=low, high=high, batchnorm=batchnorm,
+                params=params)
+
+
+def lrp_gamma(model: Any, images: Any, target: Any = None, layer: Any = None, *, gamma: float = 0.25,
+              first_rule: str | None = None, low: Any = None, high: Any = None, batchnorm: str = "fold",
+              **params: Any) -> Explanation:
+    """LRP-gamma (Montavon et al. 2019): every convolution and linear layer uses ``w + gamma w^+`` (and
+    ``b + gamma b^+``), favouring positive contributions."""
+    return _run("lrp-gamma", model, images, target, layer, "gamma", "gamma", first_rule, epsilon=1e-6,
+                gamma=gamma, alpha=1.0, beta=0.0, low=low, high=high, batchnorm=batchnorm, params=params)
+
+
+def lrp_alphabeta(model: Any, images: Any, target: Any = None, layer: Any = None, *, alpha: float = 1.0,
+                  beta: float = 0.0, first_rule: str | None = None, low: Any = None, high: Any = None,
+                  batchnorm: str = "fold", **params: Any) -> Explanation:
+    """LRP-alpha-beta (Bach et al. 2015): positive and negative contributions propagated separately,
+    weighted ``alpha`` and ``-beta`` (``alpha - beta = 1``; ``alpha=1, beta=0`` and ``alpha=2, beta=1`` are
+    the usual choices), biases included in ``z^+`` / ``z^-``."""
+    return _run("lrp-alphabeta", model, images, target, layer, "alphabeta", "alphabeta", first_rule,
+                epsilon=1e-6, gamma=0.25, alpha=alpha, beta=beta, low=low, high=high, batchnorm=batchnorm,
+                params=params)
+
+
+def lrp_zplus(model: Any, images: Any, target: Any = None, layer: Any = None, *, first_rule: str | None = None,
+              low: Any = None, high: Any = None, batchnorm: str = "fold", **params: Any) -> Explanation:
+    """LRP-z+ (Montavon et al. 2017, deep Taylor decomposition): only positive contributions
+    ``(x_i w_ij)^+``, biases left out, so relevance is conserved and non-negative on ReLU networks."""
+    return _run("lrp-zplus", model, images, target, layer, "zplus", "zplus", first_rule, epsilon=1e-6,
+                gamma=0.25, alpha=1.0, beta=0.0, low=low, high=high, batchnorm=batchnorm, params=params)
+
+
+def lrp(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+        composite: str = "epsilon-gamma-box", epsilon: float = 1e-6, gamma: float = 0.25,
+        first_rule: Any = "default", low: Any = None, high: Any = None, batchnorm: str = "fold",
+        **params: Any) -> Explanation:
+    """LRP with a composite of rules (Montavon et al. 2019, sec. 10.3; Zennit's composites): linear
+    (dense) layers use epsilon, convolutions ``gamma`` / ``zplus`` / ``alpha=2, beta=1``, and the first
+    layer a pixel rule.
+
+    ``composite``: ``"epsilon-gamma-box"`` (default: conv gamma, first layer z^B),
+    ``"epsilon-plus"``, ``"epsilon-plus-flat"``, ``"epsilon-alpha2-beta1"``, ``"epsilon-alpha2-beta1-flat"``;
+    ``first_rule="default"`` takes the composite's own first-layer rule.
+    """
+    if composite not in COMPOSITES:
+        raise InputError(f"unknown LRP composite {composite!r}; choose one of {', '.join(COMPOSITES)}")
+    conv, linear, first = COMPOSITES[composite]
+    alpha, beta = (2.0, 1.0) if conv == "alphabeta" else (1.0, 0.0)
+    return _run("lrp", model, images, target, layer, conv, linear, first if first_rule == "default" else first_rule,
+                epsilon=epsilon, gamma=gamma, alpha=alpha, beta=beta, low=low, high=high, batchnorm=batchnorm,
+                params=params)
+
+
+for _f in (lrp_epsilon, lrp_gamma, lrp_alphabeta, lrp_zplus, lrp):
+    _f.__doc__ = (_f.__doc__ or "") + _DOC_COMMON
