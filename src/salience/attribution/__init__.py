@@ -7,7 +7,8 @@ One verb for every method, with the same arguments::
 ``images`` is a float ``(B, C, H, W)`` tensor in the model's own preprocessing; the result's ``maps`` is
 a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indices) and ``scores``.
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
-guided-backprop, deconvnet, deeplift, lrp (and lrp-epsilon/-gamma/-alphabeta/-zplus), gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
+guided-backprop, deconvnet, deeplift, lrp (and lrp-epsilon/-gamma/-alphabeta/-zplus), gradcam, guided-gradcam,
+gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
 integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
 
@@ -59,9 +60,9 @@ from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .cam_variants import ablationcam, eigen_gradcam, eigencam, xgradcam
 from .fullgrad import fullgrad
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
+from .lrp import lrp, lrp_alphabeta, lrp_epsilon, lrp_gamma, lrp_zplus
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
-from .lrp import lrp, lrp_alphabeta, lrp_epsilon, lrp_gamma, lrp_zplus
 from .propagation import deconvnet, deeplift
 
 __all__ = [

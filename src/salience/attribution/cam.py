@@ -34,24 +34,26 @@ from ._base import (
     ZERO_GRADIENT_HINT,
     Explanation,
     Target,
-    cam_maps,
-    check_images,
     check_unknown,
     finish,
     layer_for,
     layer_forward,
     normalize_maps,
     spatial_grid,
-    unwrap_model,
 )
 from ._hooks import scoped_model
+from .cam_multi import check_cam_options, run_cam
 
 __all__ = ["gradcam", "gradcam_pp", "hirescam", "layercam", "guided_gradcam", "CAM_RULES"]
 
 
+# Each rule returns the weighted activations ``(B, C, h, w)`` whose channel sum is the map (``eigen_smooth``
+# projects them on their first principal component instead).
+
+
 def _gradcam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     w = g.mean(dim=(2, 3), keepdim=True)
-    return (w * a).sum(dim=1)
+    return w * a
 
 
 def _gradcampp_rule(a: torch.Tensor, g: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -62,19 +64,20 @@ def _gradcampp_rule(a: torch.Tensor, g: torch.Tensor, eps: float = 0.0) -> torch
     safe = torch.where(denom != 0, denom, torch.ones_like(denom))
     alpha = torch.where((denom != 0) & (g != 0), g2 / safe, torch.zeros_like(g2))
     w = (alpha * torch.relu(g)).sum(dim=(2, 3), keepdim=True)
-    return (w * a).sum(dim=1)
+    return w * a
 
 
 def _hirescam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    return (g * a).sum(dim=1)
+    return g * a
 
 
 def _layercam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    return (torch.relu(g) * a).sum(dim=1)
+    return torch.relu(g) * a
 
 
-#: method name -> rule (A, G) -> un-rectified low-resolution map (B, h, w)
-CAM_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+#: method name -> rule (A, G) -> weighted activations (B, C, h, w); their channel sum is the un-rectified
+#: low-resolution map
+CAM_RULES: dict[str, Callable[..., torch.Tensor]] = {
     "gradcam": _gradcam_rule,
     "gradcam-pp": _gradcampp_rule,
     "hirescam": _hirescam_rule,
@@ -82,28 +85,41 @@ CAM_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
+def reduce_terms(terms: torch.Tensor, eigen_smooth: bool) -> torch.Tensor:
+    """``(B, C, h, w)`` weighted activations -> ``(B, h, w)``: their channel sum, or with ``eigen_smooth``
+    their projection on the first principal component (pytorch-grad-cam's ``eigen_smooth``)."""
+    if eigen_smooth:
+        from .cam_variants import principal_projection
+
+        return principal_projection(terms).to(terms.dtype)
+    return terms.sum(dim=1)
+
+
 def _cam(method: str, model: Any, images: Any, target: Any, layer: Any, reshape: Callable | None,
-         params: dict, rule_kw: dict | None = None) -> Explanation:
+         params: dict, rule_kw: dict | None = None, *, fuse: str = "mean", aug_smooth: bool = False,
+         eigen_smooth: bool = False) -> Explanation:
     check_unknown(method, params)
-    net = unwrap_model(model)
-    x = check_images(images, net)
-    tgt = Target.parse(target, x.shape[0])
-    hw = (x.shape[2], x.shape[3])
-    with scoped_model(net):
-        name, module = layer_for(net, x, layer, reshape, tgt)
-        act, grad, scores, idx, _ = layer_forward(net, x, tgt, module)
-    assert grad is not None
-    a = spatial_grid(act, hw, reshape, name)
-    g = spatial_grid(grad, hw, reshape, name)
-    if not bool((g != 0).any()):
-        raise ZeroGradientError(ZERO_GRADIENT_HINT.format(where=f"at layer {name!r}"))
-    cam = torch.relu(CAM_RULES[method](a.float(), g.float(), **(rule_kw or {})))
-    maps = cam_maps(cam, hw, method, name)
-    return Explanation(finish(maps), idx, scores.float(), method, name, {"cam": cam})
+    check_cam_options(fuse, aug_smooth, eigen_smooth)
+
+    def single(net: Any, x: torch.Tensor, tgt: Target, one: Any) -> tuple:
+        hw = (x.shape[2], x.shape[3])
+        with scoped_model(net):
+            name, module = layer_for(net, x, one, reshape, tgt)
+            act, grad, scores, idx, _ = layer_forward(net, x, tgt, module)
+        assert grad is not None
+        a = spatial_grid(act, hw, reshape, name)
+        g = spatial_grid(grad, hw, reshape, name)
+        if not bool((g != 0).any()):
+            raise ZeroGradientError(ZERO_GRADIENT_HINT.format(where=f"at layer {name!r}"))
+        terms = CAM_RULES[method](a.float(), g.float(), **(rule_kw or {}))
+        return torch.relu(reduce_terms(terms, eigen_smooth)), name, scores, idx
+
+    return run_cam(method, model, images, target, layer, single, fuse=fuse, aug_smooth=aug_smooth)
 
 
 def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-            reshape: Callable | None = None, **params: Any) -> Explanation:
+            reshape: Callable | None = None, fuse: str = "mean", aug_smooth: bool = False,
+            eigen_smooth: bool = False, **params: Any) -> Explanation:
     """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of the activations weighted by their mean gradient.
 
     Parameters
@@ -116,17 +132,27 @@ def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
         (:func:`salience.explain` passes a :class:`LoadedModel`'s ``target_layer`` instead).
     reshape: callable turning the layer's raw output into ``(B, C, h, w)`` (overrides the automatic
         token-to-grid reshape used for ViT / Swin).
+    fuse: with ``layer`` a list of layers (or a comma-separated string of names), how their upsampled,
+        normalised maps combine: ``"mean"`` (default) or ``"max"``
+        (:mod:`salience.attribution.cam_multi`).
+    aug_smooth: average the maps of pytorch-grad-cam's six test-time augmentations (horizontal flip x
+        values multiplied by 1, 0.9, 1.1).
+    eigen_smooth: the map is the first principal component of the weighted activations instead of their
+        channel sum (pytorch-grad-cam's ``eigen_smooth``).
 
     Returns
     -------
     Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]`` (per image min-max); ``extras["cam"]`` the
-    low-resolution map before upsampling and normalisation.
+    low-resolution map before upsampling and normalisation (``extras["cams"]``, one per layer, for a
+    list of layers).
     """
-    return _cam("gradcam", model, images, target, layer, reshape, params)
+    return _cam("gradcam", model, images, target, layer, reshape, params, fuse=fuse, aug_smooth=aug_smooth,
+                eigen_smooth=eigen_smooth)
 
 
 def gradcam_pp(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-               reshape: Callable | None = None, eps: float = 0.0, **params: Any) -> Explanation:
+               reshape: Callable | None = None, eps: float = 0.0, fuse: str = "mean", aug_smooth: bool = False,
+               eigen_smooth: bool = False, **params: Any) -> Explanation:
     """Grad-CAM++ (Chattopadhay et al., WACV 2018): channel weights from positive gradients weighted by
     ``alpha = G^2 / (2 G^2 + sum(A) G^3 + eps)``.  Same arguments and output as :func:`gradcam`.
 
@@ -137,21 +163,26 @@ def gradcam_pp(model: Any, images: Any, target: Any = None, layer: Any = None, *
         from ..errors import InputError
 
         raise InputError(f"eps must be a number >= 0 added to alpha's denominator, got {eps!r}")
-    return _cam("gradcam-pp", model, images, target, layer, reshape, params, {"eps": float(eps)})
+    return _cam("gradcam-pp", model, images, target, layer, reshape, params, {"eps": float(eps)}, fuse=fuse,
+                aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
 
 
 def hirescam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-             reshape: Callable | None = None, **params: Any) -> Explanation:
+             reshape: Callable | None = None, fuse: str = "mean", aug_smooth: bool = False,
+             eigen_smooth: bool = False, **params: Any) -> Explanation:
     """HiRes-CAM (Draelos & Carin 2020): ReLU of the channel sum of gradient x activation, elementwise.
     Same arguments and output as :func:`gradcam`."""
-    return _cam("hirescam", model, images, target, layer, reshape, params)
+    return _cam("hirescam", model, images, target, layer, reshape, params, fuse=fuse, aug_smooth=aug_smooth,
+                eigen_smooth=eigen_smooth)
 
 
 def layercam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-             reshape: Callable | None = None, **params: Any) -> Explanation:
+             reshape: Callable | None = None, fuse: str = "mean", aug_smooth: bool = False,
+             eigen_smooth: bool = False, **params: Any) -> Explanation:
     """Layer-CAM (Jiang et al., IEEE TIP 2021): ReLU of the channel sum of relu(gradient) x activation.
     Same arguments and output as :func:`gradcam`."""
-    return _cam("layercam", model, images, target, layer, reshape, params)
+    return _cam("layercam", model, images, target, layer, reshape, params, fuse=fuse, aug_smooth=aug_smooth,
+                eigen_smooth=eigen_smooth)
 
 
 def guided_gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
@@ -172,5 +203,6 @@ def guided_gradcam(model: Any, images: Any, target: Any = None, layer: Any = Non
     attr = gb.extras["attributions"]
     maps = attr.abs().amax(dim=1) * cam.maps.to(attr.device)
     maps = normalize_maps(maps, "max")
+    extras = {k: v for k, v in cam.extras.items() if k in ("cam", "cams")}
     return Explanation(finish(maps), gb.targets, gb.scores, "guided-gradcam", cam.layer,
-                       {"attributions": attr, "cam": cam.extras["cam"], "gradcam": cam.maps})
+                       {"attributions": attr, **extras, "gradcam": cam.maps})

@@ -39,24 +39,21 @@ from typing import Any
 
 import torch
 
-from ..errors import ZeroGradientError
+from ..errors import InputError, ZeroGradientError
 from ._base import (
     Explanation,
     Target,
-    check_images,
     check_positive_int,
     check_unknown,
-    finish,
     layer_for,
     layer_forward,
-    normalize_maps,
     select_scores,
     spatial_grid,
     to_grid,
-    unwrap_model,
-    upsample,
 )
 from ._hooks import scoped_model
+from .cam import reduce_terms
+from .cam_multi import check_cam_options, run_cam
 
 __all__ = ["ablationcam", "eigen_gradcam", "eigencam", "principal_projection", "xgradcam"]
 
@@ -92,10 +89,11 @@ def principal_projection(t: torch.Tensor, center: bool = True) -> torch.Tensor:
 
 
 def _xgradcam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The weighted activations ``w_c A_c`` (their channel sum is the map)."""
     s = a.sum(dim=(2, 3), keepdim=True)
     safe = torch.where(s != 0, s, torch.ones_like(s))
     w = torch.where(s != 0, (a * g).sum(dim=(2, 3), keepdim=True) / safe, torch.zeros_like(s))
-    return (w * a).sum(dim=1)
+    return w * a
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -104,36 +102,47 @@ def _xgradcam_rule(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def _variant(method: str, model: Any, images: Any, target: Any, layer: Any, reshape: Callable | None,
-             rule: Callable[..., torch.Tensor], *, gradients: bool) -> Explanation:
-    """The CAM pipeline with ``rule(a, g, ctx)`` giving the un-rectified low-resolution map."""
-    net = unwrap_model(model)
-    x = check_images(images, net)
-    tgt = Target.parse(target, x.shape[0])
-    hw = (x.shape[2], x.shape[3])
-    with scoped_model(net):
-        name, module = layer_for(net, x, layer, reshape)
-        calls = [0]
-        counter = module.register_forward_hook(lambda m, i, o: calls.__setitem__(0, calls[0] + 1))
-        try:
-            act, grad, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=gradients)
-        finally:
-            counter.remove()
-        a = spatial_grid(act, hw, reshape, name)
-        g = None
-        if gradients:
-            assert grad is not None
-            g = spatial_grid(grad, hw, reshape, name).float()
-            if not bool((g != 0).any()):
-                raise ZeroGradientError(
-                    f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map "
-                    "would be blank; load trained weights or choose another layer"
-                )
-        ctx = {"net": net, "x": x, "target": tgt, "idx": idx, "scores": scores, "module": module,
-               "raw": act, "hw": hw, "reshape": reshape, "calls": calls[0]}
-        low = rule(a.float(), g, ctx)
-    cam = torch.relu(low.float())
-    maps = normalize_maps(upsample(cam, hw))
-    return Explanation(finish(maps), idx, scores.float(), method, name, {"cam": cam})
+             rule: Callable[..., torch.Tensor], *, gradients: bool, fuse: str = "mean", aug_smooth: bool = False,
+             eigen_smooth: bool = False) -> Explanation:
+    """The CAM pipeline with ``rule(a, g, ctx)`` giving the weighted activations ``(B, C, h, w)`` (summed
+    over channels, or projected with ``eigen_smooth``) or directly the un-rectified map ``(B, h, w)``;
+    several layers and test-time augmentation by :func:`~salience.attribution.cam_multi.run_cam`."""
+    check_cam_options(fuse, aug_smooth, eigen_smooth)
+
+    def single(net: Any, x: torch.Tensor, tgt: Target, one: Any) -> tuple:
+        hw = (x.shape[2], x.shape[3])
+        with scoped_model(net):
+            name, module = layer_for(net, x, one, reshape)
+            calls = [0]
+            counter = module.register_forward_hook(lambda m, i, o: calls.__setitem__(0, calls[0] + 1))
+            try:
+                act, grad, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=gradients)
+            finally:
+                counter.remove()
+            a = spatial_grid(act, hw, reshape, name)
+            g = None
+            if gradients:
+                assert grad is not None
+                g = spatial_grid(grad, hw, reshape, name).float()
+                if not bool((g != 0).any()):
+                    raise ZeroGradientError(
+                        f"all gradients at layer {name!r} are exactly zero for the chosen target(s), so the map "
+                        "would be blank; load trained weights or choose another layer"
+                    )
+            ctx = {"net": net, "x": x, "target": tgt, "idx": idx, "scores": scores, "module": module,
+                   "raw": act, "hw": hw, "reshape": reshape, "calls": calls[0]}
+            low = rule(a.float(), g, ctx)
+        if low.ndim == 4:
+            low = reduce_terms(low.float(), eigen_smooth)
+        return torch.relu(low.float()), name, scores, idx
+
+    return run_cam(method, model, images, target, layer, single, fuse=fuse, aug_smooth=aug_smooth)
+
+
+def _no_eigen_smooth(method: str, eigen_smooth: Any) -> None:
+    if eigen_smooth is True:
+        raise InputError(f"{method} is already a principal-component projection; eigen_smooth applies to the "
+                         "weighted-sum CAMs (gradcam, xgradcam, ...); pass eigen_smooth=False")
 
 
 def _ablation_weights(a: torch.Tensor, ctx: dict, batch_size: int) -> torch.Tensor:
@@ -189,7 +198,8 @@ def _ablation_weights(a: torch.Tensor, ctx: dict, batch_size: int) -> torch.Tens
 
 
 def eigencam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-             reshape: Callable | None = None, center: bool = True, **params: Any) -> Explanation:
+             reshape: Callable | None = None, center: bool = True, fuse: str = "mean", aug_smooth: bool = False,
+             eigen_smooth: bool = False, **params: Any) -> Explanation:
     """EigenCAM (Muhammad & Yeasin, IJCNN 2020): the layer's activations projected on their first
     principal component; gradient-free, so the map does not depend on the target class.
 
@@ -206,32 +216,40 @@ def eigencam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     low-resolution projection.
     """
     check_unknown("eigencam", params)
+    _no_eigen_smooth("eigencam", eigen_smooth)
     return _variant("eigencam", model, images, target, layer, reshape,
-                    lambda a, g, ctx: principal_projection(a, bool(center)), gradients=False)
+                    lambda a, g, ctx: principal_projection(a, bool(center)), gradients=False, fuse=fuse,
+                    aug_smooth=aug_smooth)
 
 
 def eigen_gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-                  reshape: Callable | None = None, center: bool = True, **params: Any) -> Explanation:
+                  reshape: Callable | None = None, center: bool = True, fuse: str = "mean",
+                  aug_smooth: bool = False, eigen_smooth: bool = False, **params: Any) -> Explanation:
     """Eigen-Grad-CAM (pytorch-grad-cam's variant of Muhammad & Yeasin 2020): the first principal
     component projection of gradient x activation (elementwise), so it is class-specific.
     Same arguments and output as :func:`eigencam`."""
     check_unknown("eigen-gradcam", params)
+    _no_eigen_smooth("eigen-gradcam", eigen_smooth)
     return _variant("eigen-gradcam", model, images, target, layer, reshape,
-                    lambda a, g, ctx: principal_projection(g * a, bool(center)), gradients=True)
+                    lambda a, g, ctx: principal_projection(g * a, bool(center)), gradients=True, fuse=fuse,
+                    aug_smooth=aug_smooth)
 
 
 def xgradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-             reshape: Callable | None = None, **params: Any) -> Explanation:
+             reshape: Callable | None = None, fuse: str = "mean", aug_smooth: bool = False,
+             eigen_smooth: bool = False, **params: Any) -> Explanation:
     """XGrad-CAM (Fu et al., BMVC 2020): channel weights ``sum_xy (A_cxy / sum_xy A_c) G_cxy``, the
     weights that satisfy the paper's sensitivity and conservation axioms.
     Same arguments and output as :func:`salience.attribution.gradcam`."""
     check_unknown("xgradcam", params)
     return _variant("xgradcam", model, images, target, layer, reshape,
-                    lambda a, g, ctx: _xgradcam_rule(a, g), gradients=True)
+                    lambda a, g, ctx: _xgradcam_rule(a, g), gradients=True, fuse=fuse, aug_smooth=aug_smooth,
+                    eigen_smooth=eigen_smooth)
 
 
 def ablationcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
-                reshape: Callable | None = None, batch_size: int = 32, **params: Any) -> Explanation:
+                reshape: Callable | None = None, batch_size: int = 32, fuse: str = "mean",
+                aug_smooth: bool = False, eigen_smooth: bool = False, **params: Any) -> Explanation:
     """Ablation-CAM (Desai & Ramaswamy, WACV 2020): channel weights ``(y - y_c) / y``, the relative drop
     of the target score when channel ``c`` of the layer is set to zero; gradient-free.
 
@@ -239,6 +257,8 @@ def ablationcam(model: Any, images: Any, target: Any = None, layer: Any = None, 
     ----------
     model, images, target, layer, reshape: as :func:`salience.attribution.gradcam`.
     batch_size: channels ablated per forward pass (``B * C`` extra forward passes in all).
+    fuse, aug_smooth, eigen_smooth: as :func:`salience.attribution.gradcam` (every CAM takes them;
+        EigenCAM and Eigen-Grad-CAM refuse ``eigen_smooth``, being projections already).
 
     Returns
     -------
@@ -250,6 +270,7 @@ def ablationcam(model: Any, images: Any, target: Any = None, layer: Any = None, 
 
     def rule(a: torch.Tensor, g: Any, ctx: dict) -> torch.Tensor:
         w = _ablation_weights(a, ctx, bs)
-        return (w[:, :, None, None] * a).sum(dim=1)
+        return w[:, :, None, None] * a
 
-    return _variant("ablationcam", model, images, target, layer, reshape, rule, gradients=False)
+    return _variant("ablationcam", model, images, target, layer, reshape, rule, gradients=False, fuse=fuse,
+                    aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)

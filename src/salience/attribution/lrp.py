@@ -285,6 +285,22 @@ _TRANSPARENT_NAMES = {
 }
 
 
+_DIV = {torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.true_divide, torch.divide, torch.Tensor.div_,
+        torch.Tensor.__itruediv__}
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _apply2(op: Any, other: Any, t: torch.Tensor) -> torch.Tensor:
+    return op(t, other)
+
+
+def _call_with(func: Any, args: tuple, kwargs: dict, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return func(*[t if a is x else a for a in args], **kwargs)
+
+
 def _first(args: tuple, kwargs: dict) -> Any:
     return args[0] if args else kwargs.get("input", kwargs.get("self"))
 
@@ -333,83 +349,19 @@ class LRPMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         if func in _CONV or func in _LINEAR:
-            x = _first(args, kwargs)
-            w = args[1] if len(args) > 1 else kwargs["weight"]
-            if isinstance(w, torch.Tensor) and w.requires_grad and not isinstance(x, torch.Tensor):
-                raise self._refuse(f"a {func.__name__} whose weight depends on the input", "")
-            if isinstance(x, torch.Tensor) and x.requires_grad:
-                if _carries(w) or _carries(args[2:3]) or _carries(kwargs.get("bias")):
-                    raise self._refuse(f"a {func.__name__} whose weight depends on the input",
-                                       "dynamic weights have no LRP rule")
-                b = args[2] if len(args) > 2 else kwargs.get("bias")
-                rest = args[3:]
-                extra = {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
-
-                def op(t: torch.Tensor, ww: torch.Tensor, bb: Any, _f: Any = func, _r: tuple = rest,
-                       _k: dict = extra) -> torch.Tensor:
-                    return _f(t, ww, bb, *_r, **_k)
-
-                return self._weighted("linear" if func in _LINEAR else "conv", op, x, w, b)
-            return func(*args, **kwargs)
+            return self._conv_linear(func, args, kwargs)
         if func is F.batch_norm:
             return self._batch_norm(args, kwargs)
         if func in RELU_FUNCS or func in CLAMP6_FUNCS or func in HARDTANH_FUNCS:
-            x = _first(args, kwargs)
-            if not _carries(x):
-                return func(*args, **kwargs)
-            if func in HARDTANH_FUNCS:
-                lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
-                if float(lo) != 0.0:
-                    raise self._refuse(f"hardtanh with lower bound {lo}", "only rectifiers (lower bound 0)")
-            inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_, F.hardtanh_) or kwargs.get("inplace") is True \
-                or (len(args) > 1 and args[-1] is True)
-            rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
-            extra = tuple(a for a in args[1:] if not isinstance(a, bool))
-            plain = {torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu, F.relu_: torch.relu,
-                     F.hardtanh_: F.hardtanh}.get(func, func)
-
-            def fn(t: torch.Tensor, _f: Any = plain, _e: tuple = extra, _r: dict = rest) -> torch.Tensor:
-                return _f(t, *_e, **_r)
-
-            return _Pass.apply(x, fn, bool(inplace))
+            return self._rectifier(func, args, kwargs)
         if func in _DROPOUT:
-            x = _first(args, kwargs)
-            out = func(*args, **kwargs)
-            if _carries(x):
-                training = args[2] if len(args) > 2 else kwargs.get("training", True)
-                if training:
-                    raise self._refuse("dropout in training mode", "call the model in eval mode")
-                return _Pass.apply(x, lambda t: t, False) if out is not x else out
-            return out
+            return self._dropout(func, args, kwargs)
         if func in _POOL:
-            x = _first(args, kwargs)
-            if not _carries(x):
-                return func(*args, **kwargs)
-            rest, extra = args[1:], {k: v for k, v in kwargs.items() if k not in ("input", "self")}
-
-            def lin(t: torch.Tensor, _f: Any = func, _a: tuple = rest, _k: dict = extra) -> torch.Tensor:
-                return _f(t, *_a, **_k)
-
-            return _Norm.apply(x, lin, lin)
+            return self._pool(func, args, kwargs)
         if func in _ADD or func in _SUB or func in _RSUB:
             return self._sum(func, args, kwargs)
         if func in _SCALE:
-            tensors = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-            if len(tensors) == 2:
-                raise self._refuse(f"the product of two signals ({func.__name__})",
-                                   "gating / attention products have no rule here")
-            if not tensors:
-                return func(*args, **kwargs)
-            x = tensors[0]
-            if func in (torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.true_divide, torch.divide,
-                        torch.Tensor.div_, torch.Tensor.__itruediv__) and args[0] is not x:
-                raise self._refuse("division by a signal", "")
-            if func in _INPLACE:
-                other = args[1] if len(args) > 1 else kwargs.get("other")
-                op = torch.mul if func in (torch.Tensor.mul_, torch.Tensor.__imul__) else torch.div
-                return _Pass.apply(x, lambda t, _o=other, _op=op: _op(t, _o), True)
-            return _Pass.apply(x, lambda t, _f=func, _a=args, _k=kwargs: _f(*[t if a is x else a for a in _a], **_k),
-                               False)
+            return self._scale(func, args, kwargs)
         out = func(*args, **kwargs)
         if _carries(out) and (_carries(args) or _carries(list(kwargs.values()))):
             name = getattr(func, "__name__", repr(func))
@@ -419,6 +371,84 @@ class LRPMode(TorchFunctionMode):
                                        "LRP's rules are defined for rectifier networks")
                 raise self._refuse(f"the operation {name}", "no rule is defined for it")
         return out
+
+    def _conv_linear(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        x = _first(args, kwargs)
+        w = args[1] if len(args) > 1 else kwargs["weight"]
+        if not (isinstance(x, torch.Tensor) and x.requires_grad):
+            if _carries(w):
+                raise self._refuse(f"a {func.__name__} whose weight depends on the input",
+                                   "dynamic weights have no LRP rule")
+            return func(*args, **kwargs)
+        if _carries(w) or _carries(args[2:3]) or _carries(kwargs.get("bias")):
+            raise self._refuse(f"a {func.__name__} whose weight depends on the input",
+                               "dynamic weights have no LRP rule")
+        b = args[2] if len(args) > 2 else kwargs.get("bias")
+        rest = args[3:]
+        extra = {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
+
+        def op(t: torch.Tensor, ww: torch.Tensor, bb: Any, _f: Any = func, _r: tuple = rest,
+               _k: dict = extra) -> torch.Tensor:
+            return _f(t, ww, bb, *_r, **_k)
+
+        return self._weighted("linear" if func in _LINEAR else "conv", op, x, w, b)
+
+    def _rectifier(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        x = _first(args, kwargs)
+        if not _carries(x):
+            return func(*args, **kwargs)
+        if func in HARDTANH_FUNCS:
+            lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+            if float(lo) != 0.0:
+                raise self._refuse(f"hardtanh with lower bound {lo}", "only rectifiers (lower bound 0) have one")
+        inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_, F.hardtanh_) or kwargs.get("inplace") is True \
+            or (len(args) > 1 and args[-1] is True)
+        rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
+        extra = tuple(a for a in args[1:] if not isinstance(a, bool))
+        plain = {torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu, F.relu_: torch.relu,
+                 F.hardtanh_: F.hardtanh}.get(func, func)
+
+        def fn(t: torch.Tensor, _f: Any = plain, _e: tuple = extra, _r: dict = rest) -> torch.Tensor:
+            return _f(t, *_e, **_r)
+
+        return _Pass.apply(x, fn, bool(inplace))
+
+    def _dropout(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        x = _first(args, kwargs)
+        out = func(*args, **kwargs)
+        if not _carries(x):
+            return out
+        training = args[2] if len(args) > 2 else kwargs.get("training", True)
+        if training:
+            raise self._refuse("dropout in training mode", "call the model in eval mode")
+        return out if out is x else _Pass.apply(x, _identity, False)
+
+    def _pool(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        x = _first(args, kwargs)
+        if not _carries(x):
+            return func(*args, **kwargs)
+        rest, extra = args[1:], {k: v for k, v in kwargs.items() if k not in ("input", "self")}
+
+        def lin(t: torch.Tensor, _f: Any = func, _a: tuple = rest, _k: dict = extra) -> torch.Tensor:
+            return _f(t, *_a, **_k)
+
+        return _Norm.apply(x, lin, lin)
+
+    def _scale(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        tensors = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+        if len(tensors) == 2:
+            raise self._refuse(f"the product of two signals ({func.__name__})",
+                               "gating / attention products have no rule here")
+        if not tensors:
+            return func(*args, **kwargs)
+        x = tensors[0]
+        if func in _DIV and args[0] is not x:
+            raise self._refuse("division by a signal", "it is not linear in the signal")
+        if func in _INPLACE:
+            other = args[1] if len(args) > 1 else kwargs.get("other")
+            op = torch.mul if func in (torch.Tensor.mul_, torch.Tensor.__imul__) else torch.div
+            return _Pass.apply(x, functools.partial(_apply2, op, other), True)
+        return _Pass.apply(x, functools.partial(_call_with, func, args, kwargs, x), False)
 
     def _sum(self, func: Any, args: tuple, kwargs: dict) -> Any:
         a = args[0] if args else kwargs.get("input")
