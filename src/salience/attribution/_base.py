@@ -69,6 +69,42 @@ class Explanation:
         """The maps as a float32 numpy array ``(B, H, W)``."""
         return self.maps.detach().cpu().numpy()
 
+    def overlay(self, image: Any, index: int = 0, cmap: str = "jet", alpha: float = 0.5, *,
+                resize: bool = True) -> np.ndarray:
+        """Map ``index`` as a heatmap blended over ``image``: :func:`salience.viz.overlay` on this map.
+
+        Parameters
+        ----------
+        image: the picture to draw on, as :func:`salience.load_image` returns it (float ``(H, W, 3)`` in
+            ``[0, 1]``) or uint8 / grayscale.
+        index: which image of the batch.
+        cmap, alpha: colormap name and heatmap opacity, as :func:`salience.viz.overlay`.
+        resize: when the map's size differs from the image's, resize the map (bilinear) to the image
+            (default); ``False`` raises :class:`~salience.errors.InputError` instead.  Resizing puts the
+            map back on the photo's geometry when the preprocessing resized without cropping
+            (``LoadedModel.preprocess(image, crop=False)``, what :func:`salience.saliency_map` uses).
+
+        Returns
+        -------
+        numpy.ndarray: uint8 ``(H, W, 3)`` RGB.  The map is min-max normalised for display (a signed map's
+        most negative value is the colormap's low end).
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> e = Explanation(torch.rand(2, 8, 8), None, torch.zeros(2), "gradcam")
+        >>> img = np.zeros((16, 16, 3), np.float32)
+        >>> rgb = e.overlay(img, index=1)
+        >>> rgb.shape, rgb.dtype
+        ((16, 16, 3), dtype('uint8'))
+        """
+        from ..viz import overlay
+
+        n = self.maps.shape[0]
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= int(index) < n:
+            raise InputError(f"index must be an image of the batch, an integer in [0, {n}), got {index!r}")
+        return overlay(image, self.maps[int(index)].detach().float().cpu().numpy(), cmap, alpha, resize=resize)
+
 
 def unwrap_model(model: Any) -> nn.Module:
     """An ``nn.Module`` from a module or a :class:`~salience.attribution.models.LoadedModel`."""
