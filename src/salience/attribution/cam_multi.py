@@ -6,9 +6,10 @@ single-layer computation to :func:`run_cam`, which
 
 * runs it once per layer when ``layer`` is a list (or a comma-separated string, as the CLI passes it)
   of layer names / modules, min-max normalises each layer's rectified map at its own resolution,
-  upsamples it (bilinear) to the input size, and fuses the maps by their per-pixel ``"mean"`` (pytorch-grad-cam's aggregation) or ``"max"``
-  (Layer-CAM's fusion of shallow and deep layers, Jiang et al. 2021, without the paper's tanh rescaling
-  of shallow maps), then min-max normalises the fused map again.  The first layer's run fixes the
+  upsamples it (bilinear) to the input size, and fuses the maps by their per-pixel ``"mean"``
+  (pytorch-grad-cam's aggregation) or ``"max"``, then min-max normalises the fused map again.  (The
+  Layer-CAM paper, Jiang et al. 2021, which fuses shallow and deep layers, also rescales the shallow
+  layers' maps with a tanh before fusing; that rescaling is not applied here.)  The first layer's run fixes the
   explained class, so ``"top-k"`` explains one class at every layer.  One forward and one backward pass
   per layer.
 * with ``aug_smooth=True`` averages the maps of six views of the input, pytorch-grad-cam's test-time

@@ -184,19 +184,38 @@ def _bound(v: Any, x: torch.Tensor, how: str) -> torch.Tensor:
 
 
 class _Weighted(torch.autograd.Function):
-    """A convolution / linear layer: forward as the model's, backward its rule's relevance."""
+    """A convolution / linear layer: forward as the model's (or the given ``value``, a folded batch norm's
+    output), backward its rule's relevance.  The epsilon rule reuses the forward output as ``z`` and the
+    layer's transpose (``spec["t"]``, when known) instead of a second forward pass."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, spec: dict) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.spec = spec
-        return spec["op"](x, spec["w"], spec["b"])
+        value = spec.pop("value", None)
+        y = spec["op"](x, spec["w"], spec["b"]) if value is None else value
+        ctx.z = y.detach().clone() if spec["rule"].name == "epsilon" and spec.get("t") is not None else None
+        return y
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> Any:
         (x,) = ctx.saved_tensors
         s = ctx.spec
+        if ctx.z is not None:
+            c = s["t"](r / _stab(ctx.z, s["rule"].epsilon), s["w"], x.shape)
+            return x * c, None
         return _relevance(s["rule"], s["op"], x, s["w"], s["b"], r, s["low"], s["high"]), None
+
+
+def _conv2d_transpose(stride: Any, padding: Any, dilation: Any, groups: Any) -> Callable:
+    def t(s: torch.Tensor, w: torch.Tensor, shape: Any) -> torch.Tensor:
+        return torch.nn.grad.conv2d_input(shape, w, s, stride, padding, dilation, groups)
+
+    return t
+
+
+def _linear_transpose(s: torch.Tensor, w: torch.Tensor, shape: Any) -> torch.Tensor:
+    return s @ w
 
 
 class _Norm(torch.autograd.Function):
@@ -335,13 +354,14 @@ class LRPMode(TorchFunctionMode):
             "additions; use a gradient method (integrated-gradients, input-x-gradient) for this model"
         )
 
-    def _weighted(self, kind: str, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: Any) -> torch.Tensor:
+    def _weighted(self, kind: str, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: Any,
+                  t: Callable | None) -> torch.Tensor:
         rule = self.rules[kind]
         if self.weighted == 0 and self.first is not None:
             rule = self.first
         self.weighted += 1
         spec = {"op": op, "w": w.detach(), "b": None if b is None else b.detach(), "rule": rule,
-                "low": self.low, "high": self.high}
+                "low": self.low, "high": self.high, "t": t}
         y = _Weighted.apply(x, spec)
         self._last = (y, {**spec, "x": x, "kind": kind})
         return y
@@ -391,7 +411,16 @@ class LRPMode(TorchFunctionMode):
                _k: dict = extra) -> torch.Tensor:
             return _f(t, ww, bb, *_r, **_k)
 
-        return self._weighted("linear" if func in _LINEAR else "conv", op, x, w, b)
+        t: Callable | None = None
+        if func in _LINEAR:
+            t = _linear_transpose
+        elif func is F.conv2d:
+            conf = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+            conf.update(zip(("stride", "padding", "dilation", "groups"), rest))
+            conf.update({k: v for k, v in extra.items() if k in conf})
+            if not isinstance(conf["padding"], str):
+                t = _conv2d_transpose(conf["stride"], conf["padding"], conf["dilation"], conf["groups"])
+        return self._weighted("linear" if func in _LINEAR else "conv", op, x, w, b, t)
 
     def _rectifier(self, func: Any, args: tuple, kwargs: dict) -> Any:
         x = _first(args, kwargs)
@@ -501,7 +530,10 @@ class LRPMode(TorchFunctionMode):
             fused = {**spec, "w": w_f, "b": b_f}
             fused.pop("x")
             fused.pop("kind")
-            y = _Weighted.apply(spec["x"], fused)
+            with torch._C.DisableTorchFunction():  # the folded layer's output, from the layer's (no 2nd conv)
+                value = F.batch_norm(x.detach(), p["running_mean"], p["running_var"], p.get("weight"),
+                                     p.get("bias"), False, 0.0, eps)
+            y = _Weighted.apply(spec["x"], {**fused, "value": value})
             self._last = None
             return y
         view = (1, -1) + (1,) * (x.ndim - 2)
