@@ -273,3 +273,26 @@ def test_bad_parameters() -> None:
         lrp_epsilon(net, X, layer="features.0")
     with pytest.raises(InputError, match="batchnorm"):
         lrp_epsilon(net, X, batchnorm="skip")
+
+
+def test_a_constant_operand_absorbs_its_share() -> None:
+    """``f + 3`` with f = 1: the input keeps 1/4 of the score 4; ``10 - f``: -1/9 of 9 (the sign of its
+    coefficient)."""
+
+    class Shift(nn.Module):
+        def __init__(self, rsub: bool) -> None:
+            super().__init__()
+            self.fc = nn.Linear(1, 1, bias=False)
+            self.rsub = rsub
+            with torch.no_grad():
+                self.fc.weight.fill_(1.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f = self.fc(x.flatten(1))
+            return 10.0 - f if self.rsub else f + 3.0
+
+    x = torch.ones(1, 1, 1, 1)
+    e = lrp_epsilon(Shift(False), x, target=0, epsilon=1e-12)
+    assert abs(float(e.scores[0]) - 4.0) < 1e-6 and abs(float(e.attributions.sum()) - 1.0) < 1e-5
+    e = lrp_epsilon(Shift(True), x, target=0, epsilon=1e-12)
+    assert abs(float(e.scores[0]) - 9.0) < 1e-6 and abs(float(e.attributions.sum()) + 1.0) < 1e-5

@@ -67,6 +67,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.grad import conv2d_input
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError, ModelError
@@ -209,7 +210,7 @@ class _Weighted(torch.autograd.Function):
 
 def _conv2d_transpose(stride: Any, padding: Any, dilation: Any, groups: Any) -> Callable:
     def t(s: torch.Tensor, w: torch.Tensor, shape: Any) -> torch.Tensor:
-        return torch.nn.grad.conv2d_input(shape, w, s, stride, padding, dilation, groups)
+        return conv2d_input(shape, w, s, stride, padding, dilation, groups)
 
     return t
 
@@ -480,8 +481,8 @@ class LRPMode(TorchFunctionMode):
         return _Pass.apply(x, functools.partial(_call_with, func, args, kwargs, x), False)
 
     def _sum(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        a = args[0] if args else kwargs.get("input")
-        b = args[1] if len(args) > 1 else kwargs.get("other")
+        a: Any = args[0] if args else kwargs.get("input")
+        b: Any = args[1] if len(args) > 1 else kwargs.get("other")
         alpha = kwargs.get("alpha", args[2] if len(args) > 2 else 1)
         if not (_carries(a) or _carries(b)):
             return func(*args, **kwargs)
@@ -490,7 +491,7 @@ class LRPMode(TorchFunctionMode):
             a, b, sub = b, a, True
         ca, cb = 1.0, (-1.0 if sub else 1.0) * float(alpha)
         with torch._C.DisableTorchFunction():
-            z = torch.add(a, b, alpha=cb) if isinstance(b, torch.Tensor) else a + cb * b
+            z: Any = a + cb * b
         coefs, ts = [], []
         for c, t in ((ca, a), (cb, b)):
             if isinstance(t, torch.Tensor) and t.requires_grad:
