@@ -296,3 +296,39 @@ def test_a_constant_operand_absorbs_its_share() -> None:
     assert abs(float(e.scores[0]) - 4.0) < 1e-6 and abs(float(e.attributions.sum()) - 1.0) < 1e-5
     e = lrp_epsilon(Shift(True), x, target=0, epsilon=1e-12)
     assert abs(float(e.scores[0]) - 9.0) < 1e-6 and abs(float(e.attributions.sum()) + 1.0) < 1e-5
+
+
+def test_in_place_residual_equals_out_of_place() -> None:
+    """ResNet's ``out += identity`` (reaching the mode as ``Tensor.add_``) on a folded conv + BN output, and
+    an in-place ReLU, give the relevance of the out-of-place network: the layer that read that output as
+    its z keeps the value from before the change."""
+
+    class Block(nn.Module):
+        def __init__(self, inplace: bool) -> None:
+            super().__init__()
+            self.inplace = inplace
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4, 3)
+            g = torch.Generator().manual_seed(2)
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.copy_(torch.rand(p.shape, generator=g) - 0.3)
+                self.bn.running_var.fill_(0.7)
+            self.eval()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.stem(x))
+            out = self.bn(self.conv(h))
+            if self.inplace:
+                out += h
+                out = torch.nn.functional.relu(out, inplace=True)
+            else:
+                out = torch.relu(out + h)
+            return self.fc(out.mean(dim=(2, 3)))
+
+    a = lrp_epsilon(Block(True), X, target=T).attributions
+    b = lrp_epsilon(Block(False), X, target=T).attributions
+    assert float(b.abs().max()) > 1e-3
+    assert float((a - b).abs().max()) < 1e-6

@@ -105,7 +105,7 @@ class Rule:
 
 
 def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
-    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    return torch.where(z >= 0, z + eps, z - eps)
 
 
 def _vjp(op: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -191,19 +191,22 @@ class _Weighted(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, spec: dict) -> torch.Tensor:
-        ctx.save_for_backward(x)
         ctx.spec = spec
         value = spec.pop("value", None)
         y = spec["op"](x, spec["w"], spec["b"]) if value is None else value
-        ctx.z = y.detach().clone() if spec["rule"].name == "epsilon" and spec.get("t") is not None else None
+        ctx.fast = spec["rule"].name == "epsilon" and spec.get("t") is not None
+        ctx.save_for_backward(x)
+        if ctx.fast:
+            # z is the output itself, shared (no copy); LRPMode swaps in a copy before any in-place change
+            spec["holder"]["z"] = y.detach()
         return y
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> Any:
-        (x,) = ctx.saved_tensors
+        x = ctx.saved_tensors[0]
         s = ctx.spec
-        if ctx.z is not None:
-            c = s["t"](r / _stab(ctx.z, s["rule"].epsilon), s["w"], x.shape)
+        if ctx.fast:
+            c = s["t"](r / _stab(s["holder"]["z"], s["rule"].epsilon), s["w"], x.shape)
             return x * c, None
         return _relevance(s["rule"], s["op"], x, s["w"], s["b"], r, s["low"], s["high"]), None
 
@@ -243,15 +246,19 @@ class _Sum(torch.autograd.Function):
     """``z = sum_k c_k t_k (+ constants)``: ``R_k = c_k t_k / stab(z) R`` (summed over broadcast axes)."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, coefs: tuple, *ts: torch.Tensor) -> torch.Tensor:
-        # values, not saved tensors: an in-place ``a += b`` overwrites ``a`` after this call
-        ctx.vals = [z] + [t.detach().clone() for t in ts]
+    def forward(ctx: Any, holder: dict, coefs: tuple, *ts: torch.Tensor) -> torch.Tensor:
+        z = holder.pop("z")  # computed by the caller; handed over in a dict so it is not an input
+        if holder.pop("inplace", False):  # ``a += b``: ``a`` is overwritten after this call
+            ctx.vals = [z.clone(), *[t.detach().clone() for t in ts]]
+        else:
+            ctx.vals = None
+            ctx.save_for_backward(z, *ts)
         ctx.coefs = coefs
-        return z.clone()
+        return z
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> Any:
-        z, *ts = ctx.vals
+        z, *ts = ctx.vals if ctx.vals is not None else ctx.saved_tensors
         s = r / _stab(z, STAB)
         return (None, None, *[(c * t * s).sum_to_size(t.shape) for c, t in zip(ctx.coefs, ts)])
 
@@ -288,6 +295,7 @@ _SCALE = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul
           torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.true_divide, torch.divide,
           torch.Tensor.mul_, torch.Tensor.__imul__, torch.Tensor.div_, torch.Tensor.__itruediv__,
           torch.neg, torch.Tensor.neg, torch.Tensor.__neg__}
+#: in-place forms (``a += b`` reaches the mode as ``Tensor.add_``): they stay in place
 _INPLACE = {torch.Tensor.add_, torch.Tensor.__iadd__, torch.Tensor.sub_, torch.Tensor.__isub__,
             torch.Tensor.mul_, torch.Tensor.__imul__, torch.Tensor.div_, torch.Tensor.__itruediv__}
 #: ops whose ordinary gradient moves each relevance value with its element
@@ -347,6 +355,14 @@ class LRPMode(TorchFunctionMode):
         self.rules, self.first, self.low, self.high, self.fold, self.where = rules, first, low, high, fold, where
         self.weighted = 0
         self._last: tuple[torch.Tensor, dict] | None = None
+        #: id(output) -> (output, holder) of the layers whose backward reads their output as z
+        self._shared: dict[int, tuple[torch.Tensor, dict]] = {}
+
+    def _protect(self, t: Any) -> None:
+        """Before ``t`` is changed in place: a layer that reads ``t`` as its z gets a copy."""
+        entry = self._shared.pop(id(t), None) if isinstance(t, torch.Tensor) else None
+        if entry is not None and entry[0] is t and "z" in entry[1]:
+            entry[1]["z"] = entry[1]["z"].clone()
 
     def _refuse(self, what: str, hint: str) -> ModelError:
         return ModelError(
@@ -362,8 +378,9 @@ class LRPMode(TorchFunctionMode):
             rule = self.first
         self.weighted += 1
         spec = {"op": op, "w": w.detach(), "b": None if b is None else b.detach(), "rule": rule,
-                "low": self.low, "high": self.high, "t": t}
+                "low": self.low, "high": self.high, "t": t, "holder": {}}
         y = _Weighted.apply(x, spec)
+        self._shared[id(y)] = (y, spec["holder"])
         self._last = (y, {**spec, "x": x, "kind": kind})
         return y
 
@@ -441,6 +458,8 @@ class LRPMode(TorchFunctionMode):
         def fn(t: torch.Tensor, _f: Any = plain, _e: tuple = extra, _r: dict = rest) -> torch.Tensor:
             return _f(t, *_e, **_r)
 
+        if inplace:
+            self._protect(x)
         return _Pass.apply(x, fn, bool(inplace))
 
     def _dropout(self, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -477,6 +496,7 @@ class LRPMode(TorchFunctionMode):
         if func in _INPLACE:
             other = args[1] if len(args) > 1 else kwargs.get("other")
             op = torch.mul if func in (torch.Tensor.mul_, torch.Tensor.__imul__) else torch.div
+            self._protect(x)
             return _Pass.apply(x, functools.partial(_apply2, op, other), True)
         return _Pass.apply(x, functools.partial(_call_with, func, args, kwargs, x), False)
 
@@ -497,8 +517,10 @@ class LRPMode(TorchFunctionMode):
             if isinstance(t, torch.Tensor) and t.requires_grad:
                 coefs.append(c)
                 ts.append(t)
-        out = _Sum.apply(z.detach(), tuple(coefs), *ts)
-        if func in _INPLACE:
+        inplace = func in _INPLACE
+        out = _Sum.apply({"z": z.detach(), "inplace": inplace}, tuple(coefs), *ts)
+        if inplace:
+            self._protect(a)
             with torch._C.DisableTorchFunction():
                 return a.copy_(out)
         return out
@@ -534,7 +556,9 @@ class LRPMode(TorchFunctionMode):
             with torch._C.DisableTorchFunction():  # the folded layer's output, from the layer's (no 2nd conv)
                 value = F.batch_norm(x.detach(), p["running_mean"], p["running_var"], p.get("weight"),
                                      p.get("bias"), False, 0.0, eps)
+            fused["holder"] = {}
             y = _Weighted.apply(spec["x"], {**fused, "value": value})
+            self._shared[id(y)] = (y, fused["holder"])
             self._last = None
             return y
         view = (1, -1) + (1,) * (x.ndim - 2)
@@ -647,7 +671,14 @@ def _run(method: str, model: Any, images: Any, target: Any, layer: Any, conv: st
             if mode.weighted == 0:
                 raise ModelError(f"{method}: the model has no convolution or linear layer on the input's path; "
                                  "LRP has nothing to propagate through")
-            (rel,) = torch.autograd.grad(out, xs, out.detach() * ds)
+            try:
+                (rel,) = torch.autograd.grad(out, xs, out.detach() * ds)
+            except RuntimeError as exc:
+                if "inplace operation" not in str(exc):
+                    raise
+                raise ModelError(f"{method}: the model modifies a layer's output in place with an explicit "
+                                 "method (x.add_, x.mul_, ...) after LRP saved it; write it out of place "
+                                 "(x = x + y)") from None
     raise_if_insensitive(rel.reshape(b, -1), method, "relevance at the input")
     rel = rel.detach()
     delta = rel.reshape(b, -1).double().sum(dim=1) - scores.detach().double()
