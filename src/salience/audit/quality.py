@@ -199,6 +199,12 @@ class _Scorer:
         return s.detach().double().cpu().numpy()
 
     @property
+    def maps(self) -> np.ndarray:
+        """The checked ``(B, H, W)`` float64 maps."""
+        assert self.sal is not None
+        return self.sal
+
+    @property
     def targets(self) -> np.ndarray | None:
         return None if self.idx is None else self.idx.detach().cpu().numpy().astype(np.int64)
 
@@ -343,7 +349,7 @@ def faithfulness_correlation(model: Any, images: Any, saliency_maps: Any, target
             raise InputError(f"subsets must be integer pixel indices in [0, {HW}) of shape (B, runs, k) or "
                              f"(runs, k) with runs >= 2, got shape {idx.shape} and dtype {idx.dtype}")
         runs, k = idx.shape[1], idx.shape[2]
-    sal = sc.sal.reshape(B, HW)
+    sal = sc.maps.reshape(B, HW)
     sums = np.take_along_axis(sal, idx.reshape(B, -1), axis=1).reshape(B, runs, k).sum(axis=2)
     rows = np.repeat(np.arange(B), runs)
     flat_idx = idx.reshape(B * runs, k)
@@ -389,8 +395,11 @@ def monotonicity(model: Any, images: Any, saliency_maps: Any, target: Any = None
     As in Quantus 0.6.0 (``Monotonicity``), the all-baseline image itself is not part of the check (the
     curve starts after the first group).  Quantus by default takes ``|map|`` and normalises it (``abs=True``,
     ``normalise=True``) and counts the ``C * H * W`` input elements as features; here the map is used
-    as given (pass ``np.abs(map)`` for Quantus' default) and a feature is a pixel.  With ``abs=False`` on
-    Quantus' side and ``features_in_step = C * H * W / steps``, the two agree.
+    as given (pass ``np.abs(map)`` for Quantus' default) and a feature is a pixel.  Quantus 0.6.0's
+    default ``perturb_func`` (baseline replacement) sets the elements it "adds" to the baseline again, so
+    its curve stays flat and every map comes out monotonic; given a ``perturb_func`` that puts the
+    original values back, ``abs=False`` and ``features_in_step = C * H * W / steps``, its curve equals
+    this one (both with softmax scores, Quantus' default).
 
     Examples
     --------
@@ -410,7 +419,7 @@ def monotonicity(model: Any, images: Any, saliency_maps: Any, target: Any = None
     B, C, H, W = sc.shape
     steps = _steps(steps, H * W)
     value = np.asarray(baseline, dtype=np.float64)
-    r = insertion_curve(model, images, -sc.sal, target=target if sc.idx is None else sc.idx.cpu(), steps=steps,
+    r = insertion_curve(model, images, -sc.maps, target=target if sc.idx is None else sc.idx.cpu(), steps=steps,
                         perturbation="constant", value=float(value) if value.ndim == 0 else value.tolist(),
                         score=score, batch_size=batch_size)
     curve = r.scores[:, 1:].astype(np.float64)
@@ -449,8 +458,9 @@ def monotonicity_correlation(model: Any, images: Any, saliency_maps: Any, target
     prediction; with the deterministic ``baseline`` used here that variance is ``(f(x) - f(x_g))^2``.
     Quantus 0.6.0 (``MonotonicityCorrelation``) does the same with ``nr_samples`` draws of its
     ``perturb_baseline`` (default ``"uniform"`` noise), multiplies by ``1 / f(x)^2`` (which no rank
-    correlation sees), and by default takes ``|map|``; with a constant ``perturb_baseline``,
-    ``abs=False`` and the same groups the two agree.
+    correlation sees), and by default takes ``|map|`` and the softmax output; with a constant
+    ``perturb_baseline``, ``nr_samples=1``, ``abs=False``, the same groups and ``score="probability"``
+    here, the two agree.
 
     Examples
     --------
@@ -469,7 +479,7 @@ def monotonicity_correlation(model: Any, images: Any, saliency_maps: Any, target
     steps = _steps(steps, HW)
     if steps < 2:
         raise InputError("monotonicity_correlation needs steps >= 2 (a correlation over groups)")
-    sal = sc.sal.reshape(B, HW)
+    sal = sc.maps.reshape(B, HW)
     group, _ = _ascending_groups(sal, steps)
     att = np.stack([np.bincount(g, weights=s, minlength=steps) for g, s in zip(group, sal)])
     rows = np.repeat(np.arange(B), steps)
@@ -523,9 +533,10 @@ def region_perturbation(model: Any, images: Any, saliency_maps: Any, target: Any
     -----
     Quantus 0.6.0 (``RegionPerturbation``) returns the drops after ``k = 1..L`` regions (not the AOPC),
     with the same region grid (it pads the image on both sides to whole regions and sums the
-    attribution over the real pixels), by default the softmax output, and by default ``perturb_baseline="uniform"`` noise, ``|map|``
-    and a max-normalised map; with a constant baseline and ``abs=False``, ``normalise=False`` the drops
-    agree.  For regions that tile the image exactly, the drops are those of
+    attribution over the real pixels); its defaults are the softmax output, ``perturb_baseline="uniform"``
+    noise, ``|map|`` and a max-normalised map.  With a constant baseline, ``abs=False``,
+    ``normalise=False`` and ``score="probability"`` here, the drops agree exactly.  For regions that
+    tile the image exactly, the drops are those of
     :func:`~salience.audit.faithfulness.deletion_curve` with ``patch`` (which ranks by the regions' mean)
     and one step per region.
 
@@ -554,7 +565,7 @@ def region_perturbation(model: Any, images: Any, saliency_maps: Any, target: Any
     # a centred grid: the regions the border cuts are split between both sides (as Quantus pads)
     oh, ow = (nr * patch - H) // 2, (nc * patch - W) // 2
     cell = (((np.arange(H) + oh) // patch)[:, None] * nc + ((np.arange(W) + ow) // patch)[None, :]).ravel()
-    sal = sc.sal.reshape(B, H * W)
+    sal = sc.maps.reshape(B, H * W)
     sums = np.stack([np.bincount(cell, weights=s, minlength=n_cells) for s in sal])
     if order == "morf":
         ordering = np.argsort(-sums, axis=1, kind="stable")
@@ -617,11 +628,11 @@ def sensitivity(model: Any, images: Any, method: str = "gradient", target: Any =
         a0 = e0.maps.detach().double().cpu().numpy().reshape(B, -1)
         idx = e0.targets
     else:
-        a0 = _maps_array(reference, "reference").reshape(-1, x.shape[2] * x.shape[3]) \
-            if _maps_array(reference, "reference").shape[1:] == tuple(x.shape[2:]) else None
-        if a0 is None or a0.shape[0] != B:
-            raise InputError(f"reference must be one map per image at the input's size {tuple(x.shape[2:])}, got "
-                             f"shape {_maps_array(reference, 'reference').shape}")
+        ref = _maps_array(reference, "reference")
+        if ref.shape != (B,) + tuple(x.shape[2:]):
+            raise InputError(f"reference must be one map per image at the input's size, shape "
+                             f"{(B,) + tuple(x.shape[2:])}, got {ref.shape}")
+        a0 = ref.reshape(B, -1)
         idx = _Scorer(model, x, None, target, "logit", 0.0, 1).idx
     fixed = target
     if idx is not None and (target is None or not callable(target) or isinstance(target, (str, torch.Tensor))):
@@ -868,35 +879,40 @@ def quality_report(model: Any, images: Any, methods: Sequence[str] | str = ("gra
         if progress is not None:
             progress(f"{name}: explaining")
         e = explain(model, x, method=name, target=fixed, layer=layer, **params.get(name, {}))
-        if e.targets is not None and (target is None or not callable(target) or isinstance(target, (str, torch.Tensor))):
+        keep = target is None or not callable(target) or isinstance(target, (str, torch.Tensor))
+        if e.targets is not None and keep:
             fixed = e.targets.detach().cpu().long()
         res: dict[str, QualityResult] = {}
-        common = {"score": score, "baseline": baseline, "batch_size": batch_size}
         for metric in wanted:
             if progress is not None:
                 progress(f"{name}: {metric}")
-            opt = options.get(metric, {})
-            if metric == "faithfulness-correlation":
-                res[metric] = faithfulness_correlation(model, x, e.maps, fixed, seed=seed, **{**common, **opt})
-            elif metric == "monotonicity":
-                res[metric] = monotonicity(model, x, e.maps, fixed, **{**common, **opt})
-            elif metric == "monotonicity-correlation":
-                res[metric] = monotonicity_correlation(model, x, e.maps, fixed, **{**common, **opt})
-            elif metric == "region-perturbation":
-                res[metric] = region_perturbation(model, x, e.maps, fixed, seed=seed, **{**common, **opt})
+            if metric in res:
+                continue
+            if metric in _PERTURBATION_METRICS:
+                fn, seeded = _PERTURBATION_METRICS[metric]
+                kw = {"score": score, "baseline": baseline, "batch_size": batch_size}
+                if seeded:
+                    kw["seed"] = seed
+                res[metric] = fn(model, x, e.maps, fixed, **{**kw, **options.get(metric, {})})
             elif metric in ("max-sensitivity", "avg-sensitivity"):
-                if metric not in res:
-                    opt = {**options.get("max-sensitivity", {}), **options.get("avg-sensitivity", {})}
-                    mx, avg = sensitivity(model, x, name, fixed, layer=layer, seed=seed, params=params.get(name, {}),
-                                          reference=e.maps, **opt)
-                    res.update({k: v for k, v in (("max-sensitivity", mx), ("avg-sensitivity", avg))
-                                if k in wanted})
-            elif metric == "sparseness":
-                res[metric] = QualityResult(metric, sparseness(e.maps), _targets(e))
-            elif metric == "complexity":
-                res[metric] = QualityResult(metric, complexity(e.maps), _targets(e))
+                opt = {**options.get("max-sensitivity", {}), **options.get("avg-sensitivity", {})}
+                mx, avg = sensitivity(model, x, name, fixed, layer=layer, seed=seed, params=params.get(name, {}),
+                                      reference=e.maps, **opt)
+                res.update({"max-sensitivity": mx, "avg-sensitivity": avg})
+            else:
+                fn_map = sparseness if metric == "sparseness" else complexity
+                res[metric] = QualityResult(metric, fn_map(e.maps), _targets(e))
         out[name] = {m: res[m] for m in wanted}
     return out
+
+
+#: the metrics that perturb the input with a baseline: (function, takes a seed)
+_PERTURBATION_METRICS: dict[str, tuple[Callable[..., QualityResult], bool]] = {
+    "faithfulness-correlation": (faithfulness_correlation, True),
+    "monotonicity": (monotonicity, False),
+    "monotonicity-correlation": (monotonicity_correlation, False),
+    "region-perturbation": (region_perturbation, True),
+}
 
 
 def _targets(e: Any) -> np.ndarray | None:
