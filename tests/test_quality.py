@@ -429,6 +429,8 @@ def test_bad_inputs_raise_salience_errors() -> None:
         lambda: q.quality_report(net, x, "gradient", "faithfulness"),
         lambda: q.quality_report(net, x, "itti", "sparseness"),
         lambda: q.quality_report(net, x, "gradient", "sparseness", options={"nope": {}}),
+        lambda: q.quality_report(net, x, "gradient", "sparseness", options={"monotonicity": {"stpes": 4}}),
+        lambda: q.quality_report(net, x, "gradient", "sparseness", options={"sparseness": {"steps": 4}}),
     ]
     for call in bad:
         with pytest.raises(SalienceError):

@@ -48,6 +48,7 @@ function's notes say how; ``tests/test_quality.py`` checks the agreement on iden
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -869,9 +870,17 @@ def quality_report(model: Any, images: Any, methods: Sequence[str] | str = ("gra
     wanted = _metric_list(metrics)
     params = dict(params or {})
     options = {k: dict(v) for k, v in (options or {}).items()}
-    for k in options:
+    for k, opt in options.items():
         if k not in QUALITY_METRICS:
             raise InputError(f"options names an unknown metric {k!r}; choose from {', '.join(QUALITY_METRICS)}")
+        fn = _PERTURBATION_METRICS[k][0] if k in _PERTURBATION_METRICS else \
+            sensitivity if k.endswith("sensitivity") else None
+        allowed = set() if fn is None else set(inspect.signature(fn).parameters) - {
+            "model", "images", "saliency_maps", "method", "target", "layer", "params", "reference", "seed"}
+        unknown = sorted(set(opt) - allowed)
+        if unknown:
+            raise InputError(f"options[{k!r}] has unknown settings {', '.join(unknown)}; {k} takes "
+                             f"{', '.join(sorted(allowed)) or 'none'}")
     x = check_images(images, unwrap_model(model))
     fixed: Any = target
     out: dict[str, dict[str, QualityResult]] = {}
