@@ -24,7 +24,7 @@ here and says so:
 * max-/avg-sensitivity: the noise salience draws is handed to Quantus as its ``perturb_func``, and the
   explanation is salience's gradient through ``salience.explain`` on both sides.
 
-The figures (max abs difference over the test inputs) are printed with ``-s`` and listed in
+The figures (max abs and rel difference over the test inputs) are printed with ``-s`` and listed in
 docs/audit.md.
 """
 

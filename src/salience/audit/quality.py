@@ -407,12 +407,13 @@ def monotonicity(model: Any, images: Any, saliency_maps: Any, target: Any = None
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2, bias=False))
     >>> with torch.no_grad():
-    ...     _ = net[1].weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]]))
-    >>> x = torch.ones(1, 1, 2, 2)
-    >>> monotonicity(net, x, torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]), score="logit").values.tolist()
-    [1.0]
-    >>> monotonicity(net, x, -torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]), score="logit").values.tolist()
-    [1.0]
+    ...     _ = net[1].weight.copy_(torch.tensor([[1.0, -2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]]))
+    >>> x, evidence = torch.ones(1, 1, 2, 2), torch.tensor([[[1.0, -2.0], [3.0, 4.0]]])
+    >>> r = monotonicity(net, x, evidence, score="logit")      # adds -2, 1, 3, 4: the logit -2, -1, 2, 6
+    >>> r.values.tolist(), r.curves.round(3).tolist()
+    ([1.0], [[-2.0, -1.0, 2.0, 6.0]])
+    >>> monotonicity(net, x, -evidence, score="logit").values.tolist()   # 4, 3, 1, -2: falls at the end
+    [0.0]
     """
     from .faithfulness import insertion_curve
 
