@@ -299,13 +299,13 @@ def resolve_device(device: Any) -> torch.device:
 def load_fixation_model(weights: str | os.PathLike | None = None, *, device: Any = None) -> FixationModel:
     """The fixation model: the default MobileNetV2 backbone plus a trained readout, in eval mode.
 
+    Models are cached per (weights, device): the second call is free.
+
     Parameters
     ----------
     weights: ``None`` for the readout shipped in the package (SHA-256 checked against
         :data:`WEIGHTS_SHA256`), or the path of a file written by ``salience train-fixations``.
     device: ``"cpu"`` (default), ``"cuda"`` or a ``torch.device``.
-
-    Models are cached per (weights, device): the second call is free.
     """
     dev = resolve_device(device)
     path = packaged_weights() if weights is None else Path(os.fspath(weights)).expanduser()

@@ -275,6 +275,8 @@ def f_measure(pred: Any, gt: Any, mode: str | float = "adaptive", *, beta2: floa
         beta squared, 0.3 (weighs precision more than recall; Achanta et al., "Frequency-tuned salient
         region detection", CVPR 2009).
 
+    Examples
+    --------
     >>> gt = np.zeros((4, 4), bool); gt[:2] = True
     >>> f_measure(gt * 0.9, gt), f_measure(gt * 0.9, gt, "max")
     (1.0, 1.0)
