@@ -138,7 +138,19 @@ _ALIASES = {"information_gain": "ig", "infogain": "ig", "kl": "kld", "kldiv": "k
 
 
 class DegenerateInputWarning(UserWarning):
-    """A metric is undefined for this input (e.g. a constant map) and returned NaN (or an infinity)."""
+    """A metric is undefined for this input (e.g. a constant map) and returned NaN (or an infinity).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from salience.metrics import DegenerateInputWarning, nss
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     value = nss(np.ones((10, 10)), np.array([[2.0, 3.0]]))   # a constant map
+    >>> value, caught[0].category is DegenerateInputWarning
+    (nan, True)
+    """
 
 
 # ---------------------------------------------------------------------------------------------------

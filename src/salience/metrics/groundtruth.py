@@ -223,6 +223,18 @@ class GroundTruth:
     methods are scored on the same images.  The arrays it holds are private read-only copies.
 
     Attributes: ``shape`` ``(H, W)``; ``n_fixations`` (fixations as given) and ``n_fixated_pixels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.metrics import evaluate, prepare_ground_truth
+    >>> gt = prepare_ground_truth(np.array([[10.0, 5.0], [12.0, 5.0], [10.0, 5.0]]), (20, 30))
+    >>> gt
+    GroundTruth(shape=(20, 30), n_fixations=3, n_fixated_pixels=2, other_fixations=False)
+    >>> gt.shape, gt.n_fixations, gt.n_fixated_pixels
+    ((20, 30), 3, 2)
+    >>> sorted(evaluate(np.random.default_rng(0).random((20, 30)), gt, metrics="nss,cc"))
+    ['cc', 'nss']
     """
 
     def __init__(self, fix: Fix | None, g: np.ndarray | None, other: Fix | None, baseline: np.ndarray | None,

@@ -52,7 +52,15 @@ def image_and_map(image: Any, method: str, saliency: Any = None, *, model: Any =
 
 
 def to_u8(img: np.ndarray) -> np.ndarray:
-    """float RGB in [0, 1] -> uint8 RGB."""
+    """float RGB in [0, 1] -> uint8 RGB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.tasks import to_u8
+    >>> to_u8(np.array([[[0.0, 0.5, 1.2]]])).tolist()
+    [[[0, 128, 255]]]
+    """
     return np.floor(np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
