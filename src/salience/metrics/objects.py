@@ -264,6 +264,8 @@ def f_measure(pred: Any, gt: Any, mode: str | float = "adaptive", *, beta2: floa
         beta squared, 0.3 (weighs precision more than recall; Achanta et al., "Frequency-tuned salient
         region detection", CVPR 2009).
 
+    Examples
+    --------
     >>> gt = np.zeros((4, 4), bool); gt[:2] = True
     >>> f_measure(gt * 0.9, gt), f_measure(gt * 0.9, gt, "max")
     (1.0, 1.0)
@@ -518,6 +520,16 @@ class ObjectScores:
     scores: name (:data:`SOD_METRICS`) -> value over the data set.
     per_image: one dict per image with the same names (max / mean of that image's own curve).
     curves: ``"f"``, ``"e"``, ``"iou"``, ``"dice"`` -> float64 ``(256,)`` mean curve over the images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.metrics import object_scores
+    >>> gt = np.zeros((8, 8), bool); gt[2:6, 2:6] = True
+    >>> pred = gt * 0.8; pred[0, 0] = 0.4   # one false alarm
+    >>> r = object_scores([(pred, gt)])
+    >>> round(r.scores["mae"], 4), len(r.per_image), r.curves["f"].shape
+    (0.0078, 1, (256,))
     """
 
     scores: dict[str, float]
