@@ -103,6 +103,15 @@ class QualityResult:
         after each added group; region perturbation: the score drop after ``k = 0..L`` regions;
         sensitivity: the relative change of each noise sample), else ``None``.
     params: the settings used.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.audit import QualityResult, region_perturbation
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    >>> r = region_perturbation(net, torch.rand(2, 1, 4, 4), torch.rand(2, 4, 4), patch=2)
+    >>> isinstance(r, QualityResult), r.metric, r.values.shape, r.curves.shape
+    (True, 'region-perturbation', (2,), (2, 5))
     """
 
     metric: str
