@@ -206,19 +206,30 @@ class _Weighted(torch.autograd.Function):
         x = ctx.saved_tensors[0]
         s = ctx.spec
         if ctx.fast:
-            c = s["t"](r / _stab(s["holder"]["z"], s["rule"].epsilon), s["w"], x.shape)
+            c = s["t"](r / _stab(s["holder"]["z"], s["rule"].epsilon), s["w"], x)
             return x * c, None
         return _relevance(s["rule"], s["op"], x, s["w"], s["b"], r, s["low"], s["high"]), None
 
 
+def _pair(v: Any) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(u) for u in v]
+
+
 def _conv2d_transpose(stride: Any, padding: Any, dilation: Any, groups: Any) -> Callable:
-    def t(s: torch.Tensor, w: torch.Tensor, shape: Any) -> torch.Tensor:
-        return conv2d_input(shape, w, s, stride, padding, dilation, groups)
+    """``J^T s`` of a 2-D convolution: the input half of its backward, given the real input (so no
+    stand-in input is materialised)."""
+    st, pd, dl = _pair(stride), _pair(padding), _pair(dilation)
+
+    def t(s: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:  # an unbatched (C, H, W) call
+            return conv2d_input(x.shape, w, s, st, pd, dl, int(groups))
+        return torch.ops.aten.convolution_backward(s, x, w, None, st, pd, dl, False, [0, 0], int(groups),
+                                                   [True, False, False])[0]
 
     return t
 
 
-def _linear_transpose(s: torch.Tensor, w: torch.Tensor, shape: Any) -> torch.Tensor:
+def _linear_transpose(s: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return s @ w
 
 
