@@ -29,6 +29,8 @@ def object_image(tmp_path):
 
 
 def test_segment_writes_mask_boxes_and_overlay(tmp_path, object_image, capsys):
+    """`salience segment` writes the mask, boxes JSON and overlay of the object, and keeps outputs unless --overwrite.
+    """
     path, obj = object_image
     out = tmp_path / "out"
     assert main(["segment", str(path), "--out", str(out)]) == 0
@@ -56,12 +58,16 @@ def test_segment_writes_mask_boxes_and_overlay(tmp_path, object_image, capsys):
     (["--method", "no-such"], "no-such"),
 ])
 def test_segment_bad_usage_exits_2(tmp_path, object_image, capsys, argv, match):
+    """Bad --threshold, --min-area, a --target for a bottom-up method and an unknown method exit 2 with the option
+    named."""
     path, _ = object_image
     assert main(["segment", str(path), "--out", str(tmp_path / "o"), *argv]) == 2
     assert match in capsys.readouterr().err
 
 
 def test_crop_writes_ranked_candidates_and_windows(tmp_path, object_image):
+    """`salience crop` writes ranked windows and crops that are exactly the window's pixels; bad or unfitting sizes
+    fail."""
     path, _ = object_image
     out = tmp_path / "crops"
     assert main(["crop", str(path), "--aspect", "9:16", "--candidates", "2", "--method", "frequency-tuned",
@@ -98,6 +104,8 @@ def _mask_folder(tmp_path, photos):
 
 
 def test_evaluate_masks_folder(tmp_path, photos, capsys):
+    """`evaluate --dataset masks:DIR` gives per-image rows equal to the library's object metrics and reports missing
+    masks."""
     root, masks = _mask_folder(tmp_path, photos)
     rows_path = tmp_path / "rows.csv"
     assert main(["evaluate", "--dataset", f"masks:{root}", "--method", "frequency-tuned,spectral-residual",
@@ -118,6 +126,7 @@ def test_evaluate_masks_folder(tmp_path, photos, capsys):
 
 
 def test_evaluate_masks_precomputed_maps_and_errors(tmp_path, photos, capsys):
+    """Precomputed maps against masks score perfect maps as MAE 0 / max F 1; fixation metrics and bad folders exit 2."""
     root, masks = _mask_folder(tmp_path, photos)
     maps = tmp_path / "mymaps"
     maps.mkdir()
@@ -135,6 +144,7 @@ def test_evaluate_masks_precomputed_maps_and_errors(tmp_path, photos, capsys):
 
 
 def test_demo_gallery_entries_of_the_applications(tmp_path, photos):
+    """The demo's application entries (segment and crop) are written and the 9:16 crop has that shape."""
     from salience.tasks.demo import demo_applications
 
     small = {k: v[::2, ::2].copy() for k, v in photos.items()}
