@@ -9,7 +9,8 @@ a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indice
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
 guided-backprop, deconvnet, deeplift, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
-integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation); docs/explain.md says what each computes.
+integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation); docs/explain.md says
+what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
 
