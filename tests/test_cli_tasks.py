@@ -155,3 +155,44 @@ def test_demo_gallery_entries_of_the_applications(tmp_path, photos):
     crop_png = next(e for e in entries if e["title"] == "astronaut 9:16")
     h, w = np.asarray(Image.open(tmp_path / crop_png["path"])).shape[:2]
     assert h == small["astronaut"].shape[0] and abs(w / h - 9 / 16) < 0.02
+
+
+def test_evaluate_masks_jobs_and_resume_give_the_same_numbers(tmp_path, photos, capsys, monkeypatch):
+    """Threads (--jobs) and a resumed run after an interruption give the rows and data-set scores of one
+    uninterrupted single-threaded run, bit for bit: pairs are added in image order and the journal keeps
+    every float with repr."""
+    import salience.tasks.sod_eval as sod
+
+    root, _ = _mask_folder(tmp_path, photos)
+    args = ["evaluate", "--dataset", f"masks:{root}", "--method", "frequency-tuned,spectral-residual",
+            "--no-progress"]
+    one, many = tmp_path / "one.csv", tmp_path / "many.csv"
+    assert main([*args, "--jobs", "1", "--out", str(one)]) == 0
+    table_one = capsys.readouterr().out
+    assert main([*args, "--jobs", "3", "--out", str(many)]) == 0
+    assert capsys.readouterr().out == table_one and many.read_bytes() == one.read_bytes()
+    assert not (tmp_path / "many.csv.partial.jsonl").exists()  # removed when the run ends
+
+    real = sod._read_mask
+
+    def crash_on_coffee(path):  # the images go in name order: astronaut, chelsea, coffee
+        if path.stem == "coffee":
+            raise KeyboardInterrupt
+        return real(path)
+
+    resumed = tmp_path / "resumed.csv"
+    monkeypatch.setattr(sod, "_read_mask", crash_on_coffee)
+    assert main([*args, "--jobs", "1", "--out", str(resumed)]) == 130  # Ctrl-C: the CLI's interrupted code
+    journal = tmp_path / "resumed.csv.partial.jsonl"
+    assert journal.exists() and not resumed.exists()
+    journal.write_bytes(journal.read_bytes() + b'{"image": "cof')  # and a line cut off mid-write
+    monkeypatch.setattr(sod, "_read_mask", real)
+    assert main([*args, "--method", "frequency-tuned", "--out", str(resumed), "--resume", "--blur", "0.1"]) == 2
+    assert "resume with the same options" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*args, "--jobs", "2", "--out", str(resumed), "--resume"]) == 0
+    cap = capsys.readouterr()
+    assert "(4 taken from the interrupted run)" in cap.err  # astronaut and chelsea, two methods each
+    assert cap.out == table_one and resumed.read_bytes() == one.read_bytes()
+    assert main([*args, "--out", str(resumed), "--resume"]) == 2  # finished: nothing to resume
+    assert "nothing to resume" in capsys.readouterr().err

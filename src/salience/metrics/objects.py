@@ -583,9 +583,20 @@ class ObjectScoreAccumulator:
 
     def add(self, pred: Any, gt: Any) -> dict[str, float]:
         """Score one pair; returns its per-image row."""
-        row, curves = _image_scores(pred, gt, self.beta2)
+        row, curves = self.score(pred, gt)
+        return self.add_scored(row, curves)
+
+    def score(self, pred: Any, gt: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """One pair's per-image row and threshold curves (float64 ``(256,)`` each), without adding them:
+        what :meth:`add_scored` takes (e.g. from worker threads, or from the journal of a resumed run)."""
+        return _image_scores(pred, gt, self.beta2)
+
+    def add_scored(self, row: dict[str, float], curves: dict[str, np.ndarray]) -> dict[str, float]:
+        """Add a pair scored by :meth:`score`.  Pairs added in the same order give the same sums, and so
+        the same data-set scores, as :meth:`add` on the maps."""
         self.rows.append(row)
         for k, v in curves.items():
+            v = np.asarray(v, dtype=np.float64)
             self._sums[k] = self._sums[k] + v if k in self._sums else v.copy()
         return row
 
