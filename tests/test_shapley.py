@@ -86,6 +86,7 @@ def test_bad_features(bad, match):
 @pytest.mark.parametrize("method,kw,match", [
     ("kernel-shap", {"n_samples": 0}, "n_samples"),
     ("lime", {"n_samples": -3}, "n_samples"),
+    ("lime", {"n_samples": 1}, "n_samples"),
     ("gradient-shap", {"n_samples": 0}, "n_samples"),
     ("lime", {"distance": "euclid"}, "distance"),
     ("lime", {"kernel_width": 0}, "kernel_width"),

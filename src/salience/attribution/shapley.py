@@ -473,7 +473,7 @@ def lime(model: Any, images: Any, target: Any = None, layer: Any = None, *, n_sa
     Parameters
     ----------
     n_samples
-        Coalitions per image, the all-ones one included (forward passes: ``n_samples - 1``).
+        Coalitions per image, the all-ones one included (forward passes: ``n_samples - 1``); at least 2.
     features, n_segments, compactness
         The features (see :func:`feature_mask`).
     baseline, blur_sigma
@@ -504,7 +504,7 @@ def lime(model: Any, images: Any, target: Any = None, layer: Any = None, *, n_sa
     True
     """
     check_unknown("lime", params)
-    n_samples = check_positive_int("n_samples", n_samples)
+    n_samples = check_positive_int("n_samples", n_samples, minimum=2)  # the all-ones row alone fits nothing
     key = str(distance).strip().lower()
     if key not in DISTANCES:
         raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
