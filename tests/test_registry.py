@@ -48,7 +48,8 @@ def test_the_layer_takers_are_the_cam_family_and_scorecam():
         "eigencam", "eigen-gradcam", "xgradcam", "ablationcam"}
     assert {m.name for m in methods(EXPLANATION) if m.signed} == {
         "input-x-gradient", "integrated-gradients", "occlusion", "deeplift",
-        "lrp", "lrp-epsilon", "lrp-gamma", "lrp-alphabeta", "lrp-zplus"}
+        "lrp", "lrp-epsilon", "lrp-gamma", "lrp-alphabeta", "lrp-zplus",
+        "gradient-shap", "kernel-shap", "lime", "feature-ablation"}
 
 
 def test_as_dict_is_plain_json():

@@ -10,7 +10,8 @@ Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, in
 guided-backprop, deconvnet, deeplift, lrp (and lrp-epsilon/-gamma/-alphabeta/-zplus), gradcam, guided-gradcam,
 gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
-integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
+integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation); docs/explain.md says
+what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
 
@@ -64,6 +65,7 @@ from .lrp import lrp, lrp_alphabeta, lrp_epsilon, lrp_gamma, lrp_zplus
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
 from .propagation import deconvnet, deeplift
+from .shapley import feature_ablation, feature_mask, gradient_shap, kernel_shap, lime
 
 __all__ = [
     "explain",
@@ -105,6 +107,11 @@ __all__ = [
     "scorecam",
     "occlusion",
     "rise",
+    "gradient_shap",
+    "kernel_shap",
+    "lime",
+    "feature_ablation",
+    "feature_mask",
 ]
 
 
