@@ -360,16 +360,7 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
             for name, m in model.named_modules():
                 if name:
                     handles.append(m.register_forward_hook(make_hook(name)))
-            x1 = x[:1].detach().clone().requires_grad_(True)
-            with torch.enable_grad():
-                out = model(x1)
-                if tgt.kind == "callable" or _is_logits(out):
-                    probe = tgt
-                    if tgt.kind == "index" and tgt.indices is not None:
-                        probe = Target("index", indices=tgt.indices[:1])
-                    scores, _ = select_scores(out, probe, 1)
-                else:
-                    scores = _generic_score(out)
+            out, scores = _probe(model, x, tgt, records)
         finally:
             for h in handles:
                 h.remove()
@@ -396,6 +387,26 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
     if tgt.kind != "callable":
         cache[key] = chosen
     return chosen
+
+
+def _probe(model: nn.Module, x: torch.Tensor, tgt: Target, records: list) -> tuple[Any, torch.Tensor]:
+    """The auto-layer probe's forward on the first image: ``(output, score of that image)``."""
+    with torch.enable_grad():
+        out = model(x[:1].detach().clone().requires_grad_(True))
+        if not (tgt.kind == "callable" or _is_logits(out)):
+            return out, _generic_score(out)
+        probe = tgt
+        if tgt.kind == "index" and tgt.indices is not None:
+            probe = Target("index", indices=tgt.indices[:1])
+        try:
+            return out, select_scores(out, probe, 1)[0]
+        except ModelError:
+            if tgt.kind != "callable" or x.shape[0] == 1:
+                raise
+            # a per-image callable target (one box or text per image) fits only the whole batch
+            records.clear()
+            out = model(x.detach().clone().requires_grad_(True))
+            return out, select_scores(out, probe, x.shape[0])[0][:1]
 
 
 def _last_spread_layer(records: list[tuple[str, torch.Tensor]], grads: Sequence[torch.Tensor | None],
