@@ -342,3 +342,15 @@ def test_batch_equals_single_and_is_deterministic(method: str) -> None:
     for i in range(3):
         one = salience.explain(vit, x[i:i + 1], method, target=i)
         assert torch.allclose(one.maps[0], whole.maps[i], atol=1e-5)
+
+
+def test_registry_rows_say_they_need_a_transformer() -> None:
+    """model_kind is the typed fact `explain --method all` and the contract tests read."""
+    from salience.registry import EXPLANATION, Method, get_method, methods
+
+    assert {m.name for m in methods() if m.model_kind} == {"attention-rollout", "attention-relevance"}
+    assert get_method("chefer").name == "attention-relevance" and get_method("rollout").model_kind == "transformer"
+    assert get_method("attention-rollout").as_dict()["model_kind"] == "transformer"
+    assert not get_method("attention-rollout").takes_layer
+    with pytest.raises(ValueError, match="model_kind"):
+        Method("x", EXPLANATION, "m:f", "d", "p", model_kind="cnn")

@@ -96,7 +96,8 @@ def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     >>> [n for n, _ in attention_layers(vit)]
     ['encoder.layers.encoder_layer_0.self_attention', 'encoder.layers.encoder_layer_1.self_attention']
     """
-    mha = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    mha: list[tuple[str, nn.Module]] = [(n, m) for n, m in model.named_modules()
+                                        if isinstance(m, nn.MultiheadAttention)]
     if mha:
         return mha
     return [(n, m) for n, m in model.named_modules() if n.split(".")[-1] == "attn_drop"]

@@ -52,10 +52,12 @@ def _embedding_of(out: Any) -> torch.Tensor:
 
 
 def _default_encode_image(model: nn.Module, x: torch.Tensor) -> Any:
-    if hasattr(model, "get_image_features"):  # Hugging Face CLIP / SigLIP
-        return model.get_image_features(pixel_values=x)
-    if hasattr(model, "encode_image"):  # open_clip
-        return model.encode_image(x)
+    hf = getattr(model, "get_image_features", None)
+    if callable(hf):  # Hugging Face CLIP / SigLIP
+        return hf(pixel_values=x)
+    oc = getattr(model, "encode_image", None)
+    if callable(oc):  # open_clip
+        return oc(x)
     raise ModelError(
         f"{type(model).__name__} has neither get_image_features (Hugging Face) nor encode_image (open_clip); "
         "pass encode=lambda model, images: ... returning the image embeddings (B, D)"
@@ -121,7 +123,7 @@ class TeacherForced(nn.Module):
         self.call = call or (lambda m, x, t: m(x, t))
 
     def forward(self, images: torch.Tensor) -> Any:
-        ids = self.token_ids
+        ids: torch.Tensor = self.token_ids  # type: ignore[assignment]
         if ids.ndim == 1:
             ids = ids[None].expand(images.shape[0], -1)
         elif ids.shape[0] != images.shape[0]:
