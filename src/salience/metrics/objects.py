@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..io import as_2d_array
 
 __all__ = [
     "SOD_METRICS",
@@ -84,18 +85,6 @@ _MODES = ("adaptive", "max", "mean")
 # inputs
 # ---------------------------------------------------------------------------------------------------
 
-def _as_2d(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim != 2:
-        raise InputError(f"{name} must be a 2-D (H, W) array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise InputError(f"{name} is empty (shape {arr.shape})")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"{name} must be a real numeric or boolean array, got dtype {arr.dtype}")
-    return arr
-
 
 def prepare_object_inputs(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate and normalise a prediction and its ground-truth mask (see the module docstring).
@@ -112,8 +101,8 @@ def prepare_object_inputs(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
     >>> p.tolist(), g.tolist()
     ([[0.0, 0.5019607843137255, 1.0]], [[False, True, True]])
     """
-    p = _as_2d(pred, "prediction")
-    g = _as_2d(gt, "ground-truth mask")
+    p = as_2d_array(pred, "prediction")
+    g = as_2d_array(gt, "ground-truth mask")
     if p.shape != g.shape:
         raise InputError(
             f"the prediction is {p.shape[1]} x {p.shape[0]} (W x H) but the mask is {g.shape[1]} x {g.shape[0]}; "
@@ -275,6 +264,8 @@ def f_measure(pred: Any, gt: Any, mode: str | float = "adaptive", *, beta2: floa
         beta squared, 0.3 (weighs precision more than recall; Achanta et al., "Frequency-tuned salient
         region detection", CVPR 2009).
 
+    Examples
+    --------
     >>> gt = np.zeros((4, 4), bool); gt[:2] = True
     >>> f_measure(gt * 0.9, gt), f_measure(gt * 0.9, gt, "max")
     (1.0, 1.0)
@@ -529,6 +520,16 @@ class ObjectScores:
     scores: name (:data:`SOD_METRICS`) -> value over the data set.
     per_image: one dict per image with the same names (max / mean of that image's own curve).
     curves: ``"f"``, ``"e"``, ``"iou"``, ``"dice"`` -> float64 ``(256,)`` mean curve over the images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.metrics import object_scores
+    >>> gt = np.zeros((8, 8), bool); gt[2:6, 2:6] = True
+    >>> pred = gt * 0.8; pred[0, 0] = 0.4   # one false alarm
+    >>> r = object_scores([(pred, gt)])
+    >>> round(r.scores["mae"], 4), len(r.per_image), r.curves["f"].shape
+    (0.0078, 1, (256,))
     """
 
     scores: dict[str, float]
@@ -582,9 +583,20 @@ class ObjectScoreAccumulator:
 
     def add(self, pred: Any, gt: Any) -> dict[str, float]:
         """Score one pair; returns its per-image row."""
-        row, curves = _image_scores(pred, gt, self.beta2)
+        row, curves = self.score(pred, gt)
+        return self.add_scored(row, curves)
+
+    def score(self, pred: Any, gt: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """One pair's per-image row and threshold curves (float64 ``(256,)`` each), without adding them:
+        what :meth:`add_scored` takes (e.g. from worker threads, or from the journal of a resumed run)."""
+        return _image_scores(pred, gt, self.beta2)
+
+    def add_scored(self, row: dict[str, float], curves: dict[str, np.ndarray]) -> dict[str, float]:
+        """Add a pair scored by :meth:`score`.  Pairs added in the same order give the same sums, and so
+        the same data-set scores, as :meth:`add` on the maps."""
         self.rows.append(row)
         for k, v in curves.items():
+            v = np.asarray(v, dtype=np.float64)
             self._sums[k] = self._sums[k] + v if k in self._sums else v.copy()
         return row
 
