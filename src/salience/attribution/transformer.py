@@ -91,6 +91,8 @@ def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The model's self-attention modules, in forward order of definition: every
     ``nn.MultiheadAttention``, else every module named ``attn_drop`` (timm-style blocks).
 
+    Examples
+    --------
     >>> import torchvision
     >>> vit = torchvision.models.VisionTransformer(32, 8, 2, 2, 16, 32)
     >>> [n for n, _ in attention_layers(vit)]
@@ -239,6 +241,8 @@ def rollout_matrix(attentions: Sequence[torch.Tensor], *, head_fusion: str = "me
     ``Ahat_l = (1 - residual) fuse_h(A_l) + residual I``, rows renormalised to sum 1 (the paper's
     ``0.5 A + 0.5 I``); ``head_fusion``: ``"mean"`` (the paper), ``"max"`` or ``"min"``.
 
+    Examples
+    --------
     >>> import torch
     >>> eye = torch.eye(3)[None, None]
     >>> bool(torch.equal(rollout_matrix([eye, eye]), torch.eye(3)[None]))
@@ -269,6 +273,8 @@ def relevance_matrix(attentions: Sequence[torch.Tensor], gradients: Sequence[tor
     """Chefer et al. (ICCV 2021) relevance ``R`` ``(B, N, N)``: ``R = I``, then per layer
     ``R <- R + E_h[(G_l * A_l)^+] R``.
 
+    Examples
+    --------
     >>> import torch
     >>> a = torch.tensor([[[[0.5, 0.5], [0.0, 1.0]]]]); g = torch.tensor([[[[2.0, -1.0], [1.0, 1.0]]]])
     >>> relevance_matrix([a], [g])[0].tolist()  # I + [[1, 0], [0, 1]] @ I
@@ -426,6 +432,8 @@ def vit_reshape(tokens: torch.Tensor, grid: tuple[int, int] | None = None, *, pr
     (``salience.explain(vit, x, "gradcam", layer=..., reshape=vit_reshape)``), the same transform as
     pytorch-grad-cam's ViT example.
 
+    Examples
+    --------
     >>> import torch
     >>> vit_reshape(torch.zeros(2, 1 + 12, 5), grid=(3, 4)).shape
     torch.Size([2, 5, 3, 4])

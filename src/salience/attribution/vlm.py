@@ -74,6 +74,8 @@ class ImageTower(nn.Module):
         ``model.get_image_features(pixel_values=images)`` (Hugging Face) or ``model.encode_image(images)``
         (open_clip).
 
+    Notes
+    -----
     Layers are named ``model.<name>`` (e.g. ``model.vision_model.encoder.layers.1``).
     """
 
@@ -101,6 +103,8 @@ class TeacherForced(nn.Module):
         ``lambda m, x, ids: m(pixel_values=x, decoder_input_ids=ids)`` (VisionEncoderDecoder) or
         ``lambda m, x, ids: m(pixel_values=x, input_ids=ids)`` (BLIP-style).
 
+    Examples
+    --------
     >>> import torch
     >>> vlm = lambda x, ids: torch.zeros(x.shape[0], ids.shape[1], 7)
     >>> class Wrap(torch.nn.Module):
