@@ -9,8 +9,8 @@ a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indice
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
 guided-backprop, deconvnet, deeplift, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
-integrated-gradients, occlusion, rise, and for vision transformers attention-rollout and attention-relevance);
-docs/explain.md says what each computes.
+integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation, and for vision
+transformers attention-rollout and attention-relevance); docs/explain.md says what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
 
@@ -63,6 +63,7 @@ from .gradients import gradient, guided_backprop, input_x_gradient, integrated_g
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
 from .propagation import deconvnet, deeplift
+from .shapley import feature_ablation, feature_mask, gradient_shap, kernel_shap, lime
 from .transformer import attention_relevance, attention_rollout
 
 __all__ = [
@@ -102,6 +103,11 @@ __all__ = [
     "rise",
     "attention_rollout",
     "attention_relevance",
+    "gradient_shap",
+    "kernel_shap",
+    "lime",
+    "feature_ablation",
+    "feature_mask",
 ]
 
 
