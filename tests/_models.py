@@ -125,3 +125,17 @@ class Step(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 10 * torch.tanh(40 * (x.mean(dim=(1, 2, 3)) - 0.1))[:, None]
+
+
+def tiny_vit(image_size: int = 12, patch_size: int = 4, num_classes: int = 4, seed: int = 0) -> torch.nn.Module:
+    """A torchvision VisionTransformer (2 blocks, 2 heads, width 16) with fixed, seeded weights and a non-zero
+    head (torchvision initialises the head to zero, which would make every class score constant)."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    vit = torchvision.models.VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=2,
+                                               num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=num_classes)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        vit.heads.head.weight.copy_(torch.randn(vit.heads.head.weight.shape, generator=g))
+    return vit

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
-from _models import Tiny  # noqa: E402
+from _models import Tiny, tiny_vit  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
 from salience.errors import InputError, ModelError, SalienceError  # noqa: E402
 from salience.registry import get_method, methods  # noqa: E402
@@ -32,18 +32,28 @@ def _images(b: int = 2, size: int = 12) -> torch.Tensor:
     return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
+def _net(name: str) -> torch.nn.Module:
+    """The small model a row is checked on: a CNN, or a tiny ViT for the rows that need self-attention."""
+    return tiny_vit() if get_method(name).model_kind == "transformer" else Tiny()
+
+
 def _user_state(net: torch.nn.Module) -> None:
     """A model as a user might hand it over: training mode, a frozen layer, a hook of their own."""
     net.train()
-    net.features[0].weight.requires_grad_(False)
-    net.fc.register_forward_hook(lambda m, i, o: None)
-    net.features[4].register_full_backward_hook(lambda m, gi, go: None)
+    if isinstance(net, Tiny):
+        net.features[0].weight.requires_grad_(False)
+        net.fc.register_forward_hook(lambda m, i, o: None)
+        net.features[4].register_full_backward_hook(lambda m, gi, go: None)
+    else:  # the ViT: a frozen patch embedding, a hook on the head and one on an attention block
+        net.conv_proj.weight.requires_grad_(False)
+        net.heads.register_forward_hook(lambda m, i, o: None)
+        net.encoder.layers[0].self_attention.register_forward_hook(lambda m, i, o: None)
 
 
 @pytest.mark.parametrize("name", EXPLANATIONS)
 def test_output_contract(name: str) -> None:
     """Maps are float32 (B, H, W), finite, in the documented range; targets and scores have B rows."""
-    net, x = Tiny(), _images()
+    net, x = _net(name), _images()
     e = salience.explain(net, x, name, **FAST.get(name, {}))
     assert e.maps.shape == (2, 12, 12)
     assert e.maps.dtype == torch.float32
@@ -59,19 +69,19 @@ def test_output_contract(name: str) -> None:
 @pytest.mark.parametrize("name", EXPLANATIONS)
 def test_model_and_input_restored(name: str) -> None:
     """Modes, requires_grad and inplace flags, hooks and modules are as before; the input is unchanged."""
-    net, x = Tiny(), _images()
+    net, x = _net(name), _images()
     _user_state(net)
     before, x0 = model_snapshot(net), x.clone()
     salience.explain(net, x, name, **FAST.get(name, {}))
     assert model_snapshot(net) == before
     assert torch.equal(x, x0)
-    assert net.training and net.features[2].inplace
+    assert net.training and (not isinstance(net, Tiny) or net.features[2].inplace)
 
 
 @pytest.mark.parametrize("name", EXPLANATIONS)
 def test_restored_after_exception(name: str) -> None:
     """A call that raises inside the forward pass leaves no hook, override or changed flag behind."""
-    net, x = Tiny(), _images()
+    net, x = _net(name), _images()
     _user_state(net)
     before = model_snapshot(net)
 
@@ -90,7 +100,7 @@ def test_restored_after_exception(name: str) -> None:
 @pytest.mark.parametrize("name", EXPLANATIONS)
 def test_deterministic(name: str) -> None:
     """Two calls with the same seed give identical maps."""
-    net, x = Tiny(), _images()
+    net, x = _net(name), _images()
     a = salience.explain(net, x, name, **FAST.get(name, {})).maps
     b = salience.explain(net, x, name, **FAST.get(name, {})).maps
     assert torch.equal(a, b)
@@ -99,7 +109,7 @@ def test_deterministic(name: str) -> None:
 @pytest.mark.parametrize("name", EXPLANATIONS)
 def test_target_forms(name: str) -> None:
     """An int, a per-image list, 'top-2' and a callable all explain the class they name."""
-    net, x = Tiny(), _images()
+    net, x = _net(name), _images()
     kw = FAST.get(name, {})
     with torch.no_grad():
         logits = net.eval()(x)
@@ -117,7 +127,7 @@ def test_target_forms(name: str) -> None:
 @pytest.mark.parametrize("name", EXPLANATIONS)
 def test_bad_targets(name: str) -> None:
     """Mismatched target lists are InputErrors, out-of-range classes ModelErrors: never a blank map."""
-    net, x = Tiny(), _images(b=3)
+    net, x = _net(name), _images(b=3)
     with pytest.raises(InputError, match="3 image"):
         salience.explain(net, x, name, target=[0, 1], **FAST.get(name, {}))
     with pytest.raises(ModelError, match="out of range"):

@@ -31,7 +31,7 @@ from typing import Any
 from .errors import UnknownMethodError
 
 __all__ = ["Method", "methods", "get_method", "method_names", "method_list", "BOTTOM_UP", "EXPLANATION", "UNIT",
-           "TORCH"]
+           "TORCH", "MODEL_KINDS"]
 
 BOTTOM_UP = "bottom-up"
 EXPLANATION = "explanation"
@@ -41,6 +41,8 @@ EXPLANATION = "explanation"
 UNIT = (0.0, 1.0)
 #: the extra an explanation method needs (``pip install 'salience[torch]'``)
 TORCH = "torch"
+#: the model kinds a row may require (``None``: any model); ``"transformer"``: self-attention layers
+MODEL_KINDS = (None, "transformer")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class Method:
         perturbations); a display clips such maps at a high percentile rather than blending them.
     needs: the extra that must be installed (``"torch"``; ``None``: the core suffices).  Defaults to
         ``"torch"`` for explanation rows.
+    model_kind: ``None`` (any differentiable image model) or the kind of model the method needs:
+        ``"transformer"`` (self-attention layers: attention rollout, attention relevance).  Callers that
+        run every method on one model (``salience explain --method all``, the contract tests) pick the
+        rows that fit it.
     aliases: other accepted names.
 
     Examples
@@ -85,6 +91,7 @@ class Method:
     pixel_level: bool = False
     needs: str | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    model_kind: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (BOTTOM_UP, EXPLANATION):
@@ -96,7 +103,9 @@ class Method:
             if not lo < hi:
                 raise ValueError(f"method {self.name!r}: value_range must be (lo, hi) with lo < hi")
             object.__setattr__(self, "value_range", (float(lo), float(hi)))
-        if self.kind == BOTTOM_UP and (self.takes_layer or self.value_range is None):
+        if self.model_kind not in MODEL_KINDS:
+            raise ValueError(f"method {self.name!r}: model_kind must be one of {MODEL_KINDS}")
+        if self.kind == BOTTOM_UP and (self.takes_layer or self.value_range is None or self.model_kind):
             raise ValueError(f"method {self.name!r}: a bottom-up map takes no layer and has a fixed range")
 
     @property
@@ -127,6 +136,7 @@ class Method:
             "pixel_level": self.pixel_level,
             "needs": self.needs,
             "aliases": list(self.aliases),
+            "model_kind": self.model_kind,
         }
 
 
@@ -357,6 +367,23 @@ _METHODS: tuple[Method, ...] = (
         "RISE: random masks averaged with the model's probability on each masked image as weights",
         "V. Petsiuk, A. Das, K. Saenko. RISE: randomized input sampling for explanation of black-box "
         "models. BMVC 2018",
+    ),
+    # ---- transformers (self-attention layers; model_kind="transformer") -------------------------------
+    Method(
+        "attention-rollout", EXPLANATION, f"{_E}.transformer:attention_rollout",
+        "Attention rollout: the class token's row of the product of the layers' head-averaged attention "
+        "with the identity added for the residual (class-agnostic)",
+        "S. Abnar, W. Zuidema. Quantifying attention flow in transformers. ACL 2020",
+        model_kind="transformer", aliases=("rollout",),
+    ),
+    Method(
+        "attention-relevance", EXPLANATION, f"{_E}.transformer:attention_relevance",
+        "Gradient-weighted attention relevance: R <- R + mean_heads(relu(grad x attention)) R over the "
+        "layers, the class token's row (class-specific)",
+        "H. Chefer, S. Gur, L. Wolf. Generic attention-model explainability for interpreting bi-modal and "
+        "encoder-decoder transformers. ICCV 2021 (after H. Chefer, S. Gur, L. Wolf. Transformer "
+        "interpretability beyond attention visualization. CVPR 2021)",
+        model_kind="transformer", aliases=("chefer", "generic-attention", "transformer-relevance"),
     ),
     # ---- Shapley and surrogate methods (attribution/shapley.py) ---------------------------------------
     Method(

@@ -4,7 +4,9 @@ Every helper returns a callable ``f(output) -> (B,)`` scores that plugs into the
 :func:`salience.explain` (and every registered explanation method).  The explanation then shows where
 the evidence for *that* score lies: one class, the top-k classes together, several labels of a
 multi-label model, one class *against* another, a class inside a region of a segmentation, one
-detection of a detector, the similarity of an embedding to a reference, or a free-text prompt (ConSE).
+detection of a detector, the similarity of an embedding to a reference, a free-text prompt (ConSE), the
+image-text similarity of a CLIP-like model, or the log-probability of a caption / answer under a
+vision-language model (:mod:`salience.attribution.vlm` wraps those models as image models).
 
 A helper checks the model output it receives and raises :class:`~salience.errors.ModelError` naming what
 the output was (``"a tensor of shape (2, 21, 64, 64)"``, ``"a list of 2 dicts with keys boxes, labels,
@@ -49,6 +51,8 @@ __all__ = [
     "prompt",
     "reference_embedding",
     "segmentation",
+    "sequence_log_prob",
+    "text_image_similarity",
     "top_k",
 ]
 
@@ -750,3 +754,126 @@ class prompt(TargetFunction):
         f = self.semantic_embedding(output)
         s = self.prompt_embedding.to(f.device)
         return F.cosine_similarity(f, s[None].expand_as(f), dim=1, eps=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Vision-language models: image-text similarity, caption / answer log-probability
+# ------------------------------------------------------------------------------------------------------
+
+
+class text_image_similarity(embedding_similarity):
+    """Cosine similarity between the image embedding (the model's output) and a text's embedding.
+
+    For CLIP-like dual encoders: explain the image tower (:class:`salience.attribution.vlm.ImageTower`,
+    ``images -> (B, D)``) with this target, and the map shows where the image matches the text.
+
+    Parameters
+    ----------
+    text: a string, or one string per image.
+    encoder: ``encode(texts) -> (N, D)`` (the text tower: e.g. ``load_clip(...).encode_text``, or
+        :func:`minilm_encoder` for an image model trained into MiniLM's space).
+    metric: ``"cosine"`` (default, CLIP's) or ``"dot"``.
+
+    ``text_embedding`` holds the encoded text ``(N, D)``.
+
+    >>> import torch
+    >>> enc = lambda texts: torch.tensor([[1.0, 0.0] if "red" in t else [0.0, 1.0] for t in texts])
+    >>> f = text_image_similarity("a red square", encoder=enc)
+    >>> f(torch.tensor([[3.0, 0.0], [1.0, 1.0]])).tolist()
+    [1.0, 0.7071067690849304]
+    """
+
+    name = "text_image_similarity"
+
+    def __init__(self, text: Any, *, encoder: Callable[[list[str]], Any], metric: str = "cosine"):
+        texts = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise InputError("text must be a non-empty string or a list of non-empty strings (one per image)")
+        if not callable(encoder):
+            raise InputError("encoder must be a callable encode(texts) -> (N, D) embeddings")
+        emb = prompt._encode(encoder, texts)
+        super().__init__(emb, metric=metric)
+        self.texts = texts
+        self.text_embedding = emb
+
+    def _args(self) -> str:
+        shown = self.texts[0] if len(self.texts) == 1 else f"{len(self.texts)} texts"
+        return f"{shown!r}, metric={self.metric!r}"
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        e = _flat_embedding(output, "an image-text similarity target")
+        if self.reference.shape[1] != e.shape[1]:
+            raise ModelError(
+                f"the text embedding has {self.reference.shape[1]} dimensions, the image model returned "
+                f"{describe_output(output)} ({e.shape[1]} per image); the image and text encoders must share "
+                "one embedding space"
+            )
+        return super().__call__(output)
+
+
+def _token_logits(output: Any, what: str) -> torch.Tensor:
+    t = _main_tensor(output, ("logits",))
+    if not isinstance(t, torch.Tensor) or t.ndim != 3:
+        raise ModelError(f"{what} needs next-token logits (B, T, vocabulary) from a vision-language model (or an "
+                         f"output with .logits); the model returned {describe_output(output)}")
+    return t.float()
+
+
+class sequence_log_prob(TargetFunction):
+    """The teacher-forced log-probability of a token sequence (a caption, or a VQA answer) under a
+    vision-language model: ``sum_{t = start}^{T-1} log softmax(logits[:, t - 1])[token_ids[t]]``.
+
+    The model output is next-token logits ``(B, T, V)`` for the input sequence ``token_ids`` (position
+    ``t - 1`` predicts token ``t``, the convention of causal and encoder-decoder language models), e.g.
+    from :class:`salience.attribution.vlm.TeacherForced`.
+
+    Parameters
+    ----------
+    token_ids: the whole input sequence ``(T,)`` or one per image ``(B, T)``: for a captioner
+        ``[bos, caption...]``, for a decoder-only VQA model ``[image/question prompt..., answer...]``.
+    start: the index of the first scored token (``1``: all but the first token, the caption after ``bos``;
+        for VQA the index where the answer starts).
+    reduce: ``"sum"`` (default: the sequence's log-probability) or ``"mean"`` (per token).
+
+    >>> import torch
+    >>> logits = torch.log(torch.tensor([[[0.1, 0.9], [0.5, 0.5], [0.2, 0.8]]]))  # (1, 3, 2)
+    >>> f = sequence_log_prob([0, 1, 0], start=1)  # log 0.9 + log 0.5
+    >>> round(float(f(logits)[0]), 4)
+    -0.7985
+    """
+
+    name = "sequence_log_prob"
+
+    def __init__(self, token_ids: Any, *, start: int = 1, reduce: str = "sum"):
+        ids = torch.as_tensor(np.asarray(token_ids) if not isinstance(token_ids, torch.Tensor) else token_ids)
+        if ids.ndim == 1:
+            ids = ids[None]
+        if ids.ndim != 2 or ids.numel() == 0 or ids.is_floating_point() or ids.dtype == torch.bool:
+            raise InputError(f"token_ids must be integer ids (T,) or (B, T), got shape {tuple(ids.shape)}")
+        if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start < ids.shape[1]:
+            raise InputError(f"start must be an integer in 1..{ids.shape[1] - 1} (the first scored token; token 0 "
+                             f"has no prediction), got {start!r}")
+        if reduce not in ("sum", "mean"):
+            raise InputError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        self.token_ids = ids.long()
+        self.start = start
+        self.reduce = reduce
+
+    def _args(self) -> str:
+        return f"{self.token_ids.shape[1]} tokens, start={self.start}, reduce={self.reduce!r}"
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        logits = _token_logits(output, "a caption / answer target")
+        B, T, V = logits.shape
+        ids = self.token_ids.to(logits.device)
+        _per_image(ids.shape[0], B, "token sequences")
+        if T != ids.shape[1]:
+            raise ModelError(f"the token sequence has {ids.shape[1]} tokens, the model returned "
+                             f"{describe_output(output)} ({T} positions); feed the model the same sequence")
+        if bool((ids < 0).any()) or bool((ids >= V).any()):
+            raise ModelError(f"a token id is outside the model's vocabulary of {V} "
+                             f"({describe_output(output)})")
+        ids = ids.expand(B, -1)
+        lp = torch.log_softmax(logits[:, self.start - 1:T - 1], dim=-1)  # predictions of tokens start..T-1
+        picked = lp.gather(2, ids[:, self.start:, None])[:, :, 0]
+        return picked.sum(dim=1) if self.reduce == "sum" else picked.mean(dim=1)

@@ -10,8 +10,8 @@ Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, in
 guided-backprop, deconvnet, deeplift, lrp (and lrp-epsilon/-gamma/-alphabeta/-zplus), gradcam, guided-gradcam,
 gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
-integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation); docs/explain.md says
-what each computes.
+integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation, and for vision
+transformers attention-rollout and attention-relevance); docs/explain.md says what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
 
@@ -66,6 +66,7 @@ from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
 from .propagation import deconvnet, deeplift
 from .shapley import feature_ablation, feature_mask, gradient_shap, kernel_shap, lime
+from .transformer import attention_relevance, attention_rollout
 
 __all__ = [
     "explain",
@@ -107,6 +108,8 @@ __all__ = [
     "scorecam",
     "occlusion",
     "rise",
+    "attention_rollout",
+    "attention_relevance",
     "gradient_shap",
     "kernel_shap",
     "lime",

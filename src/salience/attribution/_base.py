@@ -419,7 +419,10 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
     gradient condition skips layers after the point where a vision transformer reads only its class
     token (their gradient is zero at every patch), which lands on the last block's first norm.  When the
     model's output is itself a spatial map ``(B, K, H', W')`` (segmentation), layers with ``K`` channels
-    are its class logits, not features, and are skipped.
+    are its class logits, not features, and are skipped.  Layers whose first dimension is not the batch
+    (a detector's RoI features, one row per box) are skipped; for a detector (a list of dicts with
+    ``boxes``, torchvision's Faster R-CNN / RetinaNet / FCOS / SSD) only the layers under ``backbone`` are
+    candidates, so the choice is the backbone's last feature layer whose gradient is spread.
     """
     tgt = target if target is not None else Target("rank", rank=1)
     key = (tuple(x.shape[1:]), reshape is not None, tgt.kind, tgt.rank,
@@ -444,19 +447,14 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
             for name, m in model.named_modules():
                 if name:
                     handles.append(m.register_forward_hook(make_hook(name)))
-            x1 = x[:1].detach().clone().requires_grad_(True)
-            with torch.enable_grad():
-                out = model(x1)
-                if tgt.kind == "callable" or _is_logits(out):
-                    probe = tgt
-                    if tgt.kind == "index" and tgt.indices is not None:
-                        probe = Target("index", indices=tgt.indices[:1])
-                    scores, _ = select_scores(out, probe, 1)
-                else:
-                    scores = _generic_score(out)
+            out, scores, batch = _probe(model, x, tgt, records)
         finally:
             for h in handles:
                 h.remove()
+        # a layer whose rows are not the images (a detector's RoI features: one row per box) has no map
+        records = [(n, t) for n, t in records if t.shape[0] == batch]
+        if _is_detections(out):  # a torchvision-style detector: its backbone's features, not the heads'
+            records = [(n, t) for n, t in records if n.startswith("backbone.")] or records
         if not records:
             raise ModelError(
                 "found no layer with a spatial output (B, C, h, w) or a square token grid (B, 1+N, C); "
@@ -480,6 +478,38 @@ def auto_layer(model: nn.Module, x: torch.Tensor, reshape: Callable | None = Non
     if tgt.kind != "callable":
         cache[key] = chosen
     return chosen
+
+
+def _is_detections(out: Any) -> bool:
+    """A torchvision-style detector output: a list (or tuple) of dicts with ``boxes``, one per image."""
+    return (isinstance(out, (list, tuple)) and len(out) > 0
+            and all(isinstance(o, dict) and "boxes" in o for o in out))
+
+
+def _probe(model: nn.Module, x: torch.Tensor, tgt: Target, records: list) -> tuple[Any, torch.Tensor, int]:
+    """The auto-layer probe's forward on the first image: ``(output, score of that image, images run)``."""
+    with torch.enable_grad():
+        out = model(x[:1].detach().clone().requires_grad_(True))
+        if tgt.kind != "callable" and _is_detections(out):
+            raise ModelError(
+                "the model is a detector (it returned a list of dicts with boxes, one per image), which has no "
+                "class scores to explain; pass target=salience.targets.detection(box, label) (the detection "
+                "matching a box) or another callable on its output"
+            )
+        if not (tgt.kind == "callable" or _is_logits(out)):
+            return out, _generic_score(out), 1
+        probe = tgt
+        if tgt.kind == "index" and tgt.indices is not None:
+            probe = Target("index", indices=tgt.indices[:1])
+        try:
+            return out, select_scores(out, probe, 1)[0], 1
+        except ModelError:
+            if tgt.kind != "callable" or x.shape[0] == 1:
+                raise
+            # a per-image callable target (one box or text per image) fits only the whole batch
+            records.clear()
+            out = model(x.detach().clone().requires_grad_(True))
+            return out, select_scores(out, probe, x.shape[0])[0][:1], x.shape[0]
 
 
 def _last_spread_layer(records: list[tuple[str, torch.Tensor]], grads: Sequence[torch.Tensor | None],
