@@ -126,11 +126,12 @@ def border_share(evidence: np.ndarray, border: float = 0.1) -> float:
 
 
 def _evidence(levels_or_map: np.ndarray) -> np.ndarray:
-    """Evidence in [0, 1]: a uint8 PNG's levels / 255, or a float map minus its minimum over its range."""
+    """Evidence in [0, 1] (float64): a uint8 PNG's levels / 255, or a float map minus its minimum over its
+    range (non-finite values count as 0)."""
     m = np.asarray(levels_or_map)
     if m.dtype == np.uint8:
-        return m.astype(np.float32) / np.float32(255.0)
-    m = np.nan_to_num(m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return m.astype(np.float64) / 255.0
+    m = np.nan_to_num(m.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = float(m.min()), float(m.max())
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
@@ -407,21 +408,13 @@ def audit_dataset(
         differs from its image's once the maps exist: they are kept, so the re-run after fixing it computes
         no map again).  UnknownMethodError: an unknown method.  DataError: the fixation data set.
     """
-    from ..check import check_int
     from ..registry import BOTTOM_UP, get_method, method_list
 
     t0 = time.perf_counter()
     names = method_list(methods)
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    inputs = list(inputs or [])
-    if not (isinstance(border, (int, float)) and not isinstance(border, bool) and 0 <= border < 0.5):
-        raise InputError(f"border must be a fraction in [0, 0.5), got {border!r}")
-    if masks is not None and boxes is not None:
-        raise InputError("give masks or boxes, not both")
-    for label, v in (("min_spray", min_spray), ("n_neighbors", n_neighbors), ("max_clusters", max_clusters),
-                     ("n_examples", n_examples), ("report_classes", report_classes)):
-        check_int(label, v, minimum=1 if label != "n_examples" else 0)
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs or [])
+    _check_options(border, masks, boxes, min_spray=min_spray, n_neighbors=n_neighbors, max_clusters=max_clusters,
+                   n_examples=n_examples, report_classes=report_classes)
     group_map = read_groups(groups) if groups is not None else None
     box_map = read_boxes(boxes) if boxes is not None else None
     mask_dir = _masks_dir(masks) if masks is not None else None
@@ -441,16 +434,15 @@ def audit_dataset(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
-
-    audit = DatasetAudit(out=out, methods=names, model=None if all(get_method(n).kind == BOTTOM_UP for n in names)
-                         else model)
+    explained = any(get_method(n).kind != BOTTOM_UP for n in names)
+    audit = DatasetAudit(out=out, methods=names, model=model if explained else None)
     audit.options = {"inputs": [os.fspath(i) for i in inputs], "border": float(border), "tolerance": tolerance,
                      "groups": None if groups is None else os.fspath(groups),
                      "masks": None if masks is None else os.fspath(masks),
                      "boxes": None if boxes is None else os.fspath(boxes), "fixations": fixations,
                      "weights": weights, "layer": layer, "n_examples": n_examples, "report_classes": report_classes}
 
-    # ---- 1. the batch runs (resumable): one folder per method ------------------------------------------
+    # 1. the batch runs (resumable): one folder per method
     from .. import batch
 
     rows_by_method: dict[str, list[dict[str, Any]]] = {}
@@ -466,25 +458,78 @@ def audit_dataset(
                           "seconds": s.seconds}
     audit.seconds["batch"] = time.perf_counter() - t_batch
 
-    # ---- 2. the analysis of what the runs wrote ---------------------------------------------------------
+    # 2. the analysis of what the runs wrote
     t_an = time.perf_counter()
     first = rows_by_method[names[0]]
-    index = _Names(first)
-    group_of: dict[str, str] = {}
-    if group_map is not None:
-        group_of, unknown = index.lookup(group_map, "groups CSV")
-        if unknown:
-            audit.notes.append(f"{len(unknown)} image(s) of the groups CSV are not among the inputs "
-                               f"(e.g. {unknown[0]!r})")
-        if not group_of:
-            raise InputError(f"no image of the groups CSV {groups} is among the inputs; its image column names "
-                             "images by path, file name or name without suffix")
-        n_without = sum(r["rel"] not in group_of for r in first)
-        if n_without:
-            audit.notes.append(f"{n_without} image(s) have no group in the groups CSV (group left empty)")
+    group_of = _match_groups(audit, first, group_map, groups) if group_map is not None else None
+    targets = _match_targets(audit, first, box_map, boxes, mask_dir, masks)
+    images, sums = _analyse(audit, rows_by_method, group_of, targets, border=border, tolerance=tolerance,
+                            is_box=box_map is not None)
+    audit.seconds["analysis"] = time.perf_counter() - t_an
+
+    # 3. plausibility against people
+    fix_rows: list[dict[str, Any]] = []
+    if dataset is not None:
+        t_fix = time.perf_counter()
+        fix_rows = _fixation_scores(audit, dataset, names, images, fmetrics)
+        audit.seconds["fixations"] = time.perf_counter() - t_fix
+
+    # 4. per class, SpRAy, per group
+    t_cl = time.perf_counter()
+    classes, clusters, spectra = _per_class(audit, images, sums, spray=spray, min_spray=min_spray,
+                                            n_neighbors=n_neighbors, max_clusters=max_clusters)
+    audit.tables = {"images": images, "classes": classes, "clusters": clusters, "spectra": spectra}
+    if group_of is not None:
+        audit.tables["groups"], audit.tables["worst_groups"] = _per_group(images)
+    if fix_rows:
+        audit.tables["fixations"] = fix_rows
+    audit.seconds["analysis"] += time.perf_counter() - t_cl
+
+    # 5. the files
+    t_rep = time.perf_counter()
+    for name in TABLES:
+        if audit.tables.get(name):
+            audit.files.update(_write_table(out, name, audit.tables[name]))
+    if report:
+        from .report import write_report
+
+        audit.files["report"] = write_report(audit, out / "index.html")
+    audit.seconds["report"] = time.perf_counter() - t_rep
+    audit.seconds["total"] = time.perf_counter() - t0
+    return audit
+
+
+def _check_options(border: Any, masks: Any, boxes: Any, **counts: Any) -> None:
+    from ..check import check_int
+
+    if not (isinstance(border, (int, float)) and not isinstance(border, bool) and 0 <= border < 0.5):
+        raise InputError(f"border must be a fraction in [0, 0.5), got {border!r}")
+    if masks is not None and boxes is not None:
+        raise InputError("give masks or boxes, not both")
+    for label, v in counts.items():
+        check_int(label, v, minimum=0 if label == "n_examples" else 1)
+
+
+def _match_groups(audit: DatasetAudit, first: list[dict[str, Any]], group_map: dict[str, str],
+                  groups: Any) -> dict[str, str]:
+    group_of, unknown = _Names(first).lookup(group_map, "groups CSV")
+    if not group_of:
+        raise InputError(f"no image of the groups CSV {groups} is among the inputs; its image column names "
+                         "images by path, file name or name without suffix")
+    if unknown:
+        audit.notes.append(f"{len(unknown)} image(s) of the groups CSV are not among the inputs "
+                           f"(e.g. {unknown[0]!r})")
+    n_without = sum(r["rel"] not in group_of for r in first)
+    if n_without:
+        audit.notes.append(f"{n_without} image(s) have no group in the groups CSV (group left empty)")
+    return group_of
+
+
+def _match_targets(audit: DatasetAudit, first: list[dict[str, Any]], box_map: dict[str, Any] | None, boxes: Any,
+                   mask_dir: Path | None, masks: Any) -> dict[str, Any]:
     targets: dict[str, Any] = {}
     if box_map is not None:
-        targets, unknown = index.lookup(box_map, "boxes CSV")
+        targets, unknown = _Names(first).lookup(box_map, "boxes CSV")
         if not targets:
             raise InputError(f"no image of the boxes CSV {boxes} is among the inputs; its image column names "
                              "images by path, file name or name without suffix")
@@ -500,69 +545,42 @@ def audit_dataset(
         if n_without:
             audit.notes.append(f"{n_without} image(s) have no {'box' if box_map is not None else 'mask'}: "
                                "no localisation score")
+    return targets
+
+
+def _analyse(audit: DatasetAudit, rows_by_method: dict[str, list[dict[str, Any]]], group_of: dict[str, str] | None,
+             targets: dict[str, Any], *, border: float, tolerance: float, is_box: bool):
+    """The image rows, and the per-(method, class) sums of the MEAN_SIZE evidence maps."""
+    from ..registry import BOTTOM_UP, get_method
 
     images: list[dict[str, Any]] = []
     sums: dict[tuple[str, int], np.ndarray] = {}
-    for n in names:
+    for n, rows in rows_by_method.items():
         bottom_up = get_method(n).kind == BOTTOM_UP
-        folder = out / "maps" / n
-        for r in rows_by_method[n]:
+        folder = audit.out / "maps" / n
+        for r in rows:
             row = _image_row(n, r, bottom_up)
-            if group_map is not None:
+            images.append(row)
+            if group_of is not None:
                 row["group"] = group_of.get(r["rel"])
             if targets:
                 row.update(pointing=None, energy_pointing=None, outside_share=None)
-            if r["status"] == "ok":
-                try:
-                    e = _read_map(folder, r)
-                except (OSError, ValueError) as exc:
-                    row["status"], row["error"] = "failed", f"cannot read the map the batch run wrote ({exc})"
-                    images.append(row)
-                    continue
-                row["border_share"] = border_share(e, border)
-                row["border_area"] = border_area(e.shape, border)
-                if targets and r["rel"] in targets:
-                    row.update(_localise(e, targets[r["rel"]], r, tolerance, box_map is not None))
-                key = (n, int(row["pred_class"]))
-                m = _shrink(e, MEAN_SIZE).astype(np.float64)
-                sums[key] = sums[key] + m if key in sums else m
-                audit.small[(n, r["rel"])] = _shrink(e, SPRAY_SIZE)
-            images.append(row)
-    audit.seconds["analysis"] = time.perf_counter() - t_an
-
-    # ---- 3. plausibility against people -----------------------------------------------------------------
-    fix_rows: list[dict[str, Any]] = []
-    if dataset is not None:
-        t_fix = time.perf_counter()
-        fix_rows = _fixation_scores(audit, dataset, names, images, fmetrics)
-        audit.seconds["fixations"] = time.perf_counter() - t_fix
-
-    # ---- 4. per class, SpRAy, per group -----------------------------------------------------------------
-    t_cl = time.perf_counter()
-    classes, clusters, spectra = _per_class(audit, images, sums, spray=spray, min_spray=min_spray,
-                                            n_neighbors=n_neighbors, max_clusters=max_clusters)
-    audit.tables = {"images": images, "classes": classes, "clusters": clusters, "spectra": spectra}
-    if group_map is not None:
-        audit.tables["groups"], audit.tables["worst_groups"] = _per_group(images)
-    if fix_rows:
-        audit.tables["fixations"] = fix_rows
-    audit.seconds["analysis"] += time.perf_counter() - t_cl
-
-    # ---- 5. the files ------------------------------------------------------------------------------------
-    t_rep = time.perf_counter()
-    for name in TABLES:
-        rows = audit.tables.get(name)
-        if rows:
-            audit.files.update(_write_table(out, name, rows))
-    if report:
-        from .report import write_report
-
-        audit.seconds["report"] = 0.0
-        audit.seconds["total"] = time.perf_counter() - t0
-        audit.files["report"] = write_report(audit, out / "index.html")
-    audit.seconds["report"] = time.perf_counter() - t_rep
-    audit.seconds["total"] = time.perf_counter() - t0
-    return audit
+            if r["status"] != "ok":
+                continue
+            try:
+                e = _read_map(folder, r)
+            except (OSError, ValueError) as exc:
+                row["status"], row["error"] = "failed", f"cannot read the map the batch run wrote ({exc})"
+                continue
+            row["border_share"] = border_share(e, border)
+            row["border_area"] = border_area(e.shape, border)
+            if r["rel"] in targets:
+                row.update(_localise(e, targets[r["rel"]], r, tolerance, is_box))
+            key = (n, int(row["pred_class"]))
+            m = _shrink(e, MEAN_SIZE).astype(np.float64)
+            sums[key] = sums[key] + m if key in sums else m
+            audit.small[(n, r["rel"])] = _shrink(e, SPRAY_SIZE)
+    return images, sums
 
 
 def _image_row(method: str, r: dict[str, Any], bottom_up: bool) -> dict[str, Any]:
@@ -570,8 +588,7 @@ def _image_row(method: str, r: dict[str, Any], bottom_up: bool) -> dict[str, Any
     if bottom_up:
         cls, name, prob = BOTTOM_UP_CLASS[0], BOTTOM_UP_CLASS[1], nan
     else:
-        cls = r.get("top_class")
-        cls = -1 if cls is None else int(cls)
+        cls = -1 if r.get("top_class") is None else int(r["top_class"])
         name = r.get("top_name") or "?"
         prob = nan if r.get("top_prob") is None else float(r["top_prob"])
     ok = r["status"] == "ok"
@@ -680,13 +697,7 @@ def _per_class(audit: DatasetAudit, images: list[dict[str, Any]], sums: dict[tup
     for r in images:
         if r["status"] == "ok":
             by.setdefault((r["method"], int(r["pred_class"])), []).append(r)
-    run_spray = None
-    if spray:
-        try:
-            from .spray import spray as run_spray
-        except ImportError:
-            audit.notes.append("SpRAy is not available in this installation (salience.audit.spray is missing)")
-            run_spray = None
+    from .spray import spray as run_spray
     order = sorted(by, key=lambda k: (audit.methods.index(k[0]), -len(by[k]), k[1]))
     for key in order:
         rows = by[key]
@@ -708,7 +719,7 @@ def _per_class(audit: DatasetAudit, images: list[dict[str, Any]], sums: dict[tup
         mx, my = c["com_x_mean"], c["com_y_mean"]
         for r in rows:
             r["com_dev"] = float(math.hypot(r["com_x"] - mx, r["com_y"] - my))
-        if run_spray is not None and n >= min_spray:
+        if spray and n >= min_spray:
             maps = np.stack([audit.small[(key[0], r["image"])] for r in rows])
             res = run_spray(maps, size=(SPRAY_SIZE, SPRAY_SIZE), n_neighbors=min(n_neighbors, n - 1),
                             max_clusters=min(max_clusters, n - 1), seed=0)

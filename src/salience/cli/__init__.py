@@ -24,8 +24,8 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "audit-dataset", "batch", "segment", "crop", "medical", "video", "methods",
-            "demo", "serve", "train-fixations")
+COMMANDS = ("map", "explain", "evaluate", "audit", "audit-dataset", "batch", "segment", "crop", "medical", "video",
+            "methods", "demo", "serve", "train-fixations")
 
 EPILOG = """\
 examples:
