@@ -258,8 +258,7 @@ def write_report(audit: Any, path: str | os.PathLike) -> Path:
     if t.get("groups"):
         body.append("<h2>Per group</h2>")
         g = t["groups"]
-        cols = [k for k in g[0] if k not in ()]
-        body.append(_table(g, cols))
+        body.append(_table(g, list(g[0])))
         body.append("<h3>The worst group per score</h3>")
         body.append(_table(t.get("worst_groups", []), ["method", "score", "direction", "worst_group", "worst",
                                                        "best_group", "best", "gap"]))
