@@ -146,3 +146,22 @@ def test_zero_maps_are_kept_as_no_evidence():
     maps[[0, 5]] = 0.0
     r = spray(maps)
     assert np.isfinite(r.mean_maps).all() and r.sizes.sum() == 20
+
+
+def test_the_sparse_solver_agrees_with_the_dense_one(monkeypatch):
+    """Above DENSE_LIMIT maps SpRAy uses eigsh, which alone would find a repeated eigenvalue 0 (separate
+    groups) only once; decomposing each connected component on its own keeps every group."""
+    import sys
+
+    module = sys.modules["salience.audit.spray"]  # the package's name `spray` is the function
+    maps, fam = _families(n_a=40, n_b=30, seed=10)
+    rng = np.random.default_rng(10)
+    extra = np.zeros((25, 48, 48))
+    extra[:, 20:28, 20:28] = 1.0
+    maps3 = np.concatenate([maps, extra + 0.3 * rng.random(extra.shape)])
+    dense = spray(maps3)
+    monkeypatch.setattr(module, "DENSE_LIMIT", 8)
+    sparse = spray(maps3)
+    assert dense.n_clusters == sparse.n_clusters == 3
+    np.testing.assert_array_equal(sparse.labels, dense.labels)
+    np.testing.assert_allclose(sparse.eigenvalues, dense.eigenvalues, atol=1e-7)

@@ -16,7 +16,7 @@ machines really learn", Nature Communications 10:1096 (2019).  The steps, as in 
 3. a symmetric k-nearest-neighbour graph over the flattened maps (Euclidean distance; an edge of weight 1
    where either map is among the other's ``n_neighbors`` nearest), its normalised Laplacian
    ``L = I - D^-1/2 W D^-1/2``, and the smallest eigenvalues of ``L`` (dense ``scipy.linalg.eigh`` up to
-   3,000 maps, sparse ``scipy.sparse.linalg.eigsh`` above);
+   2,000 maps in a connected component of the graph, sparse ``scipy.sparse.linalg.eigsh`` above);
 4. the number of clusters is the position of the largest gap between consecutive eigenvalues (the
    *eigengap*: ``c`` well separated groups give ``c`` eigenvalues near 0, then a jump) unless it is
    given, and the maps are clustered by k-means on the row-normalised spectral embedding (Ng, Jordan &
@@ -52,7 +52,7 @@ from ..errors import InputError
 __all__ = ["SprayResult", "spray"]
 
 #: Up to this many maps the Laplacian is decomposed densely (``scipy.linalg.eigh``); above it, sparsely.
-DENSE_LIMIT = 3000
+DENSE_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,30 @@ def _knn_affinity(x: np.ndarray, k: int) -> Any:
 
 
 def _smallest_eigen(w: Any, n_eig: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n_eig`` smallest eigenvalues (ascending, float64) and eigenvectors of ``I - D^-1/2 W D^-1/2``."""
+    """The ``n_eig`` smallest eigenvalues (ascending, float64) and eigenvectors of ``I - D^-1/2 W D^-1/2``.
+
+    The Laplacian is block-diagonal over the graph's connected components, so each component is decomposed
+    on its own and the spectra are merged: a Krylov solver (``eigsh``) finds one vector per eigenspace, and
+    ``c`` separate groups of maps make the eigenvalue 0 ``c``-fold, which it would miss."""
+    from scipy.sparse.csgraph import connected_components
+
+    n = w.shape[0]
+    n_comp, comp = connected_components(w, directed=False)
+    values, vectors = [], []
+    for c in range(n_comp):
+        idx = np.flatnonzero(comp == c)
+        val, vec = _component_eigen(w[idx][:, idx], min(n_eig, len(idx)), seed)
+        full = np.zeros((n, len(val)))
+        full[idx] = vec
+        values.append(val)
+        vectors.append(full)
+    allv = np.concatenate(values)
+    order = np.argsort(allv, kind="stable")[:n_eig]
+    return np.clip(allv[order], 0.0, 2.0), np.concatenate(vectors, axis=1)[:, order]
+
+
+def _component_eigen(w: Any, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` smallest eigenpairs of one connected component's normalised Laplacian."""
     from scipy import linalg, sparse
     from scipy.sparse.linalg import eigsh
 
@@ -224,17 +247,14 @@ def _smallest_eigen(w: Any, n_eig: int, seed: int) -> tuple[np.ndarray, np.ndarr
     deg = np.asarray(w.sum(axis=1)).ravel()  # >= 1: every map has k >= 1 neighbours
     dinv = sparse.diags(1.0 / np.sqrt(deg))
     m = dinv @ w @ dinv  # the normalised affinity; L = I - m, so L's smallest are m's largest
-    if n <= DENSE_LIMIT:
+    if n <= max(DENSE_LIMIT, k + 2):
         lap = np.eye(n) - m.toarray()
-        lap = (lap + lap.T) / 2.0
-        values, vectors = linalg.eigh(lap, subset_by_index=[0, n_eig - 1])
-    else:
-        v0 = np.random.default_rng(seed).standard_normal(n)
-        mu, vectors = eigsh(m, k=n_eig, which="LA", v0=v0, tol=1e-8)
-        order = np.argsort(-mu)
-        values, vectors = 1.0 - mu[order], vectors[:, order]
-    values = np.clip(np.asarray(values, dtype=np.float64), 0.0, 2.0)
-    return values, np.asarray(vectors, dtype=np.float64)
+        values, vectors = linalg.eigh((lap + lap.T) / 2.0, subset_by_index=[0, k - 1])
+        return np.asarray(values, dtype=np.float64), np.asarray(vectors, dtype=np.float64)
+    v0 = np.random.default_rng(seed).standard_normal(n)
+    mu, vectors = eigsh(m, k=k, which="LA", v0=v0, tol=1e-10, ncv=min(n, max(2 * k + 1, 40)))
+    order = np.argsort(-mu)
+    return 1.0 - mu[order], np.asarray(vectors[:, order], dtype=np.float64)
 
 
 def _cluster(emb: np.ndarray, k: int, seed: int) -> np.ndarray:
