@@ -65,9 +65,10 @@ class Quadratic(torch.nn.Module):
 
 
 class TwoLayer(torch.nn.Module):
-    """y = W2 act(W1 x) with the activation called in one of several ways."""
+    """y = W2 act(W1 x) with the activation called in one of several ways (``how``: a name below, or any
+    module, used as the activation)."""
 
-    def __init__(self, how: str) -> None:
+    def __init__(self, how: str | torch.nn.Module) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(3)
         self.l1 = torch.nn.Linear(12, 10)
@@ -77,9 +78,10 @@ class TwoLayer(torch.nn.Module):
                 p.copy_(torch.randn(p.shape, generator=g))
             self.l2.weight.abs_()
             self.l2.weight[:, 1::2] *= -1  # negative back-signals, which the guided rule must stop
-        self.how = how
-        self.act = {"module": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
-                    "gelu": torch.nn.GELU()}.get(how, torch.nn.Identity())
+        self.how = how if isinstance(how, str) else "module"
+        self.act = how if isinstance(how, torch.nn.Module) else \
+            {"module": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
+             "gelu": torch.nn.GELU()}.get(how, torch.nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.l1(x.flatten(1))

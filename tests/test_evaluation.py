@@ -283,6 +283,47 @@ def test_resume_drops_a_half_written_last_line(data, tmp_path):
     assert [r["image"] for r in rows] == ["im00", "im01", "im02"]
 
 
+def _drop_columns(path: Path, names: set[str]) -> None:
+    """Rewrite a results CSV as an earlier release wrote it: without the columns ``names``."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    keep = [i for i, c in enumerate(rows[0]) if c not in names]
+    path.write_text("".join(",".join(r[i] for i in keep) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("missing", [{"sauc_others"}, {"sauc_others", "n_clipped"}])
+def test_resume_a_file_of_an_earlier_release(data, tmp_path, missing):
+    """Files written before the n_clipped / sauc_others columns existed still resume: the old rows are kept
+    as they are and the new ones are written in the file's own columns, so every line matches its header."""
+    out = tmp_path / "rows.csv"
+    ev.evaluate_dataset(data, "chance", metrics="nss", sigma=3.0, out=out, limit=2)
+    _drop_columns(out, missing)
+    before = out.read_text()
+    res = ev.evaluate_dataset(data, "chance", metrics="nss", sigma=3.0, out=out, limit=3, resume=True)
+    assert (res.resumed, res.computed) == (2, 1)
+    text = out.read_text()
+    assert text.startswith(before)  # nothing the user had is changed
+    lines = text.splitlines()
+    assert len({line.count(",") for line in lines}) == 1 and not any(m in lines[0] for m in missing)
+    assert [r["image"] for r in ev.read_rows(out)] == ["im00", "im01", "im02"]
+
+
+def test_resume_refuses_to_mix_shuffled_auc_negatives(data, tmp_path):
+    """sAUC rows record how many other images gave the negatives; a resume with another count, or over a
+    file that did not record it, is refused rather than mixing two definitions in one file."""
+    out = tmp_path / "rows.csv"
+    ev.evaluate_dataset(data, "chance", metrics="sauc", sigma=3.0, out=out, limit=1, sauc_others=2)
+    assert {r["sauc_others"] for r in ev.read_rows(out)} == {"2"}
+    res = ev.evaluate_dataset(data, "chance", metrics="sauc", sigma=3.0, out=out, limit=2, sauc_others=2,
+                              resume=True)
+    assert (res.resumed, res.computed) == (1, 1)
+    with pytest.raises(DataError, match="--sauc-others 2"):
+        ev.evaluate_dataset(data, "chance", metrics="sauc", sigma=3.0, out=out, resume=True, sauc_others=3)
+    _drop_columns(out, {"sauc_others"})
+    with pytest.raises(DataError, match="did not record"):
+        ev.evaluate_dataset(data, "chance", metrics="sauc", sigma=3.0, out=out, resume=True, sauc_others=2)
+
+
 def test_output_guards(data, tmp_path):
     out = tmp_path / "rows.csv"
     ev.evaluate_dataset(data, "chance", metrics="nss", sigma=3.0, out=out, limit=1)

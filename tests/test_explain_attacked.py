@@ -17,6 +17,7 @@ torchvision = pytest.importorskip("torchvision")
 F = torch.nn.functional
 
 import salience  # noqa: E402
+from _models import TwoLayer  # noqa: E402
 from salience.attribution import LoadedModel  # noqa: E402
 from salience.errors import InputError, ModelError, ZeroGradientError  # noqa: E402
 from salience.registry import get_method, methods  # noqa: E402
@@ -147,23 +148,6 @@ def test_score_independent_of_input_is_one_clear_error(name: str) -> None:
 
 
 # ---- 21: guided backprop covers every rectifier form, and refuses the others -------------------------
-
-
-class TwoLayer(torch.nn.Module):
-    def __init__(self, act) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(3)
-        self.l1 = torch.nn.Linear(12, 10)
-        self.l2 = torch.nn.Linear(10, 3)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g))
-            self.l2.weight.abs_()
-            self.l2.weight[:, 1::2] *= -1  # negative back-signals, which the guided rule must stop
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.l2(self.act(self.l1(x.flatten(1))))
 
 
 class Fn(torch.nn.Module):

@@ -22,6 +22,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+#: every wait on the page (selectors, clicks, navigation): Playwright's 30 s default is too short for a
+#: first model load on a busy 2-core machine; a wait that expires still fails the test
+PAGE_TIMEOUT_MS = 120_000
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
@@ -122,6 +125,7 @@ def test_page_end_to_end(server, photo_jpeg, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.on("request", lambda r: requests.append(r.url))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
@@ -220,6 +224,7 @@ def test_page_keyboard_labels_errors_and_docs(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(base + "/")
             page.wait_for_selector("input[name=method][value=itti]")
             unlabeled = page.evaluate(

@@ -103,8 +103,11 @@ _BASELINE_ALIASES = {"chance": "chance", "random": "chance", "human": "human", "
 _CENTRE = "centre-bias"
 _CONTINUOUS = ("cc", "kld", "sim", "emd")
 #: columns written before the metric columns, and after them
-_HEAD = ("image", "method", "convention", "fixation_sigma", "n_fixations", "n_clipped")
+_HEAD = ("image", "method", "convention", "fixation_sigma", "n_fixations", "n_clipped", "sauc_others")
 _TAIL = ("seconds",)
+#: the leading columns of files written by earlier releases (still read and resumed): before ``n_clipped``,
+#: and before ``sauc_others``
+_OLDER_HEADS = (_HEAD[:5], _HEAD[:6])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -499,6 +502,7 @@ def _score(cfg: _Config, spec: MethodSpec, item, image, sigma, gt, other, base) 
     row: dict[str, Any] = {
         "image": item.name, "method": spec.label, "convention": cfg.convention,
         "fixation_sigma": cfg.blur.label, "n_fixations": len(item), "n_clipped": item.n_clipped,
+        "sauc_others": sauc_label(cfg.sauc_others),
     }
     for k in cfg.metrics:
         row[k] = float(vals[k])
@@ -514,6 +518,25 @@ def _columns(metrics: Sequence[str]) -> list[str]:
     return [*_HEAD, *metrics, *_TAIL]
 
 
+def sauc_label(sauc_others: int | None) -> str:
+    """The ``sauc_others`` column: how many other images gave an image's shuffled-AUC negatives (``"all"``
+    for every other image).  Rows with another value are not mixed into one results file on resume.
+
+    >>> sauc_label(None), sauc_label(10)
+    ('all', '10')
+    """
+    return "all" if sauc_others is None else str(int(sauc_others))
+
+
+def _head_of(fields: Sequence[str]) -> tuple[str, ...] | None:
+    """The leading columns ``fields`` start with: this release's or an earlier one's (``None``: neither)."""
+    for head in (_HEAD, *reversed(_OLDER_HEADS)):
+        if tuple(fields[: len(head)]) == head and (len(fields) == len(head) + len(_TAIL) or
+                                                   fields[len(head)] not in _HEAD):
+            return head
+    return None
+
+
 def _parse_row(raw: dict[str, str], metrics: Sequence[str], where: str) -> dict[str, Any]:
     row: dict[str, Any] = dict(raw)
     try:
@@ -521,7 +544,8 @@ def _parse_row(raw: dict[str, str], metrics: Sequence[str], where: str) -> dict[
             text = raw.get(k, "")
             row[k] = float(text) if text not in ("", None) else math.nan
         row["n_fixations"] = int(float(raw.get("n_fixations") or 0))
-        row["n_clipped"] = int(float(raw.get("n_clipped") or 0))
+        row["n_clipped"] = int(float(raw.get("n_clipped") or 0))  # files before the column: none counted
+        row["sauc_others"] = raw.get("sauc_others") or None  # files before the column: unknown
         row["seconds"] = float(raw.get("seconds") or "nan")
     except (TypeError, ValueError):
         raise DataError(f"{where}: not a row of salience evaluate (a value is not a number); was this file "
@@ -552,15 +576,16 @@ def _read_csv_rows(path: Path, metrics: Sequence[str] | None, *, repair: bool = 
                         "write to another --out") from None
     reader = csv.DictReader(_io.StringIO(text))
     fields = reader.fieldnames or []
-    ours = fields[: len(_HEAD)] == list(_HEAD) and fields[-len(_TAIL):] == list(_TAIL)
-    if metrics is not None and fields != _columns(metrics):
+    head = _head_of(fields)
+    ours = head is not None and fields[-len(_TAIL):] == list(_TAIL)
+    if metrics is not None and (not ours or fields[len(head or ()): len(fields) - len(_TAIL)] != list(metrics)):
         hint = ("(other metrics?); resume with the same --metrics or write to another --out" if ours else
                 "; it is not a results file of salience evaluate: write to another --out")
         raise DataError(f"'{path}' has columns {','.join(fields) or '(none)'}, but this run writes "
                         f"{','.join(_columns(metrics))} {hint}")
-    if not ours:
+    if not ours or head is None:
         raise DataError(f"'{path}' is not a results file of salience evaluate (columns {','.join(fields)})")
-    metrics = fields[len(_HEAD): len(fields) - len(_TAIL)]
+    metrics = fields[len(head): len(fields) - len(_TAIL)]
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for raw in reader:
@@ -629,8 +654,12 @@ class _RowSink:
     def __init__(self, path: Path, metrics: Sequence[str], fresh: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         new = fresh or not path.exists() or path.stat().st_size == 0
+        fields = _columns(metrics)
+        if not new:  # appending to a file of an earlier release: its columns, so every line matches its header
+            with open(path, newline="", encoding="utf-8") as fh:
+                fields = next(csv.reader(fh), fields)
         self._fh = open(path, "w" if fresh else "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._fh, fieldnames=_columns(metrics), lineterminator="\n")
+        self._writer = csv.DictWriter(self._fh, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
         if new:
             self._writer.writeheader()
             self._fh.flush()
@@ -645,7 +674,7 @@ class _RowSink:
 
 
 def _resumed_rows(out_path: Path, journal: Path, parquet: bool, metrics: Sequence[str], convention: str,
-                  blur_label: str) -> list[dict[str, Any]]:
+                  blur_label: str, sauc_others: str) -> list[dict[str, Any]]:
     """The rows of an earlier run, each (image, method) once, after checking they are ours and compatible."""
     done: list[dict[str, Any]] = []
     if parquet and out_path.exists():
@@ -658,6 +687,13 @@ def _resumed_rows(out_path: Path, journal: Path, parquet: bool, metrics: Sequenc
                 f"'{out_path}' holds rows computed with convention {r.get('convention')}, fixation "
                 f"sigma {r.get('fixation_sigma')}; this run asks for {convention}, {blur_label}: "
                 "write to another --out"
+            )
+        if "sauc" in metrics and r.get("sauc_others") != sauc_others:
+            was = (f"with the negatives of {r.get('sauc_others')} other image(s)" if r.get("sauc_others") else
+                   "by a release that did not record how many other images gave the negatives")
+            raise DataError(
+                f"'{out_path}' holds shuffled-AUC rows computed {was}; this run uses {sauc_others}: resume with "
+                f"--sauc-others {r.get('sauc_others') or 'N'} (the same as before), or write to another --out"
             )
     if journal.exists() and not parquet:
         _read_csv_rows(journal, metrics, repair=True)  # validated above: now drop a cut-off last line
@@ -679,7 +715,7 @@ class _Journal:
 
     @classmethod
     def open(cls, out, *, resume: bool, overwrite: bool, metrics: Sequence[str], convention: str,
-             blur_label: str) -> "_Journal":
+             blur_label: str, sauc_others: str = "all") -> "_Journal":
         """Check the output file and read what it holds, before anything in it is changed."""
         out_path = Path(out).expanduser() if out is not None else None
         if resume and out_path is None:
@@ -697,7 +733,8 @@ class _Journal:
             raise OutputExistsError(
                 f"{out_path} exists already; pass --resume to continue that run or --overwrite to replace it"
             )
-        done = _resumed_rows(out_path, journal, parquet, metrics, convention, blur_label) if resume else []
+        done = _resumed_rows(out_path, journal, parquet, metrics, convention, blur_label,
+                             sauc_others) if resume else []
         return cls(out_path, journal, parquet, done)
 
     @property
@@ -998,7 +1035,8 @@ def evaluate_dataset(
     cfg = _config(dataset, plan, convention, fixation_blur(sigma, sigma_fraction=sigma_fraction, sigma_deg=sigma_deg),
                   pixels_per_degree, sauc_others, seed)
     journal = _Journal.open(out, resume=resume, overwrite=overwrite, metrics=plan.metrics,
-                            convention=convention, blur_label=cfg.blur.label)
+                            convention=convention, blur_label=cfg.blur.label,
+                            sauc_others=sauc_label(cfg.sauc_others))
     _add_tasks(plan, dataset, journal.done)
     if "sauc" in plan.metrics and plan.tasks:
         cfg.other = _normalised_fixations(dataset)

@@ -37,6 +37,7 @@ __all__ = [
     "as_image_array",
     "method_input",
     "check_map",
+    "as_2d_array",
     "map_to_uint8",
     "encode_png",
     "atomic_write_bytes",
@@ -522,9 +523,14 @@ def method_input(image: Any, name: str = "image") -> np.ndarray:
     return as_image_array(image, name=name)
 
 
-def check_map(saliency: Any, name: str = "saliency map", *, allow_nan: bool = False) -> np.ndarray:
-    """Validate a 2-D map; return it as a float64 array (a copy only where a conversion is needed)."""
-    arr = np.asarray(saliency)
+def as_2d_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as a 2-D real numeric or boolean array (an ``(H, W, 1)`` array loses its last axis), its dtype
+    kept; an :class:`~salience.errors.InputError` naming ``name`` when it is not one (or is empty).
+
+    >>> as_2d_array(np.ones((2, 3, 1), bool), "mask").shape
+    (2, 3)
+    """
+    arr = np.asarray(a)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim != 2:
@@ -532,8 +538,13 @@ def check_map(saliency: Any, name: str = "saliency map", *, allow_nan: bool = Fa
     if arr.size == 0:
         raise InputError(f"{name} is empty (shape {arr.shape})")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
+        raise InputError(f"{name} must be a real numeric or boolean array, got dtype {arr.dtype}")
+    return arr
+
+
+def check_map(saliency: Any, name: str = "saliency map", *, allow_nan: bool = False) -> np.ndarray:
+    """Validate a 2-D map; return it as a float64 array (a copy only where a conversion is needed)."""
+    arr = as_2d_array(saliency, name).astype(np.float64, copy=False)
     if not allow_nan and not np.all(np.isfinite(arr)):
         raise InputError(f"{name} contains NaN or infinite values; replace them (numpy.nan_to_num) first")
     return arr

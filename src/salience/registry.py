@@ -381,3 +381,100 @@ def method_list(spec: Any, kind: str | None = None, *, wrong_kind_hint: str = ""
         known = ", ".join(method_names(kind))
         raise InputError(f"no method given (the list is empty); give one or more of {known}")
     return names
+
+
+# ---------------------------------------------------------------------------
+# Parameters as users write them on a command line (``--param [METHOD.]NAME=VALUE``): one parser for the
+# CLI's explain/audit commands and for batch runs.
+
+_RESERVED = frozenset({"model", "images", "image", "target", "layer"})
+
+
+def method_parameters(name: str) -> set[str]:
+    """The keyword parameters the method ``name`` names in its function's signature, without the ones every
+    method of its kind takes (``image``/``images``, ``model``, ``target``, ``layer``).
+
+    >>> sorted(method_parameters("spectral-residual"))
+    ['avg_size', 'sigma', 'width']
+    """
+    import inspect
+
+    sig = inspect.signature(get_method(name).load())
+    return {p.name for p in sig.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - _RESERVED
+
+
+def _open_parameters(name: str) -> bool:
+    """Whether the method forwards keywords it does not name (``**overrides``, e.g. Itti's parameter
+    record) and checks them itself."""
+    import inspect
+
+    fn = get_method(name).load()
+    if get_method(name).kind != BOTTOM_UP:  # the explanation methods' ``**params`` only refuse strays
+        return False
+    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+
+
+def parse_param_value(text: str) -> Any:
+    """One ``--param`` value: ``true``/``false``, ``none``, an int, a float, a comma-separated list of
+    numbers (a tuple), or else the text itself.
+
+    >>> parse_param_value("3"), parse_param_value("0.5"), parse_param_value("1,2"), parse_param_value("guide")
+    (3, 0.5, (1, 2), 'guide')
+    """
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    if "," in text:
+        parts = [parse_param_value(t) for t in text.strip().strip("[]()").split(",")]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parts):
+            return tuple(parts)
+        return text
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_param_specs(specs: Any, methods: list[str],
+                      base: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """``--param [METHOD.]NAME=VALUE`` items -> ``{method: {name: value}}`` for the chosen ``methods``
+    (registry names), starting from ``base`` (e.g. a preset).  A scoped item goes to its method; an unscoped
+    one to every chosen method that names it in its signature, or when none does, to the bottom-up methods
+    that forward keywords to a parameter record (Itti's ``IttiParams``), which check them.  A key that none
+    of them accepts, a scoped key its method does not accept, or a method not among ``methods`` is an
+    :class:`~salience.errors.InputError` that lists what is accepted.  Dashes in a name become underscores.
+
+    >>> parse_param_specs(["spectral-residual.sigma=2", "combination=max"], ["spectral-residual", "itti"])
+    {'spectral-residual': {'sigma': 2}, 'itti': {'combination': 'max'}}
+    """
+    from .errors import InputError
+
+    out: dict[str, dict[str, Any]] = {m: dict((base or {}).get(m, {})) for m in methods}
+    for spec in specs or []:
+        key, sep, raw = str(spec).partition("=")
+        key = key.strip().replace("-", "_") if "." not in key else key.strip()
+        if not sep or not key:
+            raise InputError(f"--param {spec!r} is not [METHOD.]KEY=VALUE (e.g. --param smoothgrad.n=10 or "
+                             "--param activations=guide)")
+        scope = None
+        if "." in key:
+            scope_raw, key = key.split(".", 1)
+            key = key.replace("-", "_")
+            scope = get_method(scope_raw).name
+            if scope not in out:
+                raise InputError(f"--param {spec!r} names method {scope!r}, which is not in --method "
+                                 f"({', '.join(methods)})")
+        targets = [scope] if scope else list(out)
+        takers = [m for m in targets if key in method_parameters(m)] or \
+            [m for m in targets if _open_parameters(m)]
+        if not takers:
+            accepted = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in targets)
+            raise InputError(f"--param {key!r} is not a parameter of {', '.join(targets)} (accepted: {accepted})")
+        for m in takers:
+            out[m][key] = parse_param_value(raw)
+    return out

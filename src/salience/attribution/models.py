@@ -90,6 +90,27 @@ class LoadedModel:
         return [[(int(c), self.class_names[int(c)] if int(c) < len(self.class_names) else str(int(c)),
                   float(v)) for v, c in zip(pr, ix)] for pr, ix in zip(p, i)]
 
+    def target_from_text(self, spec: Any) -> Any:
+        """A target as a user writes it (``--target`` of the CLI and batch runs) -> what
+        :func:`salience.explain` takes: ``None`` stays ``None``; ``top1``/``top-k``/``argmax`` stay text
+        (resolved per image); a signed integer string becomes that class index; any other text is a class
+        name, looked up with :meth:`class_index` (a :class:`~salience.errors.ModelError` with close matches
+        when there is none).  A value that is not a string is returned as it is.
+
+        >>> lm = LoadedModel(model=None, preprocess=None, class_names=["cat", "dog"], target_layer=None, name="toy")
+        >>> lm.target_from_text("top1"), lm.target_from_text(" 1 "), lm.target_from_text("dog")
+        ('top1', 1, 1)
+        """
+        if spec is None or not isinstance(spec, str):
+            return spec
+        s = spec.strip()
+        low = s.lower().replace(" ", "")
+        if low.startswith("top") or low == "argmax":
+            return s
+        if s.lstrip("-").isdigit():
+            return int(s)
+        return self.class_index(s)
+
     def class_index(self, name: str) -> int:
         """The index of a class by name: an exact match (also ignoring case), else a *unique* whole-word
         match (``"tiger"`` -> ``"tiger cat"`` if no other name has that word sequence).  Never a bare

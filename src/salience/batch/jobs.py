@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InputError
-from ..registry import EXPLANATION, get_method, method_list
+from ..registry import EXPLANATION, get_method, method_list, parse_param_specs
 
 __all__ = ["IMAGE_SUFFIXES", "Item", "Spec", "Job", "expand_inputs", "make_jobs", "config_tag"]
 
@@ -168,30 +168,13 @@ def _read_list(path: Path) -> list[tuple[str, PurePosixPath]]:
 
 
 def parse_params(pairs: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``METHOD.NAME=VALUE`` (or ``NAME=VALUE`` for every method) -> ``{method: {name: value}}``; values are
-    JSON (numbers, true/false, lists) or else strings.
+    """``--param [METHOD.]NAME=VALUE`` items -> ``{method: {name: value}}`` for the methods that get any,
+    read as the CLI's other commands read them (:func:`salience.registry.parse_param_specs`).
 
-    >>> parse_params(["itti.sigma=2", "n=3"], ["itti", "rare"])
-    {'itti': {'sigma': 2, 'n': 3}, 'rare': {'n': 3}}
+    >>> parse_params(["spectral-residual.sigma=2", "combination=max"], ["spectral-residual", "itti"])
+    {'spectral-residual': {'sigma': 2}, 'itti': {'combination': 'max'}}
     """
-    out: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InputError(f"--param {pair!r}: write METHOD.NAME=VALUE (e.g. itti.sigma=2)")
-        key, value = pair.split("=", 1)
-        try:
-            val = json.loads(value)
-        except ValueError:
-            val = value
-        if "." in key:
-            mname, name = key.split(".", 1)
-            m = get_method(mname).name
-            if m not in out:
-                raise InputError(f"--param {pair!r}: method {m!r} is not among --method ({', '.join(methods)})")
-            out[m][name.replace("-", "_")] = val
-        else:
-            for m in out:
-                out[m][key.replace("-", "_")] = val
+    out = parse_param_specs(pairs, [get_method(m).name for m in methods])
     return {m: p for m, p in out.items() if p}
 
 

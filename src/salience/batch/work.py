@@ -188,15 +188,7 @@ class Worker:
 
     def _target(self, lm, spec):
         t = spec.get("target")
-        if t is None:
-            return None
-        s = str(t).strip()
-        low = s.lower().replace(" ", "")
-        if low.startswith("top") or low == "argmax":
-            return s
-        if s.lstrip("-").isdigit():
-            return int(s)
-        return lm.class_index(s)
+        return None if t is None else lm.target_from_text(str(t))
 
     def _explain(self, loaded) -> list[dict[str, Any]]:
         """Explanations of the loaded images: grouped by their model input size, each group in one batch

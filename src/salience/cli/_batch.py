@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..io import DEFAULT_MAX_PIXELS
-from ._common import EXIT_FAILED, EXIT_OK, max_pixels_arg
+from ._common import EXIT_FAILED, EXIT_OK, max_pixels_arg, whole_number_arg
 
 EXAMPLES = """\
 examples:
@@ -61,14 +61,7 @@ def add_parser(sub):
     return p
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+_positive = whole_number_arg(1)
 
 
 class _Bar:

@@ -138,17 +138,32 @@ def for_each_input(
     return EXIT_OK
 
 
-def max_pixels_arg(text: str) -> int:
-    """argparse type of ``--max-pixels``: an integer >= 0 (0 = no limit), checked before anything runs."""
+def whole_number_arg(minimum: int, unit: str = "", note: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: an integer ``>= minimum``, refused before anything runs with a message that
+    names the ``unit`` and a ``note`` (e.g. ``"0 = no limit"``).
+
+    >>> whole_number_arg(1)("3")
+    3
+    """
     import argparse
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of pixels (0 = no limit), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = no limit), got {value}")
-    return value
+    tail = f" ({note})" if note else ""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number{' of ' + unit if unit else ''}{tail}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{tail}, got {value}")
+        return value
+
+    return parse
+
+
+#: argparse type of ``--max-pixels``: an integer >= 0 (0 = no limit), checked before anything runs
+max_pixels_arg = whole_number_arg(0, "pixels", "0 = no limit")
 
 
 def output_stem(path: str, used: dict[str, int]) -> str:
@@ -235,15 +250,6 @@ def load_model_for(args):
 
 def parse_target(lm: Any, spec: Any) -> Any:
     """``--target``: ``top1``/``top-k`` (kept as text), a class index, or a class name of ``lm.class_names``
-    (a :class:`~salience.errors.ModelError` with close matches when there is none)."""
-    if spec is None:
-        return None
-    if not isinstance(spec, str):
-        return spec
-    s = spec.strip()
-    low = s.lower().replace(" ", "")
-    if low.startswith("top") or low == "argmax":
-        return s
-    if s.lstrip("-").isdigit():
-        return int(s)
-    return lm.class_index(s)
+    (a :class:`~salience.errors.ModelError` with close matches when there is none); see
+    :meth:`salience.attribution.models.LoadedModel.target_from_text`."""
+    return lm.target_from_text(spec)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import atomic_write_bytes, encode_png, load_image, save_map, save_npy
-from ..registry import EXPLANATION, get_method, method_names
+from ..registry import EXPLANATION, get_method, method_names, method_parameters, parse_param_specs
 from ._common import (
     add_model_arguments,
     emit,
@@ -167,60 +167,10 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def method_parameters(name: str) -> set[str]:
-    """The keyword parameters a registered explanation method accepts (from its signature)."""
-    import inspect
-
-    sig = inspect.signature(get_method(name).load())
-    return {p.name for p in sig.parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"model", "images", "target", "layer"}
-
-
-def _value(text: str) -> Any:
-    """A ``--param`` value: int, float, true/false/none, a comma-separated tuple of numbers, or text."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    if "," in text:
-        parts = [_value(t) for t in text.split(",")]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parts):
-            return tuple(parts)
-        return text
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def method_params(methods: list[str], specs: list[str] | None, *, fast: bool = False) -> dict[str, dict]:
-    """Per-method parameters from ``--param [METHOD.]KEY=VALUE`` items (and the ``--fast`` preset under
-    them).  An unscoped key goes to every chosen method that accepts it; a key that none accepts, or a
-    scoped key its method does not accept, is an InputError listing what is accepted."""
-    out: dict[str, dict[str, Any]] = {m: dict(FAST_PARAMS.get(m, {})) if fast else {} for m in methods}
-    for spec in specs or []:
-        key, sep, raw = spec.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--param {spec!r} is not KEY=VALUE (e.g. --param activations=guide or "
-                             "--param smoothgrad.n=10)")
-        scope = None
-        if "." in key:
-            scope_raw, key = key.split(".", 1)
-            scope = get_method(scope_raw).name
-            if scope not in methods:
-                raise InputError(f"--param {spec!r} names method {scope!r}, which is not in --method")
-        targets = [scope] if scope else methods
-        takers = [m for m in targets if key in method_parameters(m)]
-        if not takers:
-            accepted = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in targets)
-            raise InputError(f"--param {key!r} is not a parameter of {', '.join(targets)} (accepted: {accepted})")
-        for m in takers:
-            out[m][key] = _value(raw)
-    return out
+    """Per-method parameters from ``--param [METHOD.]KEY=VALUE`` items, over the ``--fast`` preset when it
+    is asked for (:func:`salience.registry.parse_param_specs` says how items are read and refused)."""
+    return parse_param_specs(specs, methods, base=FAST_PARAMS if fast else None)
 
 
 def display_map(method: str, m: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..io import as_2d_array
 
 __all__ = [
     "SOD_METRICS",
@@ -84,18 +85,6 @@ _MODES = ("adaptive", "max", "mean")
 # inputs
 # ---------------------------------------------------------------------------------------------------
 
-def _as_2d(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim != 2:
-        raise InputError(f"{name} must be a 2-D (H, W) array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise InputError(f"{name} is empty (shape {arr.shape})")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"{name} must be a real numeric or boolean array, got dtype {arr.dtype}")
-    return arr
-
 
 def prepare_object_inputs(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate and normalise a prediction and its ground-truth mask (see the module docstring).
@@ -112,8 +101,8 @@ def prepare_object_inputs(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
     >>> p.tolist(), g.tolist()
     ([[0.0, 0.5019607843137255, 1.0]], [[False, True, True]])
     """
-    p = _as_2d(pred, "prediction")
-    g = _as_2d(gt, "ground-truth mask")
+    p = as_2d_array(pred, "prediction")
+    g = as_2d_array(gt, "ground-truth mask")
     if p.shape != g.shape:
         raise InputError(
             f"the prediction is {p.shape[1]} x {p.shape[0]} (W x H) but the mask is {g.shape[1]} x {g.shape[0]}; "
