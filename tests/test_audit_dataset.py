@@ -347,6 +347,14 @@ def test_fixations_score_the_maps_beside_the_fixation_model_and_centre_bias(shar
     again = audit_dataset(inputs, METHOD, out, fixations="osie", data_dir=osie, fixation_metrics="nss,cc",
                           spray=False)
     assert again.options["fixation_computed"] == 0 and again.batch[METHOD]["done"] == 0
+    view = sorted(p.name for p in (out / "fixations" / "maps" / METHOD).iterdir())
+    assert view == sorted(f"{it.name}.png" for it in items)  # exactly this run's maps, by image name
+    # another setting of the method: its own maps (tagged files) and its own label, nothing resumed
+    other = audit_dataset(inputs, METHOD, out, params={METHOD: {"width": 32}}, fixations="osie", data_dir=osie,
+                          fixation_metrics="nss,cc", spray=False, report=False)
+    assert other.batch[METHOD]["done"] == 4 and other.options["fixation_computed"] == 4  # the new label only
+    tagged = [p for p in (out / "fixations" / "maps").iterdir() if p.name.startswith(f"{METHOD}@")]
+    assert len(tagged) == 1
 
 
 def test_docs_name_the_command():

@@ -636,9 +636,10 @@ def _fixation_scores(audit: DatasetAudit, dataset: Any, methods: list[str], imag
         audit.notes.append(f"no audited image is in the fixation data set {dataset.name!r}: no plausibility scores")
         return []
     sub = dataset.subset(names=names)
-    folders = [audit.out / "maps" / m for m in methods]
+    folders = [_fixation_view(audit, m, [r for r in images if r["method"] == m], in_set) for m in methods]
+    rows_file = audit.out / "fixations" / f"rows_{'-'.join(metrics)}.csv"  # another metric set: another file
     res = evaluate_dataset(sub, list(_FIXATION_BASELINES), metrics=metrics, saliency_maps=folders,
-                           out=audit.out / "fixations" / "rows.csv", resume=True)
+                           out=rows_file, resume=True)
     label = {f"maps:{f.resolve().name}": m for f, m in zip(folders, methods)}
     per: dict[tuple[str, str], dict[str, Any]] = {}
     for row in res.rows:
@@ -659,6 +660,49 @@ def _fixation_scores(audit: DatasetAudit, dataset: Any, methods: list[str], imag
     audit.options["fixation_images"] = len(names)
     audit.options["fixation_computed"] = res.computed
     return out
+
+
+def _fixation_view(audit: DatasetAudit, method: str, rows: list[dict[str, Any]], in_set: set[str]) -> Path:
+    """A folder ``OUT/fixations/maps/<method><@tag>/`` holding this run's map of each data-set image as
+    ``<image name>.png|.npy`` (hard links to the batch run's files, copies where links are refused), so
+    that the evaluation matches exactly these maps by name: not the maps of other settings that the batch
+    folder may also hold.  The folder's name carries the batch run's settings tag, so a changed setting
+    is a new label in the evaluation's journal, never a resumed row of other maps."""
+    import shutil
+
+    ok = [r for r in rows if r["status"] == "ok" and PurePosixPath(r["image"]).name in in_set]
+    tag = ""
+    if ok:
+        stem = PurePosixPath(ok[0]["map"]).stem
+        prefix = f"{PurePosixPath(ok[0]['image']).name}_{method}"
+        tag = stem[len(prefix):] if stem.startswith(prefix) else ""
+    folder = audit.out / "fixations" / "maps" / f"{method}{tag}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        wanted = set()
+        for r in ok:
+            src = audit.out / "maps" / method / r["map"]
+            dst = folder / f"{PurePosixPath(r['image']).name}{src.suffix}"
+            if dst.name in wanted:
+                continue  # two audited images of one name (in different folders): the first one's map
+            wanted.add(dst.name)
+            if dst.exists() and os.path.samefile(src, dst):
+                continue
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        for p in folder.iterdir():  # maps of images no longer audited
+            if p.is_file() and p.name not in wanted:
+                p.unlink()
+    except OSError as exc:
+        from ..io import output_error
+
+        raise output_error(exc, folder) from None
+    return folder
 
 
 def _scores(rows: list[dict[str, Any]]) -> list[str]:
