@@ -283,6 +283,15 @@ def test_cli_reports_bad_input_on_one_line(tmp_path, capsys):
                  "--no-spray"]) == 0
     assert "3 map(s) computed now" in capsys.readouterr().out
     assert (tmp_path / "r" / "index.html").is_file() and (tmp_path / "r" / "classes.csv").is_file()
+    # a corrupt image fails alone: exit status 1, its row says why, the class counts the others
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["audit-dataset", str(tmp_path / "in"), "--method", METHOD, "--out", str(tmp_path / "r"),
+                 "--no-spray"]) == 1
+    cap = capsys.readouterr()
+    assert "broken.png" in cap.err and "0 map(s) computed now, 3 done before, 1 failed" in cap.out
+    rows = {r["image"]: r for r in _read(tmp_path / "r" / "images.csv")}
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+    assert [c["n"] for c in _read(tmp_path / "r" / "classes.csv")] == ["3"]
 
 
 @pytest.mark.slow

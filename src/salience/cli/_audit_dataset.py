@@ -104,6 +104,6 @@ def run(args) -> int:
     done = sum(b["done"] for b in audit.batch.values())
     skipped = sum(b["skipped"] for b in audit.batch.values())
     n_classes = len(audit.tables.get("classes", []))
-    print(f"salience: {len(images)} image/method pair(s): {done} map(s) computed now, {skipped} done before; "
-          f"{n_classes} (method, class) pair(s); report {audit.report}")
+    print(f"salience: {len(images)} image/method pair(s): {done} map(s) computed now, {skipped} done before, "
+          f"{len(failed)} failed; {n_classes} (method, class) pair(s); report {audit.report}")
     return EXIT_FAILED if failed else EXIT_OK
