@@ -373,3 +373,56 @@ def test_docs_name_the_command():
     assert "audit-dataset" in COMMANDS
     assert "audit-dataset" in build_parser().format_help()
     assert os.path.isfile(Path(__file__).resolve().parents[1] / "docs" / "audit.md")
+
+
+def _synthetic_audit(tmp_path: Path, corner: bool):
+    """A DatasetAudit of 20 maps of one class, 6 of them (with ``corner``) with their evidence in the
+    top-left corner and the others in the middle; SpRAy run on them as the audit runs it."""
+    import cv2
+
+    from salience.audit.dataset import DatasetAudit, border_area, border_share
+    from salience.audit.spray import spray
+
+    rng = np.random.default_rng(0)
+    rows, small = [], {}
+    (tmp_path / "img").mkdir()
+    for i in range(20):
+        e = rng.random((60, 80)) * 0.05
+        if corner and i < 6:
+            e[:10, :12] += 1.0
+        else:
+            e[20:40, 30:50] += 1.0
+        p = tmp_path / "img" / f"s{i:02d}.png"
+        Image.fromarray((rng.random((60, 80, 3)) * 255).astype(np.uint8)).save(p)
+        rows.append({"method": "m", "image": p.stem, "input": str(p), "status": "ok", "error": None,
+                     "pred_class": 3, "pred_name": "three", "pred_prob": 0.9, "com_x": 0.5, "com_y": 0.5,
+                     "com_dev": 0.0, "border_share": border_share(e), "border_area": border_area(e.shape)})
+        small[("m", p.stem)] = cv2.resize(e.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+    res = spray(np.stack([small[("m", r["image"])] for r in rows]), n_neighbors=5, seed=0)
+    for r, lab in zip(rows, res.labels.tolist()):
+        r["cluster"] = lab
+    cls = {"method": "m", "pred_class": 3, "pred_name": "three", "n": 20, "com_x_mean": 0.5, "com_y_mean": 0.5,
+           "com_sd_x": 0.0, "com_sd_y": 0.0, "com_spread": 0.0, "border_share": 0.2, "n_clusters": res.n_clusters}
+    audit = DatasetAudit(out=tmp_path, methods=["m"], model="test")
+    audit.tables = {"images": rows, "classes": [cls]}
+    audit.class_maps[("m", 3)] = np.mean([cv2.resize(v, (64, 64)) for v in small.values()], axis=0)
+    audit.spray[("m", 3)] = res
+    audit.members[("m", 3)] = [r["image"] for r in rows]
+    audit.small = small
+    audit.options = {"inputs": [str(tmp_path / "img")], "n_examples": 1}
+    return audit, res
+
+
+@pytest.mark.parametrize("corner", [True, False])
+def test_report_names_a_cluster_whose_evidence_sits_near_the_border(tmp_path, corner):
+    """The sentence a user looks for: six maps with their evidence in a corner form SpRAy's second cluster
+    and the report calls it a candidate shortcut; without them there is no such sentence."""
+    from salience.audit.report import write_report
+
+    audit, res = _synthetic_audit(tmp_path, corner)
+    page = write_report(audit, tmp_path / "index.html").read_text(encoding="utf-8")
+    said = "a candidate shortcut" in page
+    assert said == corner
+    if corner:
+        assert res.n_clusters == 2 and sorted(res.members(1).tolist()) == list(range(6))
+        assert "Cluster 1 (6 of 20 images) puts" in page
