@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..io import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "DatasetAudit",
@@ -373,7 +374,7 @@ def audit_dataset(
     workers: int = 1,
     batch_size: int = 8,
     device: str = "auto",
-    max_pixels: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: Callable[[int, int], None] | None = None,
 ) -> DatasetAudit:
     """Audit a model's explanations (or bottom-up maps) over a data set; see the module docstring.
@@ -385,7 +386,8 @@ def audit_dataset(
     methods: registry names, comma-separated or a list (explanations are computed for the top-1 class).
     out: the report folder: ``maps/<method>/`` (the batch runs), the tables, ``index.html``.
     model, weights, layer, params, format, workers, batch_size, device, max_pixels: passed to the batch run
-        (``format="npy"`` or ``"both"`` makes the analysis read the lossless float maps).
+        (``format="npy"`` or ``"both"`` makes the analysis read the lossless float maps; ``max_pixels``: the
+        decompression-bomb guard, ``None`` for no limit).
     groups: a CSV of ``image,group``.
     masks: ``masks:DIR``, a folder with one object mask per image (the image's name, any image suffix or
         ``.npy``; a mask must have the image's size); boxes: a CSV of ``image,x0,y0,x1,y1``.  At most one.
