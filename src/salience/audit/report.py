@@ -181,17 +181,16 @@ def _spray_section(audit: Any, key: tuple[str, int], res: Any, rows: list[dict[s
     parts = [f'<h4>SpRAy: {res.n_clusters} cluster(s)</h4><div class="row">'
              f'{eigengap_svg(res.eigenvalues, res.n_clusters)}</div>']
     if res.n_clusters > 1:
-        # the sentence a user looks for: a small cluster whose evidence sits somewhere else
-        rest = np.asarray(res.mean_maps, dtype=np.float64)
+        # the sentence a user looks for: a smaller cluster whose evidence sits near the border
         for k in range(1, res.n_clusters):
             idx = np.asarray(res.members(k))
+            inside = set(idx.tolist())
             bs = [by_rel[members[i]]["border_share"] for i in idx]
-            others = [by_rel[members[i]]["border_share"] for i in range(n) if i not in set(idx.tolist())]
+            others = [by_rel[members[i]]["border_share"] for i in range(n) if i not in inside]
             if bs and others and np.nanmean(bs) > np.nanmean(others) + 0.15:
                 parts.append(f'<p class="finding">Cluster {k} ({len(idx)} of {n} images) puts '
                              f'{np.nanmean(bs):.0%} of its evidence near the border, the other images '
                              f'{np.nanmean(others):.0%}: a candidate shortcut; look at its members below.</p>')
-        del rest
     for k in range(res.n_clusters):
         idx = np.asarray(res.members(k)).tolist()
         sheet = []
