@@ -45,6 +45,8 @@ def _rows(table):
 
 
 def test_layout_manifest_and_a_bad_image(tree, tmp_path):
+    """A batch run writes the folder layout and one manifest row per image and method, with stats equal to the files,
+    and fails a bad image alone."""
     out = tmp_path / "out"
     t = salience.batch.run([tree], "spectral-residual,frequency-tuned", out=out, format="both")
     rows = _rows(t)
@@ -73,6 +75,8 @@ def test_layout_manifest_and_a_bad_image(tree, tmp_path):
 
 
 def test_rerun_skips_and_a_changed_parameter_is_a_new_job(tree, tmp_path):
+    """A rerun skips finished jobs without touching them; a changed parameter is a new @hash job, a default value is
+    not."""
     out = tmp_path / "out"
     first = _rows(salience.batch.run([tree / "x"], "spectral-residual", out=out))
     png = out / "astronaut_spectral-residual.png"
@@ -103,6 +107,8 @@ def test_rerun_skips_and_a_changed_parameter_is_a_new_job(tree, tmp_path):
 
 
 def test_globs_lists_and_same_names(tree, tmp_path):
+    """Globs, list files and plain paths expand in order, with same-named images made unique; a missing input is
+    refused."""
     lst = tmp_path / "list.txt"
     lst.write_text("# two images\nin/x/coffee.png\n\nin/y/chelsea.png\n")
     items = expand_inputs([str(tree / "x" / "*.png"), lst, tree / "x" / "coffee.png"])
@@ -114,6 +120,7 @@ def test_globs_lists_and_same_names(tree, tmp_path):
 
 
 def test_cli_exit_status_and_summary(tree, tmp_path, capsys):
+    """`salience batch` exits 1 with the failed file named, 0 once it is gone (done before), 2 on usage errors."""
     out = tmp_path / "out"
     code = main(["batch", str(tree), "--method", "frequency-tuned", "--out", str(out)])
     cap = capsys.readouterr()
@@ -154,6 +161,7 @@ def test_partial_journal_line_and_stale_temp_file(tree, tmp_path):
 
 @pytest.mark.slow  # ~60 s on the loaded 2-core machine (model loaded twice, six Grad-CAMs)
 def test_explanations_batched_through_one_model(tmp_path, photos):
+    """Explanations run in batches through one model give the single-image maps and top class."""
     pytest.importorskip("torch")
     root = tmp_path / "in"
     _write(root / "a.png", photos["astronaut"])  # 128 x 128
@@ -175,6 +183,7 @@ def test_explanations_batched_through_one_model(tmp_path, photos):
 
 
 def test_two_workers_same_bytes_as_one(tree, tmp_path):
+    """Two worker processes write byte-identical files and the same rows as one."""
     os.unlink(tree / "y" / "broken.png")
     a = _rows(salience.batch.run([tree], "spectral-residual,frequency-tuned", out=tmp_path / "a", workers=1))
     b = _rows(salience.batch.run([tree], "spectral-residual,frequency-tuned", out=tmp_path / "b", workers=2))
@@ -239,6 +248,7 @@ def test_sigkill_at_several_points_then_rerun_finishes(tmp_path, photos):
 
 
 def test_engine_ray_without_ray_says_how_to_install(tree, tmp_path, monkeypatch, capsys):
+    """--engine ray without Ray says how to install it and writes nothing."""
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     code = main(["batch", str(tree / "x"), "--method", "frequency-tuned", "--engine", "ray", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err

@@ -56,6 +56,7 @@ def _compare(a_rows, b_rows, a_dir, b_dir, *, exact=True):
 
 
 def test_ray_matches_local_and_each_resumes_the_other(ray_local, tmp_path, photos):
+    """The Ray engine writes the same bytes and rows as the local one, and each resumes a run the other stopped."""
     names = ["astronaut", "coffee", "chelsea", "rocket"]
     full = tmp_path / "full"
     for i, n in enumerate(names):

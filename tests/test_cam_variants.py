@@ -91,6 +91,7 @@ def test_ablationcam_hand_computed() -> None:
 
 
 def test_ablationcam_batch_size_does_not_change_the_map() -> None:
+    """Ablation-CAM's batch_size changes only speed, not the map (within 1e-6); zero is refused."""
     net, x = Net().eval(), torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     a = salience.explain(net, x, "ablationcam", target=[1, 2], layer="features.6", batch_size=16)
     b = salience.explain(net, x, "ablationcam", target=[1, 2], layer="features.6", batch_size=5)

@@ -26,6 +26,7 @@ def run(capsys, *argv):
 
 
 def test_evaluate_prints_table_and_writes_rows(folder, tmp_path, capsys):
+    """`salience evaluate` prints the summary table and writes one row per (image, method) with the asked metrics."""
     out = tmp_path / "r.csv"
     code, stdout, stderr = run(capsys, "evaluate", "--dataset", f"csv:{folder}", "--method", "centre-bias,chance",
                                "--metrics", "nss,cc", "--sigma", "3", "--out", str(out), "--jobs", "1",
@@ -38,6 +39,8 @@ def test_evaluate_prints_table_and_writes_rows(folder, tmp_path, capsys):
 
 
 def test_evaluate_resume_via_cli(folder, tmp_path, capsys):
+    """--resume computes only the missing pairs; rerunning without it into the same file is one error line naming
+    --resume."""
     out = tmp_path / "r.csv"
     args = ["evaluate", "--dataset", f"csv:{folder}", "--method", "chance", "--metrics", "nss", "--sigma", "3",
             "--out", str(out), "--no-progress", "--jobs", "2"]
@@ -50,12 +53,14 @@ def test_evaluate_resume_via_cli(folder, tmp_path, capsys):
 
 
 def test_evaluate_markdown(folder, capsys):
+    """--markdown prints a Markdown table."""
     code, stdout, _ = run(capsys, "evaluate", "--dataset", f"csv:{folder}", "--method", "chance", "--metrics", "nss",
                           "--sigma", "3", "--markdown", "--no-progress", "--jobs", "1")
     assert code == 0 and "| method | n | nss |" in stdout
 
 
 def test_evaluate_precomputed_maps_with_missing_ones(folder, tmp_path, capsys):
+    """--saliency-maps scores precomputed maps and reports the images without a map (exit 1)."""
     maps = tmp_path / "model"
     maps.mkdir()
     for stem in ("im00", "im01"):
@@ -80,6 +85,7 @@ def test_evaluate_precomputed_maps_with_missing_ones(folder, tmp_path, capsys):
     (["--dataset", "maps:{folder}"], "no fixation maps"),
 ])
 def test_evaluate_bad_input_is_one_line_exit_2(folder, capsys, argv, message):
+    """Each kind of bad argument gives one error line that says what is wrong, and exit 2."""
     base = {"--dataset": f"csv:{folder}", "--method": "chance", "--metrics": "nss"}
     extra = []
     i = 0
@@ -99,12 +105,14 @@ def test_evaluate_bad_input_is_one_line_exit_2(folder, capsys, argv, message):
 
 
 def test_evaluate_osie_missing_data_dir(tmp_path, capsys):
+    """--dataset osie with a folder lacking the data is one error line and exit 2."""
     code, _, stderr = run(capsys, "evaluate", "--dataset", "osie", "--data-dir", str(tmp_path), "--method", "chance")
     assert code == 2 and "no OSIE data" in stderr and stderr.count("\n") == 1
 
 
 @pytest.mark.skipif(not (OSIE / "fixations.mat").is_file(), reason=f"OSIE data not found at {OSIE}")
 def test_evaluate_osie_two_images(capsys):
+    """On two OSIE images the centre-bias map beats chance on AUC-Judd (> 0.6)."""
     code, stdout, stderr = run(capsys, "evaluate", "--dataset", "osie", "--data-dir", str(OSIE), "--limit", "2",
                                "--method", "centre-bias,chance", "--metrics", "auc_judd,nss", "--no-progress",
                                "--jobs", "1")

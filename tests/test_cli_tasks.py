@@ -29,6 +29,8 @@ def object_image(tmp_path):
 
 
 def test_segment_writes_mask_boxes_and_overlay(tmp_path, object_image, capsys):
+    """`salience segment` writes the mask, boxes JSON and overlay of the object, and keeps outputs unless --overwrite.
+    """
     path, obj = object_image
     out = tmp_path / "out"
     assert main(["segment", str(path), "--out", str(out)]) == 0
@@ -56,12 +58,16 @@ def test_segment_writes_mask_boxes_and_overlay(tmp_path, object_image, capsys):
     (["--method", "no-such"], "no-such"),
 ])
 def test_segment_bad_usage_exits_2(tmp_path, object_image, capsys, argv, match):
+    """Bad --threshold, --min-area, a --target for a bottom-up method and an unknown method exit 2 with the option
+    named."""
     path, _ = object_image
     assert main(["segment", str(path), "--out", str(tmp_path / "o"), *argv]) == 2
     assert match in capsys.readouterr().err
 
 
 def test_crop_writes_ranked_candidates_and_windows(tmp_path, object_image):
+    """`salience crop` writes ranked windows and crops that are exactly the window's pixels; bad or unfitting sizes
+    fail."""
     path, _ = object_image
     out = tmp_path / "crops"
     assert main(["crop", str(path), "--aspect", "9:16", "--candidates", "2", "--method", "frequency-tuned",
@@ -98,6 +104,8 @@ def _mask_folder(tmp_path, photos):
 
 
 def test_evaluate_masks_folder(tmp_path, photos, capsys):
+    """`evaluate --dataset masks:DIR` gives per-image rows equal to the library's object metrics and reports missing
+    masks."""
     root, masks = _mask_folder(tmp_path, photos)
     rows_path = tmp_path / "rows.csv"
     assert main(["evaluate", "--dataset", f"masks:{root}", "--method", "frequency-tuned,spectral-residual",
@@ -118,6 +126,7 @@ def test_evaluate_masks_folder(tmp_path, photos, capsys):
 
 
 def test_evaluate_masks_precomputed_maps_and_errors(tmp_path, photos, capsys):
+    """Precomputed maps against masks score perfect maps as MAE 0 / max F 1; fixation metrics and bad folders exit 2."""
     root, masks = _mask_folder(tmp_path, photos)
     maps = tmp_path / "mymaps"
     maps.mkdir()
@@ -135,6 +144,7 @@ def test_evaluate_masks_precomputed_maps_and_errors(tmp_path, photos, capsys):
 
 
 def test_demo_gallery_entries_of_the_applications(tmp_path, photos):
+    """The demo's application entries (segment and crop) are written and the 9:16 crop has that shape."""
     from salience.tasks.demo import demo_applications
 
     small = {k: v[::2, ::2].copy() for k, v in photos.items()}
@@ -145,3 +155,44 @@ def test_demo_gallery_entries_of_the_applications(tmp_path, photos):
     crop_png = next(e for e in entries if e["title"] == "astronaut 9:16")
     h, w = np.asarray(Image.open(tmp_path / crop_png["path"])).shape[:2]
     assert h == small["astronaut"].shape[0] and abs(w / h - 9 / 16) < 0.02
+
+
+def test_evaluate_masks_jobs_and_resume_give_the_same_numbers(tmp_path, photos, capsys, monkeypatch):
+    """Threads (--jobs) and a resumed run after an interruption give the rows and data-set scores of one
+    uninterrupted single-threaded run, bit for bit: pairs are added in image order and the journal keeps
+    every float with repr."""
+    import salience.tasks.sod_eval as sod
+
+    root, _ = _mask_folder(tmp_path, photos)
+    args = ["evaluate", "--dataset", f"masks:{root}", "--method", "frequency-tuned,spectral-residual",
+            "--no-progress"]
+    one, many = tmp_path / "one.csv", tmp_path / "many.csv"
+    assert main([*args, "--jobs", "1", "--out", str(one)]) == 0
+    table_one = capsys.readouterr().out
+    assert main([*args, "--jobs", "3", "--out", str(many)]) == 0
+    assert capsys.readouterr().out == table_one and many.read_bytes() == one.read_bytes()
+    assert not (tmp_path / "many.csv.partial.jsonl").exists()  # removed when the run ends
+
+    real = sod._read_mask
+
+    def crash_on_coffee(path):  # the images go in name order: astronaut, chelsea, coffee
+        if path.stem == "coffee":
+            raise KeyboardInterrupt
+        return real(path)
+
+    resumed = tmp_path / "resumed.csv"
+    monkeypatch.setattr(sod, "_read_mask", crash_on_coffee)
+    assert main([*args, "--jobs", "1", "--out", str(resumed)]) == 130  # Ctrl-C: the CLI's interrupted code
+    journal = tmp_path / "resumed.csv.partial.jsonl"
+    assert journal.exists() and not resumed.exists()
+    journal.write_bytes(journal.read_bytes() + b'{"image": "cof')  # and a line cut off mid-write
+    monkeypatch.setattr(sod, "_read_mask", real)
+    assert main([*args, "--method", "frequency-tuned", "--out", str(resumed), "--resume", "--blur", "0.1"]) == 2
+    assert "resume with the same options" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*args, "--jobs", "2", "--out", str(resumed), "--resume"]) == 0
+    cap = capsys.readouterr()
+    assert "(4 taken from the interrupted run)" in cap.err  # astronaut and chelsea, two methods each
+    assert cap.out == table_one and resumed.read_bytes() == one.read_bytes()
+    assert main([*args, "--out", str(resumed), "--resume"]) == 2  # finished: nothing to resume
+    assert "nothing to resume" in capsys.readouterr().err

@@ -48,6 +48,7 @@ def osie():
 
 @needs_osie
 def test_osie_counts_and_sizes(osie):
+    """OSIE loads 700 800x600 images with the README's 98,321 fixations, 15 subjects each, all on the pixel grid."""
     assert len(osie) == 700
     assert osie.n_fixations == 98321  # the README's total: scalar single-fixation subjects are counted
     assert osie.names[:3] == ["1001", "1002", "1003"]
@@ -71,6 +72,7 @@ def test_osie_single_fixation_subjects_are_kept(osie):
 @needs_osie
 @needs_ref
 def test_osie_points_match_reference_csv(osie):
+    """OSIE points, durations and subjects equal the reference CSV exported from the original .mat file."""
     with open(REF / "fixations" / "points.csv", newline="") as fh:
         ref = list(csv.DictReader(fh))
     for stem in ("1001", "1006"):
@@ -93,6 +95,7 @@ def test_osie_binary_map_matches_mit_rounding(osie, stem):
 
 @needs_osie
 def test_osie_located_by_env_var(monkeypatch):
+    """SALIENCE_SHARED_DATA, the OSIE folder itself or the folder holding it all locate the data."""
     monkeypatch.setenv("SALIENCE_SHARED_DATA", str(SHARED))
     assert sd.osie_dir() == SHARED / "osie"
     assert sd.osie_dir(OSIE) == OSIE  # the OSIE folder itself
@@ -100,12 +103,14 @@ def test_osie_located_by_env_var(monkeypatch):
 
 
 def test_osie_missing_folder_is_a_data_error(tmp_path, monkeypatch):
+    """Missing OSIE data is a DataError that names SALIENCE_SHARED_DATA, the way to point at it."""
     monkeypatch.setenv("SALIENCE_SHARED_DATA", str(tmp_path))
     with pytest.raises(DataError, match="no OSIE data.*SALIENCE_SHARED_DATA"):
         sd.load_osie()
 
 
 def test_osie_corrupt_mat_is_a_data_error(tmp_path):
+    """A corrupt fixations.mat is a DataError ("cannot read"), not a scipy traceback."""
     (tmp_path / "stimuli").mkdir()
     (tmp_path / "fixations.mat").write_bytes(b"not a mat file at all")
     with pytest.raises(DataError, match="cannot read"):
@@ -135,6 +140,7 @@ def test_osie_layout_written_in_test(tmp_path):
 
 
 def test_osie_entry_naming_a_missing_image(tmp_path):
+    """A fixation record naming an image that is not there is a DataError that names the file."""
     import scipy.io
 
     (tmp_path / "stimuli").mkdir()
@@ -165,6 +171,8 @@ def csv_folder(tmp_path):
 
 
 def test_csv_folder_loads(csv_folder):
+    """A CSV folder loads names, sizes, points, subjects, onsets, durations and images exactly, with the MATLAB rounding
+    of points."""
     d = sd.load_csv(csv_folder)
     assert d.names == ["cat", "dog"]
     cat = d["cat"]
@@ -185,6 +193,7 @@ def test_csv_folder_loads(csv_folder):
 
 
 def test_csv_file_path_and_images_next_to_it(tmp_path):
+    """A CSV file path finds the images beside it; the optional time columns are None when absent."""
     _png(tmp_path / "a.png", 8, 8)
     p = _write_csv(tmp_path / "eye.csv", [["a.png", "1", 1, 2]])
     d = sd.load_csv(p)
@@ -193,6 +202,7 @@ def test_csv_file_path_and_images_next_to_it(tmp_path):
 
 
 def test_csv_explicit_image_folder(tmp_path):
+    """images= points the CSV at another image folder; a missing one is a DataError."""
     _png(tmp_path / "pics" / "a.png", 8, 8)
     p = _write_csv(tmp_path / "f.csv", [["a", "1", 1, 2]])
     assert sd.load_csv(p, images=tmp_path / "pics").names == ["a"]
@@ -201,6 +211,7 @@ def test_csv_explicit_image_folder(tmp_path):
 
 
 def test_csv_missing_columns(tmp_path):
+    """A header without a required column is a DataError naming the line and the column."""
     _png(tmp_path / "a.png", 8, 8)
     p = _write_csv(tmp_path / "f.csv", [["a", 1, 2]], header=("image", "x", "y"))
     with pytest.raises(DataError, match="line 1: missing column.*subject"):
@@ -208,6 +219,7 @@ def test_csv_missing_columns(tmp_path):
 
 
 def test_csv_unknown_image_names_the_line(tmp_path):
+    """A row naming an unknown image is a DataError with its line number."""
     _png(tmp_path / "a.png", 8, 8)
     p = _write_csv(tmp_path / "f.csv", [["a", "1", 1, 2], ["b.png", "1", 1, 2]])
     with pytest.raises(DataError, match=r"line 3: unknown image 'b.png'"):
@@ -225,6 +237,7 @@ def test_csv_out_of_bounds_names_the_line(tmp_path, x, y, outside):
 
 
 def test_csv_points_on_the_edge_pixel_are_in_bounds(tmp_path):
+    """Points on the last pixel and on the outer half-pixel edges are in bounds."""
     _png(tmp_path / "a.png", 8, 6)
     p = _write_csv(tmp_path / "f.csv", [["a", "1", 7, 5], ["a", "1", -0.5, -0.5], ["a", "1", 7.49, 5.49]])
     assert sd.load_csv(p)["a"].binary_map()[5, 7]
@@ -232,6 +245,7 @@ def test_csv_points_on_the_edge_pixel_are_in_bounds(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", "abc", "nan", "inf"])
 def test_csv_non_numeric_value(tmp_path, bad):
+    """Empty, non-numeric, NaN and infinite coordinates are DataErrors naming the line and column."""
     _png(tmp_path / "a.png", 8, 8)
     p = _write_csv(tmp_path / "f.csv", [["a", "1", bad, 2]])
     with pytest.raises(DataError, match="line 2: column x"):
@@ -239,6 +253,7 @@ def test_csv_non_numeric_value(tmp_path, bad):
 
 
 def test_csv_negative_duration(tmp_path):
+    """A negative duration is a DataError naming the line."""
     _png(tmp_path / "a.png", 8, 8)
     p = _write_csv(tmp_path / "f.csv", [["a", "1", 1, 2, -5]], header=("image", "subject", "x", "y", "duration"))
     with pytest.raises(DataError, match="line 2: negative duration"):
@@ -246,6 +261,7 @@ def test_csv_negative_duration(tmp_path):
 
 
 def test_csv_short_row(tmp_path):
+    """A row with too few fields is a DataError naming the line and the field count."""
     _png(tmp_path / "a.png", 8, 8)
     p = tmp_path / "f.csv"
     p.write_text("image,subject,x,y\na,1,2\n")
@@ -254,6 +270,7 @@ def test_csv_short_row(tmp_path):
 
 
 def test_csv_empty_and_header_only(tmp_path):
+    """An empty CSV and one with only a header are DataErrors that say which."""
     p = tmp_path / "f.csv"
     p.write_text("")
     with pytest.raises(DataError, match="is empty"):
@@ -264,6 +281,7 @@ def test_csv_empty_and_header_only(tmp_path):
 
 
 def test_csv_folder_without_or_with_many_csvs(tmp_path):
+    """A folder with no CSV or several is refused (the choice is not guessed); a missing file too."""
     with pytest.raises(DataError, match="no CSV file"):
         sd.load_csv(tmp_path)
     (tmp_path / "a.csv").write_text("image,subject,x,y\n")
@@ -287,6 +305,7 @@ def _binary_png(path: Path, shape, points) -> None:
 
 
 def test_map_folder_plain_layout(tmp_path):
+    """The plain map-folder layout gives points from binary maps and the stored density map, not a blur."""
     _png(tmp_path / "images" / "x.jpg", 12, 10)
     _png(tmp_path / "images" / "y.png", 12, 10)
     _binary_png(tmp_path / "fixations" / "x.png", (10, 12), [(1, 2), (5, 6)])
@@ -304,6 +323,7 @@ def test_map_folder_plain_layout(tmp_path):
 
 
 def test_map_folder_mit1003_layout(tmp_path):
+    """The MIT1003 layout (ALLSTIMULI, *_fixPts, *_fixMap) is read."""
     _png(tmp_path / "ALLSTIMULI" / "i1.jpeg", 12, 10)
     _binary_png(tmp_path / "ALLFIXATIONMAPS" / "i1_fixPts.png", (10, 12), [(3, 4)])
     Image.fromarray(np.full((10, 12), 50, np.uint8)).save(tmp_path / "ALLFIXATIONMAPS" / "i1_fixMap.png")
@@ -313,6 +333,7 @@ def test_map_folder_mit1003_layout(tmp_path):
 
 
 def test_map_folder_jpeg_noise_is_not_a_fixation(tmp_path):
+    """Faint compression noise in a fixation map is not read as fixations."""
     _png(tmp_path / "images" / "x.png", 12, 10)
     (tmp_path / "fixations").mkdir()
     m = np.zeros((10, 12), np.uint8)
@@ -323,6 +344,7 @@ def test_map_folder_jpeg_noise_is_not_a_fixation(tmp_path):
 
 
 def test_map_folder_errors(tmp_path):
+    """Map-folder problems (no folder, no images, no or missing or mis-sized maps) are DataErrors that name them."""
     with pytest.raises(DataError, match="not a folder"):
         sd.load_map_folder(tmp_path / "nope")
     with pytest.raises(DataError, match="no image folder"):
@@ -344,6 +366,7 @@ def test_map_folder_errors(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 
 def test_load_saliency_map_formats(tmp_path):
+    """8- and 16-bit PNGs and .npy maps load scaled to [0, 1] (resized on request); bad maps are DataErrors."""
     Image.fromarray(np.array([[0, 255], [51, 102]], np.uint8)).save(tmp_path / "a.png")
     np.testing.assert_allclose(sd.load_saliency_map(tmp_path / "a.png"), [[0, 1], [0.2, 0.4]])
     Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tmp_path / "b.png")
@@ -363,6 +386,7 @@ def test_load_saliency_map_formats(tmp_path):
 
 
 def test_find_saliency_maps(tmp_path):
+    """find_saliency_maps prefers .npy over .png, ignores other files and lists the missing names."""
     np.save(tmp_path / "a.npy", np.zeros((2, 2)))
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "b.png")
@@ -375,6 +399,7 @@ def test_find_saliency_maps(tmp_path):
 
 
 def test_blur_units():
+    """blur_sigma takes pixels or degrees with pixels_per_degree (not both), and refuses non-positive values."""
     assert sd.blur_sigma(None) is None
     assert sd.blur_sigma(5) == 5.0
     assert sd.blur_sigma(sigma_deg=1.5, pixels_per_degree=30) == 45.0
@@ -388,6 +413,7 @@ def test_blur_units():
 
 
 def test_density_map_in_degrees_equals_pixels():
+    """A blur in degrees equals the same blur in pixels exactly, and the blur is really applied."""
     item = sd.ImageFixations("a", None, (40, 30), x=np.array([10.0, 30.0]), y=np.array([5.0, 20.0]),
                              subject=np.array(["1", "2"]))
     a = item.density_map(sigma_deg=0.5, pixels_per_degree=8)
@@ -398,6 +424,7 @@ def test_density_map_in_degrees_equals_pixels():
 
 
 def test_load_dataset_specs(tmp_path, csv_folder):
+    """load_dataset reads csv: specs (also relative to data_dir) and refuses unknown or empty specs."""
     assert sd.load_dataset(f"csv:{csv_folder}").names == ["cat", "dog"]
     assert sd.load_dataset("csv:fixations.csv", data_dir=csv_folder).names == ["cat", "dog"]
     for bad in ("", "mit300", "csv:", "maps"):
@@ -406,6 +433,7 @@ def test_load_dataset_specs(tmp_path, csv_folder):
 
 
 def test_subset_and_lookup(csv_folder):
+    """subset() by count or names works; a zero count and an unknown name are DataErrors."""
     d = sd.load_csv(csv_folder)
     assert d.subset(1).names == ["cat"]
     assert d.subset(names=["dog"]).names == ["dog"]

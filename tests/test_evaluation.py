@@ -58,6 +58,7 @@ def metric_values(rows, metrics):
 # --------------------------------------------------------------------------------------------------------
 
 def test_ci95_known_numbers():
+    """ci95 gives the Student-t 95% interval computed by hand for small samples (and zero width for constant data)."""
     mean, lo, hi = ev.ci95([1.0, 2.0, 3.0])
     t975_2 = 4.302652729911275  # Student t, 2 degrees of freedom, 97.5th percentile
     assert mean == 2.0
@@ -72,6 +73,7 @@ def test_ci95_known_numbers():
 
 
 def test_ci95_ignores_nan_and_handles_tiny_samples():
+    """ci95 drops NaNs; one value gives a NaN interval, none gives all NaN."""
     assert ev.ci95([2.0, float("nan"), 4.0])[0] == 3.0
     m, lo, hi = ev.ci95([7.0])
     assert m == 7.0 and math.isnan(lo) and math.isnan(hi)
@@ -79,6 +81,7 @@ def test_ci95_ignores_nan_and_handles_tiny_samples():
 
 
 def test_summarize_counts_undefined():
+    """summarize averages the defined values and counts the undefined (NaN) ones separately."""
     rows = [{"method": "a", "nss": 1.0}, {"method": "a", "nss": float("nan")}, {"method": "a", "nss": 3.0},
             {"method": "b", "nss": float("nan")}]
     s = {x.method: x for x in ev.summarize(rows, ["a", "b"], ["nss"])}
@@ -87,6 +90,7 @@ def test_summarize_counts_undefined():
 
 
 def test_image_seed_is_stable_and_distinct():
+    """The per-image seed is stable, differs by image and run, and its derivation is pinned."""
     assert ev.image_seed("1001", "chance") == ev.image_seed("1001", "chance")
     assert ev.image_seed("1001", "chance") != ev.image_seed("1002", "chance")
     assert ev.image_seed("1001", "chance", 1) != ev.image_seed("1001", "chance", 0)
@@ -100,6 +104,7 @@ def test_image_seed_is_stable_and_distinct():
 # --------------------------------------------------------------------------------------------------------
 
 def test_resolve_methods_uses_the_registry():
+    """Methods come from the registry, with the baselines' aliases; a typo gets a "did you mean"."""
     specs = ev.resolve_methods("bottom-up")
     assert [s.name for s in specs] == salience.registry.method_names("bottom-up")
     assert [s.label for s in ev.resolve_methods("baselines")] == ["centre-bias", "chance", "human"]
@@ -111,6 +116,8 @@ def test_resolve_methods_uses_the_registry():
 
 
 def test_resolve_methods_prior_labels():
+    """A blur/centre-bias prior shows in the method's label, is not applied to the centre-bias map, and is range-
+    checked."""
     specs = ev.resolve_methods("spectral-residual,centre-bias", blur=0.02, centre_bias=0.3)
     assert [s.label for s in specs] == ["spectral-residual[blur=0.02,cb=0.3]", "centre-bias"]
     assert specs[0].blur == 0.02 and specs[0].centre_bias == 0.3
@@ -122,6 +129,7 @@ def test_resolve_methods_prior_labels():
 
 
 def test_resolve_metrics():
+    """resolve_metrics resolves aliases into METRICS order and refuses unknown names."""
     from salience.metrics import METRICS
 
     assert ev.resolve_metrics("all") == tuple(METRICS)
@@ -165,12 +173,14 @@ def test_human_ceiling_when_everyone_fixates_one_pixel():
 
 
 def test_human_ceiling_needs_two_subjects():
+    """The human ceiling is NaN when an image has only one subject (no one to leave out)."""
     item = ImageFixations("a", None, (40, 30), x=np.array([1.0, 2.0]), y=np.array([1.0, 2.0]),
                           subject=np.array(["1", "1"]))
     assert all(math.isnan(v) for v in ev.human_ceiling(item, metrics=["nss", "cc"]).values())
 
 
 def test_human_baseline_needs_subjects(tmp_path):
+    """The human baseline on data without subjects is a DataError, not a silent number."""
     item = ImageFixations("a", None, (8, 8), x=np.array([1.0]), y=np.array([1.0]), subject=np.array(["?"]))
     d = FixationDataset("maps", (item,))
     with pytest.raises(DataError, match="human.*subject"):
@@ -182,6 +192,8 @@ def test_human_baseline_needs_subjects(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 
 def test_evaluate_dataset_rows_and_table(data):
+    """evaluate_dataset gives one finite row per image and method, IG 0 for the centre map, humans above chance, and a
+    table."""
     res = ev.evaluate_dataset(data, FAST, metrics=FAST_METRICS, sigma=3.0)
     assert res.methods == ["centre-bias", "chance", "human"]
     assert len(res.rows) == 4 * 3 and res.computed == 12 and res.resumed == 0
@@ -210,6 +222,7 @@ def test_chance_is_near_chance(data):
 
 
 def test_jobs_do_not_change_results(data):
+    """Two worker processes give exactly the same scores as one."""
     metrics = ev.resolve_metrics(FAST_METRICS)
     one = ev.evaluate_dataset(data, FAST, metrics=FAST_METRICS, sigma=3.0, jobs=1)
     two = ev.evaluate_dataset(data, FAST, metrics=FAST_METRICS, sigma=3.0, jobs=2)
@@ -229,6 +242,7 @@ def test_limit_does_not_change_an_images_result(data):
 
 
 def test_resume_after_interruption_does_not_recompute(data, tmp_path, monkeypatch):
+    """After an interruption, --resume keeps the finished rows and computes only the unfinished images."""
     out = tmp_path / "rows.csv"
     real = ev._evaluate_image
     calls: list[str] = []
@@ -262,6 +276,7 @@ def test_resume_after_interruption_does_not_recompute(data, tmp_path, monkeypatc
 
 
 def test_resume_with_limit_then_more_images(data, tmp_path):
+    """Resuming with a larger limit or a new method computes only the missing (image, method) pairs."""
     out = tmp_path / "rows.csv"
     ev.evaluate_dataset(data, "centre-bias,chance", metrics="nss", sigma=3.0, out=out, limit=1)
     res = ev.evaluate_dataset(data, "centre-bias,chance", metrics="nss", sigma=3.0, out=out, limit=3, resume=True)
@@ -273,6 +288,7 @@ def test_resume_with_limit_then_more_images(data, tmp_path):
 
 
 def test_resume_drops_a_half_written_last_line(data, tmp_path):
+    """A half-written last line (a crash mid-write) is dropped and recomputed on resume."""
     out = tmp_path / "rows.csv"
     ev.evaluate_dataset(data, "chance", metrics="nss", sigma=3.0, out=out, limit=2)
     text = out.read_text()
@@ -325,6 +341,8 @@ def test_resume_refuses_to_mix_shuffled_auc_negatives(data, tmp_path):
 
 
 def test_output_guards(data, tmp_path):
+    """An existing output is kept unless --resume/--overwrite, and a resume with other columns, convention or sigma is
+    refused."""
     out = tmp_path / "rows.csv"
     ev.evaluate_dataset(data, "chance", metrics="nss", sigma=3.0, out=out, limit=1)
     with pytest.raises(OutputExistsError, match="--resume.*--overwrite"):
@@ -342,6 +360,7 @@ def test_output_guards(data, tmp_path):
 
 
 def test_parquet_output_and_resume(data, tmp_path):
+    """Parquet output works and resumes, leaving no partial CSV behind, with float columns."""
     pytest.importorskip("pyarrow")
     out = tmp_path / "rows.parquet"
     ev.evaluate_dataset(data, "centre-bias,chance", metrics="nss,cc", sigma=3.0, out=out, limit=2)
@@ -373,6 +392,7 @@ def test_precomputed_maps_folder(data, tmp_path):
 
 
 def test_bad_arguments(data):
+    """A bad convention, jobs, sigma or data set type is an InputError naming it."""
     with pytest.raises(InputError, match="convention"):
         ev.evaluate_dataset(data, "chance", convention="matlab")
     with pytest.raises(InputError, match="jobs"):
@@ -396,12 +416,14 @@ def photo():
 
 
 def test_prior_defaults_change_nothing(photo):
+    """blur=0 and centre_bias=0 give exactly the map without a prior."""
     a = salience.saliency_map(photo, "centre-bias")
     b = salience.saliency_map(photo, "centre-bias", blur=0.0, centre_bias=0.0)
     np.testing.assert_array_equal(a, b)
 
 
 def test_centre_bias_weight_interpolates(photo):
+    """centre_bias=w is the (1 - w) / w mix of the map and the centre map, in [0, 1]."""
     plain = salience.saliency_map(photo, "spectral-residual").astype(np.float64)
     centre = salience.saliency_map(photo, "centre-bias").astype(np.float64)
     full = salience.saliency_map(photo, "spectral-residual", centre_bias=1.0)
@@ -412,6 +434,7 @@ def test_centre_bias_weight_interpolates(photo):
 
 
 def test_blur_smooths_and_keeps_the_range(photo):
+    """blur is the documented Gaussian of sigma blur x width (reflecting), then min-max to [0, 1]."""
     plain = salience.saliency_map(photo, "spectral-residual")
     blurred = salience.saliency_map(photo, "spectral-residual", blur=0.05)
     assert blurred.shape == plain.shape and blurred.dtype == np.float32
@@ -426,6 +449,7 @@ def test_blur_smooths_and_keeps_the_range(photo):
 
 
 def test_prior_argument_errors(photo):
+    """Out-of-range priors and a prior on an explanation method are InputErrors."""
     with pytest.raises(InputError, match="centre_bias"):
         salience.saliency_map(photo, "spectral-residual", centre_bias=2.0)
     with pytest.raises(InputError, match="blur"):

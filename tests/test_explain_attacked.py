@@ -64,6 +64,7 @@ def _stochastic_rows() -> list[str]:
 
 
 def test_stochastic_rows_found() -> None:
+    """The registry scan for stochastic methods finds SmoothGrad and RISE, so the seed tests below cover them."""
     rows = _stochastic_rows()
     assert {"smoothgrad", "rise"} <= set(rows), rows
 
@@ -241,6 +242,7 @@ def test_inference_mode_says_autograd(name: str) -> None:
 
 
 def test_inference_tensors_as_input_and_as_model() -> None:
+    """An inference-mode input is explained like a normal one; a model built in inference mode is a clear ModelError."""
     net = Net()
     with torch.inference_mode():
         x = _x(1)
@@ -258,6 +260,7 @@ def test_inference_tensors_as_input_and_as_model() -> None:
 @pytest.mark.parametrize("target", [np.int64(2), 2.0, np.float32(2.0), torch.tensor(2), np.array(2),
                                     [2.0, 2.0], np.array([2, 2]), torch.tensor([2.0, 2.0])])
 def test_integral_targets_accepted(target) -> None:
+    """Whole-number targets of any type (numpy, float 2.0, tensors, lists) are accepted as class indices."""
     net = Net()
     x = _x(2)
     e = salience.explain(net, x, "gradient", target=target)
@@ -266,11 +269,13 @@ def test_integral_targets_accepted(target) -> None:
 
 @pytest.mark.parametrize("target", [2.5, float("nan"), [1.5, 2.0], np.bool_(True)])
 def test_non_integral_targets_refused(target) -> None:
+    """Fractional, NaN and boolean targets are refused, not truncated to a class."""
     with pytest.raises(InputError):
         salience.explain(Net(), _x(2), "gradient", target=target)
 
 
 def test_class_names_in_explain_of_a_loaded_model() -> None:
+    """Class names work as targets (case-insensitive, unique whole words); an ambiguous name lists the candidates."""
     from salience.attribution.models import IMAGENET_MEAN, IMAGENET_STD, make_preprocess
 
     lm = LoadedModel(Net(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), ["tabby cat", "tiger cat", "dog",
@@ -284,6 +289,7 @@ def test_class_names_in_explain_of_a_loaded_model() -> None:
 
 
 def test_occlusion_baseline_error_is_short() -> None:
+    """A baseline of the wrong shape gives a short message with its shape; a numpy scalar equals the float baseline."""
     with pytest.raises(InputError) as info:
         salience.explain(Net(), _x(1), "occlusion", target=1, baseline=torch.rand(3, 12, 12), window=4)
     assert len(str(info.value)) < 200 and "shape (3, 12, 12)" in str(info.value)
@@ -308,6 +314,7 @@ def _best_box(out):
 
 @pytest.mark.slow
 def test_faster_rcnn_automatic_layer_uses_the_callable_target() -> None:
+    """On Faster R-CNN the automatic CAM layer is in the backbone; a dict-output layer needs reshape=."""
     net = _frcnn()
     x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     e = salience.explain(net, x, "gradcam", target=_best_box)
@@ -321,6 +328,7 @@ def test_faster_rcnn_automatic_layer_uses_the_callable_target() -> None:
 @pytest.mark.parametrize("builder", ["deeplabv3_mobilenet_v3_large",
                                      pytest.param("fcn_resnet50", marks=pytest.mark.slow)])
 def test_segmentation_automatic_layer_is_a_feature_layer(builder: str) -> None:
+    """On torchvision segmenters the automatic CAM layer is a feature layer, not the class-logit layer."""
     torch.manual_seed(0)
     net = getattr(torchvision.models.segmentation, builder)(weights=None, weights_backbone=None,
                                                              num_classes=5).eval()
@@ -340,6 +348,7 @@ def test_segmentation_automatic_layer_is_a_feature_layer(builder: str) -> None:
 
 @pytest.mark.parametrize("name", ["rise", "scorecam", "occlusion"])
 def test_progress_callback(name: str) -> None:
+    """RISE, Score-CAM and occlusion report increasing progress ending at done == total."""
     calls: list[tuple[int, int]] = []
     salience.explain(Net(), _x(2), name, target=1, progress=lambda d, t: calls.append((d, t)),
                      **FAST.get(name, {}))
@@ -348,6 +357,7 @@ def test_progress_callback(name: str) -> None:
 
 
 def test_scorecam_max_channels() -> None:
+    """Score-CAM's max_channels keeps the map when it covers every channel and uses at most that many otherwise."""
     net = Net()
     full = salience.explain(net, _x(2), "scorecam", target=1, layer="features.3")
     same = salience.explain(net, _x(2), "scorecam", target=1, layer="features.3", max_channels=8)

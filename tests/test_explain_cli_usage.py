@@ -21,6 +21,7 @@ def cat(tmp_path):
 
 
 def test_layer_is_ignored_for_pixel_methods_with_a_note(tmp_path, cat, capsys) -> None:
+    """--layer applies to CAM methods; for a pixel method it is ignored with one note."""
     out = tmp_path / "out"
     code = main(["explain", str(cat), "--method", "gradcam,gradient", "--layer", "features.14", "--out", str(out)])
     err = capsys.readouterr().err
@@ -30,6 +31,7 @@ def test_layer_is_ignored_for_pixel_methods_with_a_note(tmp_path, cat, capsys) -
 
 
 def test_ambiguous_class_name_lists_candidates_once(tmp_path, cat, capsys) -> None:
+    """An ambiguous --target class name is one usage error listing the candidates; a unique one is explained."""
     code = main(["explain", str(cat), str(tmp_path / "b.png"), "--target", "cat", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2
@@ -53,6 +55,7 @@ def test_usage_errors_before_the_model_loads(tmp_path, cat, capsys, argv, words)
 
 
 def test_unknown_layer_fails_once(tmp_path, cat, capsys) -> None:
+    """An unknown --layer fails once for the run, not once per image."""
     code = main(["explain", str(cat), str(cat), "--layer", "features.99", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("no layer named") == 1
@@ -79,6 +82,7 @@ def test_pixel_method_png_is_readable(tmp_path, cat) -> None:
 
 @pytest.mark.slow
 def test_method_all_with_params(tmp_path, cat, capsys) -> None:
+    """--method all with --fast and --param runs every registered explanation method and writes its map."""
     out = tmp_path / "o"
     code = main(["explain", str(cat), "--method", "all", "--fast", "--out", str(out),
                  "--param", "rise.n=16", "--param", "scorecam.max_channels=4", "--param", "occlusion.window=112",

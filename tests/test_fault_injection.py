@@ -55,6 +55,8 @@ def _error_lines(err: str) -> list[str]:
 
 @pytest.mark.parametrize("sub", ["", "sub"])
 def test_out_is_a_file_stops_with_one_message(tmp_path, images, capsys, sub):
+    """--out naming a file (or a path through one) stops the run with exit 3 and one message, and leaves the file alone.
+    """
     f = tmp_path / "f"
     f.write_text("mine")
     code = main(["map", *images, "--method", "centre-bias", "--out", str(f / sub if sub else f)])
@@ -67,6 +69,7 @@ def test_out_is_a_file_stops_with_one_message(tmp_path, images, capsys, sub):
 
 
 def test_demo_out_is_a_file_is_one_line(tmp_path, capsys):
+    """The demo's --out naming a file is one error line and exit 3, and the file is kept."""
     f = tmp_path / "f"
     f.write_text("mine")
     assert main(["demo", "--out", str(f)]) == 3
@@ -79,6 +82,7 @@ def test_demo_out_is_a_file_is_one_line(tmp_path, capsys):
                                           (errno.EACCES, "no permission"), (errno.EDQUOT, "no space left")])
 def test_disk_fault_at_the_write_stops_the_run_with_one_message(tmp_path, images, capsys, monkeypatch,
                                                                 code_, words):
+    """A full, read-only or forbidden disk mid-run stops at once with one message, exit 3 and no temporary file left."""
     out = tmp_path / "out"
     real_write = os.write
     calls = []
@@ -103,6 +107,7 @@ def test_disk_fault_at_the_write_stops_the_run_with_one_message(tmp_path, images
 
 
 def test_fault_in_the_folder_creation_is_mapped(tmp_path, images, capsys, monkeypatch):
+    """A failure to create the output folder is one "read-only" error line and exit 3, not a traceback."""
     def no_mkdir(self, *a, **k):
         raise OSError(errno.EROFS, "Read-only file system")
 
@@ -113,6 +118,7 @@ def test_fault_in_the_folder_creation_is_mapped(tmp_path, images, capsys, monkey
 
 
 def test_a_per_input_output_fault_fails_that_input_only(tmp_path, images, capsys):
+    """A fault that concerns one output (a folder in its way) fails that input only; the others are written."""
     out = tmp_path / "out"
     (out / "1_chelsea_centre-bias.png").mkdir(parents=True)  # a folder where a file should go
     code = main(["map", *images, "--method", "centre-bias", "--out", str(out), "--overwrite"])
@@ -140,6 +146,7 @@ def _private_mount(tmp_path: Path, options: str) -> list[str] | None:
 @pytest.mark.slow  # two subprocess runs; the injected faults above cover the same code in the fast suite
 @pytest.mark.parametrize("options, words", [("size=12k", "no space left"), ("ro,size=64k", "read-only")])
 def test_real_full_or_read_only_tmpfs(tmp_path, images, options, words):
+    """On a real full or read-only tmpfs the run ends with exit 3 and one message, as the injected faults promise."""
     prefix = _private_mount(tmp_path, options)
     if prefix is None:
         pytest.skip("cannot create a private tmpfs here (no unshare / user namespaces); the injected "
@@ -155,6 +162,7 @@ def test_real_full_or_read_only_tmpfs(tmp_path, images, options, words):
 # ---- stdout: broken pipe, full device -----------------------------------------------------------------
 
 def test_broken_pipe_keeps_going_and_does_not_pass_for_an_early_success(tmp_path, images):
+    """A closed stdout (`| head -1`) does not stop the run: every map is written and the broken pipe is reported."""
     out = tmp_path / "out"
     many = images * 3
     with subprocess.Popen(CLI + ["map", *many, "--method", "centre-bias", "--out", str(out)],
@@ -175,6 +183,7 @@ def test_broken_pipe_keeps_going_and_does_not_pass_for_an_early_success(tmp_path
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/dev/full is Linux-only")
 def test_stdout_on_a_full_device_is_one_line_and_exit_3(tmp_path, images):
+    """stdout on /dev/full gives one error line and exit 3, while the maps themselves are still written."""
     out = tmp_path / "out"
     with open("/dev/full", "w") as full:
         r = subprocess.run(CLI + ["map", *images, "--method", "centre-bias", "--out", str(out)],
@@ -188,6 +197,8 @@ def test_stdout_on_a_full_device_is_one_line_and_exit_3(tmp_path, images):
 # ---- inputs that are not regular files -----------------------------------------------------------------
 
 def test_fifo_and_devices_are_refused_without_blocking(tmp_path, images):
+    """A FIFO or a device given as an image is refused with one line instead of blocking; the real image is processed.
+    """
     fifo = tmp_path / "p.jpg"
     os.mkfifo(fifo)
     r = subprocess.run(CLI + ["map", str(fifo), "/dev/zero", images[0], "--method", "centre-bias",
@@ -201,6 +212,7 @@ def test_fifo_and_devices_are_refused_without_blocking(tmp_path, images):
 
 
 def test_file_objects_are_read_only_up_to_the_limit():
+    """An endless file object is read only up to the byte limit of max_pixels, then refused as too large."""
     class Endless:
         name = "endless"
         asked = []
@@ -215,6 +227,7 @@ def test_file_objects_are_read_only_up_to_the_limit():
 
 
 def test_oversized_regular_file_is_refused_from_its_size(tmp_path):
+    """A file larger than max_pixels can need is refused from its size, before reading it."""
     p = tmp_path / "big.png"
     with open(p, "wb") as fh:
         fh.truncate(sio.BYTES_PER_PIXEL_LIMIT * 100 + sio.BYTES_ALLOWANCE + 1)  # sparse: no disk used
@@ -223,6 +236,7 @@ def test_oversized_regular_file_is_refused_from_its_size(tmp_path):
 
 
 def test_symlink_loop_and_dangling_link_are_named(tmp_path):
+    """A symbolic-link loop and a dangling link are refused with messages that say which."""
     loop = tmp_path / "loop.png"
     os.symlink(loop, loop)
     with pytest.raises(ImageReadError, match="loops"):
@@ -249,6 +263,7 @@ def _wait_for(pred, timeout=60.0):
 
 
 def test_sigterm_mid_run_ends_like_ctrl_c(tmp_path, images):
+    """SIGTERM mid-run exits 143 with one line, removes temporary files and leaves only complete PNGs."""
     out = tmp_path / "out"
     many = [str(tmp_path / f"copy{i}.png") for i in range(40)]
     for p in many:
@@ -282,6 +297,7 @@ sio.atomic_write_bytes(sys.argv[2], b"x" * 1000)
 
 
 def test_sigkill_leaves_a_temp_file_that_the_next_run_removes(tmp_path, images):
+    """A temp file left by SIGKILL is removed by the next run into that folder; unrelated temp-like files are kept."""
     out = tmp_path / "out"
     target = out / "0_coffee_centre-bias.png"
     proc = _start([sys.executable, "-c", WRITER, SRC, str(target)])
@@ -304,6 +320,7 @@ def test_sigkill_leaves_a_temp_file_that_the_next_run_removes(tmp_path, images):
 
 
 def test_a_temp_file_of_a_live_writer_is_not_taken_for_stale(tmp_path, images):
+    """The temporary file of a writer that is still running is not removed as stale."""
     out = tmp_path / "out"
     target = out / "0_coffee_centre-bias.png"
     proc = _start([sys.executable, "-c", WRITER, SRC, str(target)])
@@ -318,6 +335,7 @@ def test_a_temp_file_of_a_live_writer_is_not_taken_for_stale(tmp_path, images):
 
 
 def test_create_without_overwrite_never_replaces_a_file_that_appears_meanwhile(tmp_path, monkeypatch):
+    """A file that appears while we write is not replaced without overwrite; our temp file is removed."""
     target = tmp_path / "m.png"
     real_fsync = os.fsync
 
@@ -337,6 +355,7 @@ def test_create_without_overwrite_never_replaces_a_file_that_appears_meanwhile(t
 @pytest.mark.parametrize("exc", [RuntimeError("Failed to decode frame"), TypeError("unsupported operand"),
                                  MemoryError()])
 def test_decoder_exceptions_become_one_line(tmp_path, images, capsys, monkeypatch, exc):
+    """Any exception from the image decoder fails that input with one line, and the next input is processed."""
     from PIL import ImageFile
 
     real_load = ImageFile.ImageFile.load
@@ -357,6 +376,7 @@ def test_decoder_exceptions_become_one_line(tmp_path, images, capsys, monkeypatc
 
 
 def test_an_unexpected_exception_fails_one_input_with_one_line(tmp_path, images, capsys, monkeypatch):
+    """A bug in a method fails one input with one line naming the exception and SALIENCE_DEBUG=1; the run goes on."""
     from salience.bottomup import baselines
 
     real = baselines.centre_bias
@@ -378,6 +398,7 @@ def test_an_unexpected_exception_fails_one_input_with_one_line(tmp_path, images,
 
 
 def test_one_bit_bomb_under_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    """A tiny 1-bit PNG of 110 megapixels is refused from its memory need before it is decoded."""
     p = tmp_path / "bomb.png"
     Image.new("1", (11000, 10000), 0).save(p, optimize=True)  # 110 megapixels in a few KB
     assert p.stat().st_size < 100_000
@@ -387,6 +408,8 @@ def test_one_bit_bomb_under_the_pixel_limit_is_refused_before_decoding(tmp_path,
 
 
 def test_method_memory_is_checked_before_the_method_runs(monkeypatch, photo):
+    """A method's memory need is checked against SALIENCE_MEMORY_LIMIT before it runs; a bad limit value is an
+    InputError."""
     monkeypatch.setenv("SALIENCE_MEMORY_LIMIT", "100K")
     with pytest.raises(ImageTooLargeError, match="itti on a 128 x 128 image needs about"):
         salience.saliency_map(photo, "itti")
@@ -399,6 +422,7 @@ def test_method_memory_is_checked_before_the_method_runs(monkeypatch, photo):
 def test_elongated_image_needs_no_blur_operators(method):
     # The blur used to be two (n, n) operator matrices (37.3 GiB for a 1 x 100000 image, refused up
     # front); it is now a separable filter whose memory is that of the working copy, so the image works.
+    """A 1 x 100000 or 100:1 image works with the spectral methods (separable blur, no n x n operators)."""
     tall = np.random.default_rng(0).random((100_000, 1, 3), dtype=np.float32)
     assert salience.saliency_map(tall, method).shape == (100_000, 1)
     strip = np.random.default_rng(0).random((20, 2000, 3), dtype=np.float32)  # 100:1 still works
@@ -407,6 +431,7 @@ def test_elongated_image_needs_no_blur_operators(method):
 
 @pytest.mark.slow  # imports torch (10-16 s on the loaded 2-core VM when it is the first test to do so)
 def test_explanation_input_of_an_elongated_image_is_refused():
+    """The model preprocessing refuses images beyond a 16:1 aspect ratio and keeps a wide but allowed one's shape."""
     from salience.attribution.models import make_preprocess
 
     pre = make_preprocess((0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
@@ -420,6 +445,7 @@ def test_explanation_input_of_an_elongated_image_is_refused():
 # ---- the smaller items -------------------------------------------------------------------------------
 
 def test_grey_alpha_png_composites_like_rgba(tmp_path, capsys):
+    """A grey+alpha (LA) PNG loads like the same RGBA image and maps without error."""
     p = tmp_path / "la.png"
     Image.new("LA", (40, 30), (100, 128)).save(p)
     rgba = salience.load_image(Image.new("RGBA", (40, 30), (100, 100, 100, 128)))
@@ -429,11 +455,13 @@ def test_grey_alpha_png_composites_like_rgba(tmp_path, capsys):
 
 @pytest.mark.parametrize("bad", ["10", -1, 0, True, 2.5, [10]])
 def test_load_image_validates_max_pixels(photo_file, bad):
+    """max_pixels must be a positive whole number or None; strings, bools, floats and lists are refused."""
     with pytest.raises(InputError, match="max_pixels"):
         salience.load_image(photo_file, max_pixels=bad)
 
 
 def test_max_pixels_negative_is_a_usage_error_before_anything_runs(capsys):
+    """A negative --max-pixels is a usage error (exit 2) in map, explain and audit before anything runs."""
     for cmd in ("map", "explain", "audit"):
         with pytest.raises(SystemExit) as exc:
             main([cmd, "x.png", "--max-pixels", "-5"])
@@ -442,6 +470,7 @@ def test_max_pixels_negative_is_a_usage_error_before_anything_runs(capsys):
 
 
 def test_warnings_are_one_line_each_never_glued_to_error_lines(tmp_path, images):
+    """Decoder warnings and errors come out as whole "salience: " lines, never glued together or with a progress bar."""
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(Path(images[0]).read_bytes()[:300])
     import io as _io
@@ -464,6 +493,7 @@ def test_warnings_are_one_line_each_never_glued_to_error_lines(tmp_path, images)
 
 @pytest.mark.slow  # imports torch and builds three SqueezeNets
 def test_weights_files_give_one_line_errors(tmp_path):
+    """Empty, mismatched and NaN weights files are ModelErrors with one-line messages that say what is wrong."""
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     empty = tmp_path / "empty.pth"
@@ -485,6 +515,7 @@ def test_weights_files_give_one_line_errors(tmp_path):
 
 
 def test_explain_checks_npy_outputs_before_writing_anything(tmp_path, photo_file, capsys):
+    """explain refuses an existing .npy output before writing anything, and leaves it unchanged."""
     pytest.importorskip("torch")
     out = tmp_path / "out"
     out.mkdir()
@@ -497,6 +528,7 @@ def test_explain_checks_npy_outputs_before_writing_anything(tmp_path, photo_file
 
 
 def test_output_error_is_an_oserror_and_a_salience_error():
+    """output_error gives an OutputError that is an OSError and a SalienceError, fatal for a full disk only."""
     e = sio.output_error(OSError(errno.ENOSPC, "No space left on device"), "/x/y.png")
     assert isinstance(e, OutputError) and isinstance(e, OSError) and isinstance(e, salience.SalienceError)
     assert e.fatal and e.errno == errno.ENOSPC and "no space left" in str(e)
@@ -504,6 +536,7 @@ def test_output_error_is_an_oserror_and_a_salience_error():
 
 
 def test_concurrent_overwrite_runs_into_one_folder_take_turns(tmp_path, images):
+    """Two --overwrite runs into one folder take turns (the second waits and writes nothing meanwhile)."""
     fcntl = pytest.importorskip("fcntl")
     out = tmp_path / "out"
     out.mkdir()

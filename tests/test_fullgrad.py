@@ -70,6 +70,7 @@ def test_fullgrad_completeness_of_the_raw_terms() -> None:
 
 
 def test_fullgrad_errors() -> None:
+    """FullGrad refuses a layer, an unknown scaling and a model with no bias to use."""
     with pytest.raises(InputError, match="layer"):
         salience.explain(Lin(), torch.rand(1, 1, 2, 2), "fullgrad", layer="conv")
     with pytest.raises(InputError, match="scaling"):

@@ -77,6 +77,7 @@ def mutated(draw):
 
 
 def test_seeds_cover_the_formats():
+    """The fuzz seeds cover PNG, JPEG, TIFF, GIF and BMP, and each unmutated seed loads."""
     assert {"PNG", "JPEG", "TIFF", "GIF", "BMP"} <= {k.split("-")[0] for k in SEEDS}
     for data in SEEDS.values():  # the unmutated files load
         assert salience.load_image(data).shape == (12, 16, 3)
@@ -85,12 +86,14 @@ def test_seeds_cover_the_formats():
 @FUZZ
 @given(st.binary(max_size=2048))
 def test_load_image_random_bytes(data):
+    """Random bytes give an image or an ImageReadError, never another exception."""
     _check_image_result(data)
 
 
 @FUZZ
 @given(mutated())
 def test_load_image_mutated_files(data):
+    """Mutated image files give an image or an ImageReadError, never another exception."""
     _check_image_result(data)
 
 
@@ -135,6 +138,7 @@ def csv_folder(tmp_path_factory):
 @settings(FUZZ, max_examples=60)
 @given(csv_bytes())
 def test_load_csv_never_raises_anything_but_a_data_error(csv_folder, data):
+    """Random CSV bytes give a DataError or a data set whose points are finite and inside the images."""
     path = csv_folder / "fixations.csv"
     path.write_bytes(data)
     try:

@@ -28,6 +28,7 @@ def _logsumexp(a: np.ndarray) -> float:
 # ---- the shipped weights ---------------------------------------------------------------------------------
 
 def test_shipped_weights_match_their_sha256_and_load():
+    """The shipped readout weights are small, match their SHA-256, load, and the model is cached."""
     path = gm.packaged_weights()
     assert path.is_file() and path.stat().st_size < 200_000  # the readout only, not the backbone
     assert gm._sha256(path) == gm.WEIGHTS_SHA256
@@ -38,6 +39,7 @@ def test_shipped_weights_match_their_sha256_and_load():
 
 
 def test_a_changed_weights_file_is_refused(tmp_path):
+    """A weights file with one flipped byte is refused by its SHA-256."""
     bad = tmp_path / "w.pt"
     data = bytearray(gm.packaged_weights().read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -47,6 +49,7 @@ def test_a_changed_weights_file_is_refused(tmp_path):
 
 
 def test_weights_are_read_without_unpickling_code(tmp_path):
+    """Weights files are read tensors-only (no code unpickled), and foreign files are refused."""
     evil = tmp_path / "evil.pt"
     torch.save({"format": "salience-gaze-readout", "state_dict": {}, "obj": _Unsafe()}, str(evil))
     with pytest.raises(ModelError, match="tensors-only"):
@@ -64,6 +67,7 @@ class _Unsafe:
 # ---- the output is a density -----------------------------------------------------------------------------
 
 def test_output_is_a_density_and_batches_agree_with_single_images(photos):
+    """The model's output sums to 1 over the pixels, depends on the content, and batches equal single images."""
     rotated = np.ascontiguousarray(np.rot90(photos["astronaut"]))
     imgs = [photos["astronaut"], photos["coffee"], rotated]  # two sizes: one batch of two, one of one
     logd = gaze.fixation_log_density(imgs, batch_size=2)
@@ -82,6 +86,7 @@ def test_output_is_a_density_and_batches_agree_with_single_images(photos):
 # ---- registry, API and CLI -------------------------------------------------------------------------------
 
 def test_registry_api_and_cli_pick_it_up(photo, tmp_path, capsys):
+    """deepgaze-mnv2 is a registry row the API, `salience methods` and train-fixations pick up."""
     m = get_method("deepgaze-mnv2")
     assert m.kind == BOTTOM_UP and get_method("deepgaze") is m
     out = salience.saliency_map(photo, "deepgaze-mnv2")
@@ -96,6 +101,7 @@ def test_registry_api_and_cli_pick_it_up(photo, tmp_path, capsys):
 
 
 def test_without_torch_it_is_listed_and_says_how_to_install():
+    """Without torch the method is still listed and says how to install the extra."""
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import salience\n"
@@ -114,6 +120,7 @@ def test_without_torch_it_is_listed_and_says_how_to_install():
 # ---- the split and training ------------------------------------------------------------------------------
 
 def test_the_osie_split_file_follows_the_documented_rule():
+    """The shipped OSIE split is 500/100/100 disjoint names and is what split_names computes."""
     fixed = gt.osie_split()
     assert [len(fixed[k]) for k in ("train", "val", "test")] == [500, 100, 100]
     assert not (set(fixed["test"]) & (set(fixed["train"]) | set(fixed["val"])))

@@ -48,6 +48,7 @@ def _check_rgb(arr, shape):
     ("PNG", "png", {}), ("TIFF", "tif", {}), ("BMP", "bmp", {}), ("WEBP", "webp", {"lossless": True}),
 ])
 def test_lossless_formats_round_trip_exactly(tmp_path, rgb_u8, fmt, ext, kw):
+    """Lossless files (PNG, TIFF, BMP, lossless WebP) load back to exactly the saved 8-bit pixels."""
     path = tmp_path / f"img.{ext}"
     Image.fromarray(rgb_u8).save(path, format=fmt, **kw)
     arr = load_image(path)
@@ -56,6 +57,7 @@ def test_lossless_formats_round_trip_exactly(tmp_path, rgb_u8, fmt, ext, kw):
 
 
 def test_jpeg_round_trips_approximately(tmp_path):
+    """A quality-95 JPEG of a smooth image loads within 3 grey levels on average (lossy, not wrong)."""
     smooth = np.zeros((32, 48, 3), np.uint8)
     smooth[..., 0] = np.linspace(0, 255, 48)[None, :]
     smooth[..., 1] = 128
@@ -70,6 +72,7 @@ def test_jpeg_round_trips_approximately(tmp_path):
 # ---- modes ----------------------------------------------------------------------------------------------
 
 def test_grayscale_becomes_three_equal_channels():
+    """A greyscale file becomes RGB with three identical channels of its values / 255."""
     g = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
     arr = load_image(_save(Image.fromarray(g, "L"), "PNG"))
     _check_rgb(arr, (3, 4))
@@ -78,6 +81,7 @@ def test_grayscale_becomes_three_equal_channels():
 
 
 def test_rgba_is_composited_on_white_by_default_and_on_a_given_background():
+    """Alpha is composited on white by default, or on the background given, not dropped."""
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[0, 0] = (255, 0, 0, 255)  # opaque red
     rgba[0, 1] = (255, 0, 0, 0)  # fully transparent
@@ -92,6 +96,7 @@ def test_rgba_is_composited_on_white_by_default_and_on_a_given_background():
 
 
 def test_palette_image_gives_its_colours():
+    """A palette ("P") image gives its palette colours, not its indices."""
     p = Image.new("P", (3, 2))
     p.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
     p.putdata([0, 1, 2, 2, 1, 0])
@@ -102,6 +107,7 @@ def test_palette_image_gives_its_colours():
 
 
 def test_palette_with_transparency_is_composited():
+    """A palette image's transparent index is composited on the background."""
     p = Image.new("P", (2, 1))
     p.putpalette([255, 0, 0, 0, 0, 0] + [0] * (256 * 3 - 6))
     p.putdata([0, 1])
@@ -112,6 +118,7 @@ def test_palette_with_transparency_is_composited():
 
 
 def test_16_bit_png_keeps_its_precision():
+    """A 16-bit PNG keeps its 1/65535 steps instead of being cut to 8 bits."""
     g = np.array([[0, 1, 65534, 65535]], np.uint16)
     arr = load_image(_save(Image.fromarray(g), "PNG"))
     np.testing.assert_allclose(arr[0, :, 0], g[0] / 65535.0, atol=1e-7)
@@ -119,6 +126,7 @@ def test_16_bit_png_keeps_its_precision():
 
 
 def test_float_tiff_in_unit_range_is_kept_and_out_of_range_is_stretched(tmp_path):
+    """A float TIFF in [0, 1] is kept as is; one outside [0, 1] is min-max stretched into it."""
     f = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
     path = tmp_path / "f.tif"
     Image.fromarray(f, "F").save(path)
@@ -128,6 +136,7 @@ def test_float_tiff_in_unit_range_is_kept_and_out_of_range_is_stretched(tmp_path
 
 
 def test_one_bit_image():
+    """A 1-bit image loads as 0 and 1."""
     b = Image.fromarray(np.array([[0, 255]], np.uint8)).convert("1")
     np.testing.assert_allclose(load_image(_save(b, "PNG"))[0, :, 0], (0, 1))
 
@@ -154,6 +163,7 @@ def test_exif_orientation_is_applied(orientation, expected_shape, marked):
 # ---- sources --------------------------------------------------------------------------------------------
 
 def test_every_source_kind_gives_the_same_array(tmp_path, rgb_u8):
+    """Path, str, bytes, bytearray, memoryview, file objects, PIL images and arrays all give the same image."""
     path = tmp_path / "x.png"
     Image.fromarray(rgb_u8).save(path)
     ref = load_image(path)
@@ -168,6 +178,7 @@ def test_every_source_kind_gives_the_same_array(tmp_path, rgb_u8):
 
 @pytest.mark.parametrize("shape", [(5, 6), (5, 6, 1), (5, 6, 3), (5, 6, 4)])
 def test_array_shapes_accepted(shape):
+    """2-D, (H, W, 1), RGB and RGBA arrays are accepted and give (H, W, 3)."""
     arr = load_image(np.full(shape, 0.5, np.float32))
     _check_rgb(arr, (5, 6))
 
@@ -177,11 +188,13 @@ def test_array_shapes_accepted(shape):
     (np.float64, 0.25, 0.25), (np.float16, 0.5, 0.5),
 ])
 def test_array_dtypes_scale_to_unit_range(dtype, value, expected):
+    """Integer, bool and float arrays are scaled to [0, 1] by their dtype's range."""
     arr = load_image(np.full((2, 2), value, dtype))
     np.testing.assert_allclose(arr, expected, atol=1e-6)
 
 
 def test_input_array_is_never_returned_or_modified():
+    """load_image returns a copy: changing its result leaves the caller's array alone."""
     src = np.full((3, 3, 3), 0.5, np.float32)
     before = src.copy()
     out = load_image(src)
@@ -192,16 +205,19 @@ def test_input_array_is_never_returned_or_modified():
 # ---- bad inputs -----------------------------------------------------------------------------------------
 
 def test_missing_file(tmp_path):
+    """A missing file is an ImageReadError that says it does not exist."""
     with pytest.raises(ImageReadError, match="does not exist"):
         load_image(tmp_path / "nope.png")
 
 
 def test_folder_instead_of_file(tmp_path):
+    """A folder given as the image is an ImageReadError that names it a folder."""
     with pytest.raises(ImageReadError, match="folder"):
         load_image(tmp_path)
 
 
 def test_not_an_image(tmp_path):
+    """A text file with an image suffix is refused as "not an image"."""
     p = tmp_path / "notes.png"
     p.write_text("this is text, not a picture")
     with pytest.raises(ImageReadError, match="not an image"):
@@ -209,6 +225,7 @@ def test_not_an_image(tmp_path):
 
 
 def test_empty_file(tmp_path):
+    """An empty file is refused with a message that says it is empty."""
     p = tmp_path / "empty.jpg"
     p.write_bytes(b"")
     with pytest.raises(ImageReadError, match="empty"):
@@ -217,6 +234,7 @@ def test_empty_file(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_truncated_file(fmt):
+    """A half-written PNG or JPEG is an ImageReadError (truncated/corrupt), never a partial image."""
     rng = np.random.default_rng(0)
     data = _save(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), fmt)
     with pytest.raises(ImageReadError, match="truncated|corrupt|could not be opened"):
@@ -224,6 +242,7 @@ def test_truncated_file(fmt):
 
 
 def test_too_large_is_refused_and_the_limit_can_be_raised():
+    """An image over max_pixels is refused with its pixel count; a higher limit or None lets it through."""
     data = _save(Image.new("L", (100, 50)), "PNG")
     with pytest.raises(ImageTooLargeError, match="5,000 pixels.*max_pixels"):
         load_image(data, max_pixels=4999)
@@ -241,6 +260,7 @@ def test_decompression_bomb_is_refused_from_the_header():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_and_inf_arrays(bad):
+    """Arrays with NaN or infinite values are refused, not passed on to the methods."""
     a = np.full((4, 4, 3), 0.5, np.float32)
     a[1, 2, 0] = bad
     with pytest.raises(ImageReadError, match="NaN or infinite"):
@@ -249,11 +269,13 @@ def test_nan_and_inf_arrays(bad):
 
 @pytest.mark.parametrize("shape", [(4,), (2, 3, 4, 3), (4, 5, 2), (4, 5, 5), (0, 5, 3), (5, 0), (3, 8, 9)])
 def test_wrong_array_shapes(shape):
+    """Arrays of impossible shapes (1-D, 4-D, 2 or 5 channels, empty) are refused with a shape message."""
     with pytest.raises(ImageReadError, match="shape|zero size|channels-first"):
         load_image(np.zeros(shape, np.float32))
 
 
 def test_channels_first_array_gets_a_transpose_hint():
+    """A channels-first (3, H, W) array is refused with a hint to transpose it."""
     with pytest.raises(ImageReadError, match="transpose"):
         load_image(np.zeros((3, 20, 30), np.float32))
 
@@ -263,11 +285,13 @@ def test_channels_first_array_gets_a_transpose_hint():
     (np.array([["a", "b"]]), "numeric"), (np.ones((2, 2), complex), "real"),
 ])
 def test_bad_array_values(arr, match):
+    """Out-of-range, non-numeric and complex arrays are refused with a message naming the problem."""
     with pytest.raises(ImageReadError, match=match):
         load_image(arr)
 
 
 def test_unsupported_source_types():
+    """An int, a text-mode stream or an invalid background is refused with a clear message."""
     with pytest.raises(ImageReadError, match="cannot read an image from int"):
         load_image(42)
     with pytest.raises(ImageReadError, match="text mode"):
@@ -277,6 +301,7 @@ def test_unsupported_source_types():
 
 
 def test_every_error_is_a_salience_error_and_a_builtin_kind(tmp_path):
+    """Read errors are SalienceErrors and also builtin kinds (ValueError), so existing handlers keep working."""
     with pytest.raises(SalienceError):
         load_image(tmp_path / "missing.png")
     with pytest.raises(ValueError):
@@ -286,6 +311,7 @@ def test_every_error_is_a_salience_error_and_a_builtin_kind(tmp_path):
 # ---- method_input ---------------------------------------------------------------------------------------
 
 def test_method_input_passes_a_valid_float32_image_through_without_a_copy():
+    """method_input returns a valid float32 image itself (no copy) and converts float64 to a new float32 array."""
     a = np.random.default_rng(1).random((5, 7, 3), dtype=np.float32)
     assert method_input(a) is a
     b = a.astype(np.float64)
@@ -303,6 +329,7 @@ def test_method_input_rejects_every_bad_value_on_the_fast_path(bad):
 
 
 def test_method_input_accepts_negative_zero_and_exact_bounds():
+    """-0.0, 0.0 and 1.0 are valid pixel values, not out of range."""
     a = np.full((2, 2, 3), 0.5, np.float32)
     a[0, 0, 0], a[0, 1, 0], a[1, 1, 2] = -0.0, 0.0, 1.0
     out = method_input(a)
@@ -312,6 +339,7 @@ def test_method_input_accepts_negative_zero_and_exact_bounds():
 # ---- maps and writes ------------------------------------------------------------------------------------
 
 def test_check_map_and_map_to_uint8():
+    """map_to_uint8 min-max scales to 0..255 (a constant map gives zeros); check_map refuses bad maps."""
     np.testing.assert_array_equal(map_to_uint8(np.array([[2.0, 4.0], [3.0, 4.0]])), [[0, 255], [128, 255]])
     assert not map_to_uint8(np.full((2, 2), 7.0)).any()  # a constant map is all zeros
     for bad, match in ((np.zeros((2, 2, 2)), "2-D"), (np.zeros((0, 3)), "empty"),
@@ -321,6 +349,7 @@ def test_check_map_and_map_to_uint8():
 
 
 def test_atomic_write_keeps_existing_files_unless_overwrite(tmp_path):
+    """atomic_write_bytes refuses to replace a file unless overwrite=True and leaves no temporary file."""
     p = tmp_path / "sub" / "out.bin"
     atomic_write_bytes(p, b"first")
     with pytest.raises(OutputExistsError, match="overwrite"):
@@ -332,6 +361,7 @@ def test_atomic_write_keeps_existing_files_unless_overwrite(tmp_path):
 
 
 def test_failed_write_leaves_no_partial_or_temporary_file(tmp_path):
+    """A write that fails leaves neither a partial output nor a temporary file."""
     p = tmp_path / "out.bin"
     with pytest.raises(TypeError):
         atomic_write_bytes(p, "not bytes")  # type: ignore[arg-type]
@@ -339,6 +369,7 @@ def test_failed_write_leaves_no_partial_or_temporary_file(tmp_path):
 
 
 def test_save_map_and_save_npy_round_trip(tmp_path):
+    """save_map writes the uint8 PNG of map_to_uint8 and save_npy keeps the float32 map exactly."""
     m = np.array([[0.0, 0.5], [1.0, 0.25]], np.float32)
     png = save_map(m, tmp_path / "m.png")
     np.testing.assert_array_equal(np.asarray(Image.open(png)), map_to_uint8(m))
@@ -351,6 +382,7 @@ def test_save_map_and_save_npy_round_trip(tmp_path):
 
 
 def test_as_image_array_composites_alpha_on_background():
+    """as_image_array composites an alpha channel on the background given."""
     a = np.zeros((1, 1, 4), np.float32)
     np.testing.assert_allclose(as_image_array(a, background=(0.2, 0.4, 0.6)), [[[0.2, 0.4, 0.6]]], atol=1e-7)
 

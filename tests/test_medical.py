@@ -73,6 +73,8 @@ def _write_dicom(path, pixels, *, slope=None, intercept=None, photometric="MONOC
 
 
 def test_window_is_dicoms_linear_function():
+    """apply_window is DICOM's linear VOI function (c - 0.5, w - 1), and percentile windows map the percentiles to 0 and
+    1."""
     c, w = 40.0, 400.0
     v = np.array([c - 0.5 - (w - 1) / 2 - 1, c - 0.5, c - 0.5 + (w - 1) / 2 + 1])
     np.testing.assert_allclose(apply_window(v, c, w), [0.0, 0.5, 1.0])
@@ -84,6 +86,8 @@ def test_window_is_dicoms_linear_function():
 
 
 def test_bundled_ct_rescale_and_spacing():
+    """A CT file's values are rescaled to Hounsfield units with its pixel spacing; a window gives the windowed grey
+    image."""
     scan = load_dicom(_bundled("CT_small.dcm"))
     ds = pydicom.dcmread(_bundled("CT_small.dcm"))
     hu = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
@@ -96,12 +100,14 @@ def test_bundled_ct_rescale_and_spacing():
 
 
 def test_bundled_mr_uses_the_files_window():
+    """An MR file's own window centre and width are used when no window is given."""
     scan = load_dicom(_bundled("MR_small.dcm"))
     assert scan.metadata["window"] == {"source": "file", "centre": 600.0, "width": 1600.0}
     np.testing.assert_allclose(scan.images[0], apply_window(scan.values[0], 600, 1600), atol=1e-6)
 
 
 def test_bundled_multiframe_gives_one_image_per_frame():
+    """A multi-frame DICOM gives one image per frame at its rows x columns."""
     scan = load_dicom(_bundled("rtdose.dcm"))
     ds = pydicom.dcmread(_bundled("rtdose.dcm"))
     assert len(scan) == int(ds.NumberOfFrames) and scan.images.shape[1:] == (int(ds.Rows), int(ds.Columns))
@@ -121,6 +127,7 @@ def _decodes(path) -> bool:
     ("JPEGLSNearLossless_08.dcm", "pip install"),
 ])
 def test_bundled_bad_files_are_clear_errors(name, match):
+    """DICOMs without pixels, truncated ones and ones needing a missing decoder are ImageReadErrors saying which."""
     path = _bundled(name)
     if name.startswith("JPEGLS") and _decodes(path):
         pytest.skip("a JPEG-LS decoder is installed here, so there is no missing decoder to report")
@@ -129,6 +136,7 @@ def test_bundled_bad_files_are_clear_errors(name, match):
 
 
 def test_written_files_rescale_monochrome1_and_frames(tmp_path):
+    """Rescale slope/intercept, MONOCHROME1 inversion, frames and window sources are applied as DICOM defines them."""
     rng = np.random.default_rng(0)
     px = rng.integers(0, 4000, (20, 30))
     a = load_dicom(_write_dicom(tmp_path / "a.dcm", px, slope=0.5, intercept=-100))
@@ -146,6 +154,7 @@ def test_written_files_rescale_monochrome1_and_frames(tmp_path):
 
 
 def test_written_truncated_and_non_dicom_files(tmp_path):
+    """Truncated and non-DICOM files are ImageReadErrors."""
     good = _write_dicom(tmp_path / "a.dcm", np.arange(600).reshape(20, 30))
     data = good.read_bytes()
     cut = tmp_path / "cut.dcm"
@@ -159,6 +168,7 @@ def test_written_truncated_and_non_dicom_files(tmp_path):
 
 
 def test_16_bit_and_float_grayscale(tmp_path):
+    """16-bit PNGs and float TIFFs keep their values and can be windowed; colour images are refused as scans."""
     ramp = (np.arange(64 * 80).reshape(64, 80) * 12).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "r16.png")
     s = load_grayscale(tmp_path / "r16.png")
@@ -176,6 +186,8 @@ def test_16_bit_and_float_grayscale(tmp_path):
 
 
 def test_cli_medical_writes_maps_and_metadata_and_nothing_for_a_bad_file(tmp_path, capsys):
+    """`salience medical` writes per-frame maps, overlays and metadata, nothing for a bad file, and refuses a zero-width
+    window."""
     good = _write_dicom(tmp_path / "scan.dcm", np.random.default_rng(1).integers(0, 3000, (2, 40, 50)))
     bad = _bundled("rtplan.dcm")
     out = tmp_path / "out"

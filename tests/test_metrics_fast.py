@@ -189,12 +189,12 @@ def test_use_backend_rejects_unknown_names():
 @pytest.mark.parametrize("dtype", [np.uint8, bool, np.int8, np.int32, np.float64])
 def test_flatnonzero_of_fixation_maps(dtype):
     """The word-wise scan of 1-byte maps finds exactly np.flatnonzero's pixels, at any density."""
-    from salience.metrics.fixation import _flatnonzero
+    from salience.metrics._inputs import flatnonzero
 
     rng = np.random.default_rng(1)
     for p in (0.0, 0.0005, 0.03, 0.7, 1.0):
         a = (rng.random((64, 96)) < p).astype(dtype)
-        np.testing.assert_array_equal(_flatnonzero(a), np.flatnonzero(a))
+        np.testing.assert_array_equal(flatnonzero(a), np.flatnonzero(a))
     a = np.zeros((61, 67), dtype)  # size not a multiple of 8: the plain path
     a[5, 7] = 1
-    np.testing.assert_array_equal(_flatnonzero(a), [5 * 67 + 7])
+    np.testing.assert_array_equal(flatnonzero(a), [5 * 67 + 7])

@@ -73,6 +73,7 @@ def _reference(pred, gt):
 
 @pytest.mark.parametrize("idx", range(len(CASES)))
 def test_every_metric_equals_pysodmetrics(idx):
+    """Every salient-object metric and curve equals PySODMetrics 1.6.2 on each test case."""
     pred, gt = CASES[idx]
     ref = _reference(pred, gt)
     assert metrics.mae(pred, gt) == pytest.approx(ref["mae"], abs=TOL)
@@ -132,6 +133,7 @@ def test_real_photo_maps_equal_pysodmetrics(photos):
 
 
 def test_degenerate_masks_match_reference():
+    """Empty and full masks and constant predictions score as PySODMetrics does."""
     rng = np.random.default_rng(3)
     pred = (rng.random((20, 30)) * 255).astype(np.uint8)
     for gt in (np.zeros((20, 30), np.uint8), np.full((20, 30), 255, np.uint8)):
@@ -150,6 +152,7 @@ def test_degenerate_masks_match_reference():
 
 
 def test_perfect_and_inverted_predictions():
+    """A perfect prediction scores the best values and an inverted one the worst."""
     gt = _blob((50, 60), 25, 30, 12, 15)
     assert metrics.mae(gt, gt) == 0.0
     assert metrics.s_measure(gt, gt) == pytest.approx(1.0)
@@ -181,6 +184,8 @@ def test_scores_improve_as_prediction_approaches_mask():
 
 
 def test_input_conventions():
+    """Masks are read as 8-bit, [0, 1] or 0/1 integer; predictions are min-max scaled; the adaptive threshold caps at 1.
+    """
     gt_u8 = np.array([[0, 128, 129, 255]], np.uint8)
     _, g = objects.prepare_object_inputs(np.zeros((1, 4)), gt_u8)
     assert g.tolist() == [[False, False, True, True]]
@@ -202,11 +207,13 @@ def test_input_conventions():
     ((np.zeros((0, 4)), np.zeros((0, 4))), "empty"),
 ])
 def test_bad_input_is_a_clear_error(bad, msg):
+    """Mismatched, non-2-D, NaN, constant-mask and empty inputs are InputErrors that say which."""
     with pytest.raises(InputError, match=msg):
         metrics.mae(*bad)
 
 
 def test_bad_modes():
+    """Unknown modes, thresholds outside [0, 1], beta2 <= 0 and no pairs are refused."""
     gt = np.zeros((4, 4), bool)
     with pytest.raises(InputError, match="mode"):
         metrics.f_measure(gt, gt, "best")
@@ -219,5 +226,6 @@ def test_bad_modes():
 
 
 def test_names_exported():
+    """Every name of metrics.objects is exported by salience.metrics."""
     for name in objects.__all__:
         assert name in metrics.__all__ and hasattr(metrics, name)

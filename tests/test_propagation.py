@@ -46,6 +46,7 @@ def test_deconvnet_hand_computed(functional: bool) -> None:
 
 
 def test_deconvnet_refuses_smooth_activations_and_models_without_rectifiers() -> None:
+    """Deconvnet refuses SiLU (no rectifier rule) and models without any rectifier, naming the cause."""
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.SiLU(), torch.nn.Flatten(),
                               torch.nn.LazyLinear(2))
     x = torch.rand(1, 3, 6, 6)

@@ -82,6 +82,7 @@ def image(photos) -> tuple[np.ndarray, bytes]:
 # ---- service, registry -----------------------------------------------------------------------------------
 
 def test_health_methods_models(client):
+    """/health, /methods and /models describe exactly the registry and the served model; a bad kind is a 422."""
     h = client.get(f"{API}/health").json()
     assert h["status"] == "ok" and h["version"] == salience.__version__ and h["model"] == "mobilenet_v2"
     rows = client.get(f"{API}/methods").json()["methods"]
@@ -99,6 +100,7 @@ def test_health_methods_models(client):
 
 
 def test_openapi_document(client):
+    """The OpenAPI document lists every endpoint under /api/v1 with its PNG and error responses, and /docs is served."""
     doc = client.get("/openapi.json").json()
     assert all(p.startswith(API + "/") for p in doc["paths"])
     for ep in ("health", "methods", "models", "map", "classify", "scanpath", "itti", "evaluate"):
@@ -111,6 +113,7 @@ def test_openapi_document(client):
 
 
 def test_page_is_served_from_the_package(client):
+    """The page and its static files come from the package with a self-only CSP and no link to another host."""
     r = client.get("/")
     assert r.status_code == 200 and "<script src=\"/static/app.js\"" in r.text
     assert "default-src 'self'" in r.headers["content-security-policy"]
@@ -126,6 +129,7 @@ def test_page_is_served_from_the_package(client):
 
 @pytest.mark.parametrize("method", ["itti", "spectral-residual", "frequency-tuned"])
 def test_map_matches_the_library(client, image, method):
+    """/map returns the library's map (float data within 1e-6, and the same grey PNG)."""
     img, data = image
     want = salience.saliency_map(img, method)
     r = client.post(f"{API}/map", files={"image": ("x.png", data)}, data={"method": method, "output": "data"})
@@ -139,6 +143,8 @@ def test_map_matches_the_library(client, image, method):
 
 
 def test_map_overlay_and_params(client, image):
+    """/map's overlay equals viz.overlay with the parameters given; the image type is sniffed, not trusted from the
+    name."""
     img, data = image
     r = client.post(f"{API}/map", files={"image": ("x.png", data)},
                     data={"method": "sr", "output": "overlay", "alpha": "0.7", "params": '{"sigma": 3}'})
@@ -154,6 +160,7 @@ def test_map_overlay_and_params(client, image):
 
 
 def test_scanpath_matches_the_library(client, image):
+    """/scanpath returns salience.scanpath's points; bad n or radius is a 422 naming the field."""
     img, data = image
     r = client.post(f"{API}/scanpath", files={"image": ("x.png", data)}, data={"n": "4", "radius": "12"})
     assert r.status_code == 200, r.text
@@ -166,6 +173,7 @@ def test_scanpath_matches_the_library(client, image):
 
 
 def test_itti_intermediates(client, image):
+    """/itti returns every feature and conspicuity map of itti_koch at its size, and honours its params."""
     img, data = image
     r = client.post(f"{API}/itti", files={"image": ("x.png", data)})
     assert r.status_code == 200, r.text
@@ -184,6 +192,7 @@ def test_itti_intermediates(client, image):
 
 
 def test_evaluate_matches_metrics_evaluate(client, image):
+    """/evaluate gives metrics.evaluate's scores for PNG/JSON and NPY/CSV inputs."""
     img, _ = image
     smap = salience.saliency_map(img, "itti")
     u8 = viz.to_gray(smap)
@@ -228,6 +237,7 @@ def test_evaluate_matches_metrics_evaluate(client, image):
 # ---- every error status -------------------------------------------------------------------------------------
 
 def test_field_errors_name_the_field(client, image):
+    """Every bad form field or route is a 4xx JSON error that names the field (with a "did you mean" for methods)."""
     _, data = image
     def post(**d):
         return client.post(f"{API}/map", files={"image": ("x.png", data)}, data=d)
@@ -250,6 +260,7 @@ def test_field_errors_name_the_field(client, image):
 
 
 def test_unsupported_media_is_sniffed(client, image):
+    """Text, SVG, GIF and garbage uploads are 415 whatever their declared type; empty and truncated images are 422."""
     img, _ = image
     gif = io.BytesIO()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(gif, format="GIF")
@@ -261,6 +272,8 @@ def test_unsupported_media_is_sniffed(client, image):
 
 
 def test_body_size_limit_counted_while_reading():
+    """The body limit holds with Content-Length and chunked uploads (reading stops at the limit); a bad length is a 400.
+    """
     app = create_app(ServeConfig(max_body_bytes=10_000))
     with TestClient(app, raise_server_exceptions=False) as c:
         small = _png(np.zeros((8, 8, 3), np.uint8))
@@ -281,6 +294,7 @@ def test_body_size_limit_counted_while_reading():
 
 
 def test_pixel_limit():
+    """An image over max_pixels is a 413 that names the limit; one under it is served."""
     with TestClient(create_app(ServeConfig(max_pixels=4000)), raise_server_exceptions=False) as c:
         ok = _png(np.zeros((40, 50, 3), np.uint8))
         assert c.post(f"{API}/map", files={"image": ("x.png", ok)}).status_code == 200
@@ -291,6 +305,7 @@ def test_pixel_limit():
 
 def test_pixel_limit_refuses_a_decompression_bomb(client):
     # a 57-byte PNG declaring 40000 x 40000 pixels (1.6e9), refused from its header before decoding
+    """A tiny PNG declaring 1.6e9 pixels is refused with 413 from its header, before decoding."""
     import struct
     import zlib
 
@@ -303,6 +318,7 @@ def test_pixel_limit_refuses_a_decompression_bomb(client):
 
 
 def test_timeout_is_504(photos):
+    """A computation past timeout_s is a 504, and the server keeps answering."""
     big = _png(np.tile(photos["astronaut"], (3, 3, 1)))
     with TestClient(create_app(ServeConfig(timeout_s=0.005)), raise_server_exceptions=False) as c:
         _error(c.post(f"{API}/map", files={"image": ("x.png", big)}, data={"method": "itti"}), 504)
@@ -310,6 +326,7 @@ def test_timeout_is_504(photos):
 
 
 def test_full_queue_is_503_with_retry_after(image):
+    """With every worker busy and no queue room the answer is 503 with Retry-After; the server recovers after."""
     _, data = image
     app = create_app(ServeConfig(workers=1, queue=0))
     release, started = threading.Event(), threading.Event()
@@ -333,6 +350,8 @@ def test_full_queue_is_503_with_retry_after(image):
 
 
 def test_token_and_host():
+    """A non-loopback host needs a token: requests without the right Bearer token are 401; the page files stay public.
+    """
     token = "s3cret-token-123"
     app = create_app(ServeConfig(host="0.0.0.0", token=token))
     with TestClient(app, raise_server_exceptions=False) as c:
@@ -351,6 +370,7 @@ def test_token_and_host():
 
 
 def test_cors_off_by_default(client):
+    """CORS headers are sent only for the origins configured, none by default."""
     r = client.get(f"{API}/health", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in r.headers
     app = create_app(ServeConfig(cors_origins=("http://lab.example",)))
@@ -362,6 +382,7 @@ def test_cors_off_by_default(client):
 
 
 def test_one_log_line_per_request_without_bytes(client, image, caplog):
+    """Each request logs exactly one line (method, path, status, time), with no request bytes."""
     _, data = image
     with caplog.at_level(logging.INFO, logger="salience.serve"):
         client.post(f"{API}/map", files={"image": ("x.png", data)}, data={"method": "nope"})
@@ -375,6 +396,7 @@ def test_one_log_line_per_request_without_bytes(client, image, caplog):
 # ---- parallel requests ------------------------------------------------------------------------------------
 
 def test_20_parallel_requests_each_get_their_own_map(photos):
+    """Twenty concurrent requests each get the map of their own image, as the library computes it."""
     import httpx
 
     rng = np.random.default_rng(7)
@@ -415,6 +437,7 @@ _text = st.one_of(st.text(max_size=40), st.sampled_from(["", "{}", "[]", "null",
        method=st.sampled_from(["itti", "spectral-residual", "centre-bias", "xyz", ""]), params=_text,
        output=_text, alpha=_text, endpoint=st.sampled_from(["map", "scanpath", "itti", "evaluate"]))
 def test_hostile_inputs_never_5xx(client, body, prefix, method, params, output, alpha, endpoint):
+    """Random bytes and form values on every endpoint give 4xx JSON errors with a message, never a 5xx."""
     data = prefix + body
     if endpoint == "evaluate":
         r = client.post(f"{API}/evaluate", files={"map": ("m", data), "fixations": ("f", body)},
@@ -435,6 +458,7 @@ def test_hostile_inputs_never_5xx(client, body, prefix, method, params, output, 
                               max_size=3),
        method=st.sampled_from(["spectral-residual", "image-signature", "frequency-tuned", "centre-bias"]))
 def test_hostile_parameters_never_5xx(client, image, params, method):
+    """Random method parameters give 200, 422 or 504, never a 5xx."""
     _, data = image
     r = client.post(f"{API}/map", files={"image": ("x.png", data)},
                     data={"method": method, "params": json.dumps(params, allow_nan=False)})
@@ -447,6 +471,7 @@ def test_hostile_parameters_never_5xx(client, image, params, method):
 
 @pytest.mark.slow
 def test_classify_and_explain_match_the_library(client, photos):
+    """/classify gives the model's top 5 and /map explanations equal the library's for each target form."""
     img = photos["chelsea"]
     data = _png(img)
     img = salience.load_image(data)
@@ -482,6 +507,7 @@ def test_classify_and_explain_match_the_library(client, photos):
 # ---- the command ------------------------------------------------------------------------------------------
 
 def test_cli_serve_refuses_an_open_host_without_token(capsys, monkeypatch):
+    """`salience serve` refuses an open host without a token, a bad port and zero workers (exit 2)."""
     from salience.cli import main
 
     monkeypatch.delenv("SALIENCE_TOKEN", raising=False)
@@ -492,6 +518,7 @@ def test_cli_serve_refuses_an_open_host_without_token(capsys, monkeypatch):
 
 
 def test_cli_serve_starts_uvicorn_with_the_config(monkeypatch):
+    """`salience serve` starts uvicorn with its host, port and workers and the token from SALIENCE_TOKEN."""
     import uvicorn
 
     from salience.cli import main

@@ -116,6 +116,8 @@ def _pixels(page, key: str) -> np.ndarray:
 
 
 def test_page_end_to_end(server, photo_jpeg, tmp_path):
+    """In a real browser the page offers every registry method, computes and shows maps, and loads nothing from another
+    host."""
     sync_api = _need_browser()
     base, log = server
     path, (w, h) = photo_jpeg

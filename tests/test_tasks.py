@@ -28,6 +28,8 @@ def _disc(shape, cy, cx, r):
 # ---- segment -----------------------------------------------------------------------------------------
 
 def test_boxes_are_the_components_ranked_by_mass():
+    """Boxes are the mask's components ranked by their share of the map's mass; tiny ones are dropped unless min_area=0.
+    """
     sal = np.zeros((80, 100))
     sal[10:30, 10:40] = 0.5  # 600 px x 0.5 = 300
     sal[50:70, 60:95] = 1.0  # 700 px x 1.0 = 700
@@ -42,6 +44,7 @@ def test_boxes_are_the_components_ranked_by_mass():
 
 
 def test_nms_drops_a_box_inside_a_better_one():
+    """Non-maximum suppression drops a box lying inside a better one (nms=1 keeps both); box_iou is area over union."""
     m = np.zeros((60, 60), bool)
     m[5:55, 5:55] = True
     m[10:50, 10:50] = False  # a ring
@@ -54,6 +57,7 @@ def test_nms_drops_a_box_inside_a_better_one():
 
 
 def test_thresholds_follow_their_definitions(photo):
+    """The adaptive (min(2 mean, 1)), fixed and Otsu thresholds match their definitions (Otsu as scikit-image)."""
     sal = salience.saliency_map(photo, "spectral-residual").astype(np.float64)
     s = (sal - sal.min()) / (sal.max() - sal.min())
     m, t = mask_from_map(s, "adaptive")
@@ -72,6 +76,7 @@ def test_thresholds_follow_their_definitions(photo):
 
 
 def test_frequency_tuned_finds_a_coloured_object_on_a_plain_background():
+    """The default segment finds a red disc on grey: box IoU and mask IoU above 0.8."""
     img = np.full((90, 120, 3), 0.5, np.float32)
     obj = _disc((90, 120), 40, 80, 15)
     img[obj] = (0.9, 0.1, 0.1)
@@ -98,12 +103,14 @@ def test_grabcut_sharpens_a_coarse_map():
 
 
 def test_grabcut_is_skipped_for_an_empty_mask():
+    """GrabCut on an empty mask is skipped with a note, not an OpenCV error."""
     seg = segment(np.zeros((30, 30, 3)), saliency=np.zeros((30, 30)), grabcut=True)
     assert not seg.mask.any() and seg.boxes == [] and not seg.refined
     assert any("empty" in n for n in seg.notes)
 
 
 def test_segment_with_any_bottom_up_method_on_real_photos(photos):
+    """On a real photo every bottom-up method gives a [0, 1] map and in-image boxes ranked by score."""
     for name in ("itti", "image-signature", "spectral-residual"):
         seg = segment(photos["coffee"], name, threshold="otsu")
         h, w = photos["coffee"].shape[:2]
@@ -116,6 +123,8 @@ def test_segment_with_any_bottom_up_method_on_real_photos(photos):
 
 
 def test_bad_arguments():
+    """Bad min_area, max_boxes, a target for a bottom-up method, an unknown method and a blank evidence map are refused
+    clearly."""
     img = np.zeros((20, 20, 3))
     with pytest.raises(InputError, match="min_area"):
         segment(img, saliency=np.ones((20, 20)), min_area=2)
@@ -151,6 +160,7 @@ def test_evidence_box_finds_the_pasted_cat(photos):
 # ---- localisation ------------------------------------------------------------------------------------
 
 def test_pointing_game_tolerance_is_a_euclidean_distance():
+    """The pointing game's tolerance is a Euclidean distance to the nearest target pixel (default 15 px)."""
     sal = np.zeros((50, 50))
     sal[10, 10] = 1.0
     box = (20, 20, 30, 30)  # nearest box pixel (20, 20): distance sqrt(200) = 14.14
@@ -164,11 +174,14 @@ def test_pointing_game_tolerance_is_a_euclidean_distance():
 
 
 def test_pointing_game_constant_map_is_a_miss_with_a_warning():
+    """A constant map has no peak: the pointing game counts a miss and warns."""
     with pytest.warns(metrics.DegenerateInputWarning):
         assert pointing_game(np.ones((20, 20)), (0, 0, 20, 20)) is False
 
 
 def test_energy_pointing_game_is_the_share_inside():
+    """The energy pointing game is the share of (positive) map mass inside the box; a blank map gives NaN with a
+    warning."""
     rng = np.random.default_rng(0)
     sal = rng.random((40, 60))
     box = (10, 5, 30, 25)
@@ -181,6 +194,7 @@ def test_energy_pointing_game_is_the_share_inside():
 
 
 def test_target_mask_errors():
+    """Empty boxes, boxes outside the image and masks of another size are refused."""
     with pytest.raises(InputError, match="x1 > x0"):
         target_mask((5, 5, 5, 9), (10, 10))
     with pytest.raises(InputError, match="outside"):
@@ -218,6 +232,7 @@ def test_best_window_maximises_the_objective_over_every_position(size, margin, t
 
 
 def test_candidates_are_ranked_and_overlap_at_most_the_limit():
+    """Crop candidates are ranked, overlap at most max_overlap, and the greedy disjoint set is maximal."""
     rng = np.random.default_rng(5)
     sal = rng.random((60, 200)) ** 4
     wins = best_windows(sal, (60, 60), candidates=4, max_overlap=0.2)
@@ -246,12 +261,14 @@ def test_crop_keeps_the_mass_not_the_peak():
 
 
 def test_blank_map_gives_the_centre_crop():
+    """A blank map gives the centre crop (ties go to the centre)."""
     w = crop(np.zeros((90, 160, 3)), "1:1", saliency=np.zeros((90, 160)))[0]
     c = centre_window((90, 160), (90, 90))
     assert (w.x0, w.y0, w.x1, w.y1) == (c.x0, c.y0, c.x1, c.y1) == (35, 0, 125, 90)
 
 
 def test_window_sizes():
+    """window_size gives the largest window of a ratio, a scaled one or an exact size, and refuses bad aspects."""
     assert window_size((600, 800), "16:9") == (450, 800)
     assert window_size((600, 800), "1:1") == (600, 600)
     assert window_size((600, 800), "9:16") == (600, 338)
@@ -264,6 +281,7 @@ def test_window_sizes():
 
 
 def test_crop_on_a_real_photo_with_every_bottom_up_method(photos):
+    """Every bottom-up method crops a real photo at the asked size; the centre-bias map gives the centre crop."""
     img = photos["astronaut"]
     for m in ("itti", "spectral-residual", "image-signature", "frequency-tuned", "centre-bias"):
         w = crop(img, "9:16", method=m, candidates=2)[0]
@@ -276,6 +294,7 @@ def test_crop_on_a_real_photo_with_every_bottom_up_method(photos):
 
 
 def test_window_search_rejects_bad_maps():
+    """Negative maps, windows larger than the map and a margin over 0.49 are refused."""
     with pytest.raises(InputError, match="non-negative"):
         best_windows(-np.ones((10, 10)), (5, 5))
     with pytest.raises(InputError, match="fit"):
@@ -285,6 +304,7 @@ def test_window_search_rejects_bad_maps():
 
 
 def test_a_signed_map_keeps_its_positive_evidence():
+    """A signed map keeps its positive part: negative evidence is not an object and does not stretch the scale."""
     sal = np.zeros((40, 40))
     sal[5:15, 5:15] = 1.0  # evidence for
     sal[25:35, 25:35] = -3.0  # evidence against: not an object, and it must not stretch the scale
@@ -294,6 +314,7 @@ def test_a_signed_map_keeps_its_positive_evidence():
 
 
 def test_default_crop_is_image_signature_with_the_prior(photos):
+    """The default crop is image-signature with the documented blur and centre-bias prior."""
     img = photos["coffee"]
     assert crop(img, "9:16") == crop(img, "9:16", method="image-signature", blur=0.02, centre_bias=0.3)
     assert crop_mod.DEFAULT_CROP_PRIOR == {"blur": 0.02, "centre_bias": 0.3}

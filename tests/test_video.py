@@ -53,6 +53,8 @@ def run(model: DynamicItti, frames):
     (-3, True, "90", "270", ("0", "180")),     # ... moving up
 ])
 def test_moving_bar_lights_its_direction_only(step, transpose, preferred, null, across):
+    """A bar moving in each of four directions lights that Reichardt detector, not the opposite one, and where the bar
+    is."""
     frames = bar_clip(step=step, x0=50 if step > 0 else 100)
     if transpose:
         frames = [np.ascontiguousarray(f.transpose(1, 0, 2)) for f in frames]
@@ -75,6 +77,7 @@ def test_moving_bar_lights_its_direction_only(step, transpose, preferred, null, 
 
 
 def test_blinking_patch_lights_flicker_not_motion():
+    """A blinking patch gives flicker where it blinks and exactly zero motion."""
     frames = []
     for k in range(6):
         f = np.full((H, W, 3), 0.5, np.float32)
@@ -93,6 +96,7 @@ def test_blinking_patch_lights_flicker_not_motion():
 
 
 def test_static_scene_has_zero_motion_and_flicker_and_the_static_map(photo):
+    """A static scene has zero motion and flicker, and its map is the static Itti map."""
     model = DynamicItti()
     res = run(model, [photo] * 4)
     static = itti_koch(photo)
@@ -105,6 +109,7 @@ def test_static_scene_has_zero_motion_and_flicker_and_the_static_map(photo):
 
 
 def test_first_frame_is_the_static_model_and_reset_starts_over(photo):
+    """The first frame is the static model; reset() or a frame of another size starts over."""
     model = DynamicItti()
     r0 = model.step(photo)
     assert r0.first and r0.flicker is None and r0.motion == {} and "motion" not in r0.conspicuity
@@ -131,6 +136,7 @@ def test_motion_raises_the_moving_object_against_a_static_twin():
 
 
 def test_weights_and_parameters_are_checked():
+    """Channel weights and model parameters are checked; a zero motion weight leaves the channel out."""
     assert DynamicParams(weights={"motion": 2}).weights == (1.0, 1.0, 1.0, 1.0, 2.0)
     with pytest.raises(InputError, match="unknown channel"):
         DynamicParams(weights={"speed": 1})
@@ -172,6 +178,7 @@ def test_attention_tracks_a_moving_target():
 
 
 def test_inhibition_of_return_visits_the_second_target_after_a_dwell():
+    """Inhibition of return holds a target for min_dwell frames, then shifts to the other, and back."""
     frames = []
     for _ in range(40):
         f = np.full((H, W, 3), 0.5, np.float32)
@@ -192,6 +199,7 @@ def test_inhibition_of_return_visits_the_second_target_after_a_dwell():
 
 
 def test_attention_without_anything_salient_and_its_checks():
+    """Attention on a blank map has no focus; bad parameters and maps are refused."""
     att = Attention()
     assert att.update(np.zeros((40, 60), np.float32)) is None
     with pytest.raises(InputError, match="min_dwell"):
@@ -207,6 +215,7 @@ def test_attention_without_anything_salient_and_its_checks():
 # ---- streams ------------------------------------------------------------------------------------------
 
 def test_two_streams_side_by_side_match_separate_runs():
+    """Two streams run side by side give exactly the maps of separate runs (no shared state)."""
     a, b = bar_clip(step=3), bar_clip(step=-3, x0=100)
     alone_a = [r.saliency for r in salience.stream(a)]
     alone_b = [r.saliency for r in salience.stream(b)]
@@ -218,6 +227,7 @@ def test_two_streams_side_by_side_match_separate_runs():
 
 @pytest.mark.parametrize("name", [m.name for m in methods(BOTTOM_UP)])
 def test_every_bottom_up_method_runs_per_frame(name):
+    """Every bottom-up method streams frame by frame with [0, 1] float32 maps, the same map for identical frames."""
     clip = np.zeros((3, 48, 64, 3), np.uint8)
     clip[:, 20:28, 30:38] = 255
     out = list(salience.stream(clip, name, attention=False))
@@ -230,6 +240,7 @@ def test_every_bottom_up_method_runs_per_frame(name):
 
 
 def test_stream_arguments_are_checked():
+    """stream() refuses unknown or explanation methods, max_frames 0, bad frames and sources; fps sets the times."""
     with pytest.raises(UnknownMethodError):
         salience.stream(bar_clip(2), "no-such-method")
     with pytest.raises(InputError, match="explains a model"):
@@ -254,6 +265,7 @@ def write_avi(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
 
 
 def test_stream_reads_a_video_file(tmp_path):
+    """A video file streams its frames, times and decoded BGR pixels, and the bar's motion is found."""
     path = write_avi(tmp_path / "bar.avi", bar_clip(n=8, step=3))
     out = list(salience.stream(path))
     assert len(out) == 8 and out[0].frame.shape == (H, W, 3)
@@ -268,6 +280,7 @@ def test_stream_reads_a_video_file(tmp_path):
 
 
 def test_unreadable_videos_give_clear_errors(tmp_path):
+    """Missing, corrupt, folder and camera sources give VideoReadErrors that say which."""
     with pytest.raises(VideoReadError, match="does not exist"):
         salience.stream(tmp_path / "missing.mp4")
     bad = tmp_path / "bad.mp4"
@@ -294,6 +307,7 @@ def _frames_of(path: Path) -> int:
 
 
 def test_cli_video_writes_overlay_map_and_points(tmp_path, capsys):
+    """`salience video` writes the overlay, map video and points CSV, and keeps existing outputs unless --overwrite."""
     from salience.cli import main
 
     clip = write_avi(tmp_path / "clip.avi", bar_clip(n=10, step=3))
@@ -314,6 +328,8 @@ def test_cli_video_writes_overlay_map_and_points(tmp_path, capsys):
 
 
 def test_cli_video_bad_inputs(tmp_path, capsys):
+    """`salience video` refuses bad input, extension, method and output path with exit 2/3 and leaves nothing half-
+    written."""
     from salience.cli import main
 
     bad = tmp_path / "bad.avi"
@@ -333,6 +349,7 @@ def test_cli_video_bad_inputs(tmp_path, capsys):
 
 
 def test_write_video_refuses_frames_of_another_size(tmp_path):
+    """write_video refuses a frame of another size and writes nothing; a good clip gives its frame count."""
     from salience.video import write_video
 
     frames = bar_clip(n=3) + [np.zeros((60, 80, 3), np.float32)]
@@ -344,6 +361,7 @@ def test_write_video_refuses_frames_of_another_size(tmp_path):
 
 
 def test_cli_video_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
+    """Ctrl-C during `salience video` exits 130 and leaves no partial output file."""
     from salience.cli import main
     from salience.video import render
 
@@ -364,6 +382,7 @@ def test_cli_video_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_demo_video_writes_the_clip_the_videos_and_a_contact_sheet(tmp_path, photo):
+    """demo_video writes the clip, the attention and map videos and the contact sheet it describes."""
     from PIL import Image
 
     from salience.video.demo import demo_video

@@ -774,7 +774,18 @@ def _umask() -> int:
 
 
 def save_map(saliency: Any, path: str | os.PathLike, *, normalize: bool = True, overwrite: bool = False) -> Path:
-    """Save a map as an 8-bit grayscale PNG (brightness = saliency), atomically."""
+    """Save a map as an 8-bit grayscale PNG (brightness = saliency), atomically.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from salience.io import load_image, save_map
+    >>> path = save_map(np.outer(np.arange(4.0), np.ones(6)), os.path.join(tempfile.mkdtemp(), "ramp.png"))
+    >>> g = load_image(path)
+    >>> path.name, g.shape, float(g[0, 0, 0]), float(g[-1, 0, 0])
+    ('ramp.png', (4, 6, 3), 0.0, 1.0)
+    """
     return atomic_write_bytes(path, encode_png(map_to_uint8(saliency, normalize=normalize)), overwrite=overwrite)
 
 

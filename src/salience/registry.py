@@ -337,7 +337,15 @@ _BY_NAME = _index()
 
 
 def methods(kind: str | None = None) -> list[Method]:
-    """All registered methods, optionally only those of one ``kind`` (``"bottom-up"`` / ``"explanation"``)."""
+    """All registered methods, optionally only those of one ``kind`` (``"bottom-up"`` / ``"explanation"``).
+
+    Examples
+    --------
+    >>> from salience.registry import methods
+    >>> names = [m.name for m in methods("bottom-up")]
+    >>> "itti" in names, all(m.kind == "explanation" for m in methods("explanation"))
+    (True, True)
+    """
     if kind is not None and kind not in (BOTTOM_UP, EXPLANATION):
         raise UnknownMethodError(f"unknown method kind {kind!r}; expected 'bottom-up' or 'explanation'")
     return [m for m in _METHODS if kind is None or m.kind == kind]
@@ -348,7 +356,15 @@ def method_names(kind: str | None = None) -> list[str]:
 
 
 def get_method(name: str) -> Method:
-    """The registry row for ``name`` (or one of its aliases); a close-match hint when it is unknown."""
+    """The registry row for ``name`` (or one of its aliases); a close-match hint when it is unknown.
+
+    Examples
+    --------
+    >>> from salience.registry import get_method
+    >>> m = get_method("itti")
+    >>> m.name, m.kind, m.takes_layer
+    ('itti', 'bottom-up', False)
+    """
     if not isinstance(name, str):
         raise UnknownMethodError(f"a method name must be a string, got {type(name).__name__}")
     key = name.strip().lower().replace("_", "-")

@@ -131,6 +131,17 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     target out of range, unknown or ambiguous class name, under ``torch.inference_mode()``),
     ZeroGradientError (the score does not depend on the input: every method raises it).  Hooks, flags
     and modes of the model are restored in every case.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import explain
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = explain(net, torch.rand(2, 3, 16, 16), "gradient", target=1)
+    >>> tuple(e.maps.shape), e.method, e.targets.tolist()
+    ((2, 16, 16), 'gradient', [1, 1])
     """
     m = get_method(method)
     if m.kind != EXPLANATION:

@@ -50,6 +50,17 @@ class Explanation:
     extras: per-method results: ``"attributions"`` ``(B, C, H, W)`` for pixel methods, ``"cam"`` (the
         low-resolution map before upsampling), ``"delta"`` (Integrated Gradients' completeness error),
         ... also reachable as attributes (``explanation.delta``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import explain
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = explain(net, torch.rand(2, 3, 16, 16), "gradcam", target=[0, 1])
+    >>> tuple(e.maps.shape), e.targets.tolist(), e.layer, e.numpy().dtype
+    ((2, 16, 16), [0, 1], '1', dtype('float32'))
     """
 
     maps: torch.Tensor
@@ -71,7 +82,16 @@ class Explanation:
 
 
 def unwrap_model(model: Any) -> nn.Module:
-    """An ``nn.Module`` from a module or a :class:`~salience.attribution.models.LoadedModel`."""
+    """An ``nn.Module`` from a module or a :class:`~salience.attribution.models.LoadedModel`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import unwrap_model
+    >>> net = torch.nn.Linear(3, 2)
+    >>> unwrap_model(net) is net
+    True
+    """
     inner = getattr(model, "model", None)
     if not isinstance(model, nn.Module) and isinstance(inner, nn.Module):
         return inner
@@ -105,6 +125,17 @@ def check_images(images: Any, model: nn.Module, *, needs_grad: bool = True) -> t
 
     ``needs_grad``: the method back-propagates, so inference mode is refused (:func:`check_autograd`).
     An inference tensor as input is copied into an ordinary one (the caller's tensor is not touched).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import check_images
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = check_images(torch.rand(2, 3, 16, 16), net)
+    >>> tuple(x.shape), x.dtype, x.requires_grad
+    ((2, 3, 16, 16), torch.float32, False)
     """
     if needs_grad:
         check_autograd(model)
@@ -167,7 +198,14 @@ _TOPK = re.compile(r"^top[-_:]?(\d+)$")
 @dataclass
 class Target:
     """A parsed target: ``kind`` is ``"index"`` (``indices`` known after the forward), ``"rank"``
-    (the k-th most likely class) or ``"callable"``."""
+    (the k-th most likely class) or ``"callable"``.
+
+    Examples
+    --------
+    >>> from salience.attribution import Target
+    >>> Target.parse(2, batch=3).indices.tolist(), Target.parse("top-2", batch=3).rank, Target.parse(None, 3).kind
+    ([2, 2, 2], 2, 'rank')
+    """
 
     kind: str
     indices: torch.Tensor | None = None
@@ -243,7 +281,17 @@ def _short(v: Any) -> str:
 
 
 def select_scores(output: Any, target: Target, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(scores (B,), class indices (B,) or None)`` selected from a model output."""
+    """``(scores (B,), class indices (B,) or None)`` selected from a model output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import Target, select_scores
+    >>> out = torch.tensor([[0.1, 2.0, 0.3], [1.5, 0.2, 0.4]])
+    >>> scores, idx = select_scores(out, Target.parse(None, 2), 2)
+    >>> scores.tolist(), idx.tolist()
+    ([2.0, 1.5], [1, 0])
+    """
     if target.kind == "callable":
         assert target.fn is not None
         scores = target.fn(output)
@@ -651,6 +699,15 @@ def target_scores(out: Any, tgt: Target, idx: torch.Tensor | None, n: int, *, pr
     ``out``: a model output for ``n`` rows (a tensor, or a tuple/list/dict with ``"out"`` holding it).
     For a callable target, its value; otherwise the softmax probability (``probabilities=True``) or the
     raw score (logit) of class ``idx[i]`` in row ``i`` (``idx``: ``(n,)`` indices).  Returns ``(n,)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import Target, target_scores
+    >>> out = torch.tensor([[0.0, 0.0], [0.0, 2.0]])
+    >>> p = target_scores(out, Target.parse(1, 2), torch.tensor([1, 1]), 2, probabilities=True)
+    >>> [round(v, 4) for v in p.tolist()]
+    [0.5, 0.8808]
     """
     if tgt.kind == "callable":
         return select_scores(out, tgt, n)[0]

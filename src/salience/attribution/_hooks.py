@@ -96,7 +96,17 @@ def named_modules_map(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def resolve_layer(model: nn.Module, layer: Any) -> tuple[str, nn.Module]:
-    """``(name, module)`` for a layer given by dotted name (``"features.18"``) or as a module."""
+    """``(name, module)`` for a layer given by dotted name (``"features.18"``) or as a module.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import resolve_layer
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    >>> name, module = resolve_layer(net, "0")
+    >>> name, type(module).__name__, resolve_layer(net, net[1])[0]
+    ('0', 'Conv2d', '1')
+    """
     if isinstance(layer, nn.Module):
         for name, m in model.named_modules():
             if m is layer:

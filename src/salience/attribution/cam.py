@@ -121,6 +121,17 @@ def gradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     -------
     Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]`` (per image min-max); ``extras["cam"]`` the
     low-resolution map before upsampling and normalisation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import gradcam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = gradcam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
     """
     return _cam("gradcam", model, images, target, layer, reshape, params)
 
@@ -132,7 +143,19 @@ def gradcam_pp(model: Any, images: Any, target: Any = None, layer: Any = None, *
 
     ``eps=0`` (default) is the paper's formula (``alpha = 0`` where the denominator is 0).  pytorch-grad-cam
     adds ``eps = 1e-6``, which is not negligible when gradients are ~1e-3 (real classifiers' logits):
-    ``eps=1e-6`` reproduces its maps (docs/explain.md, "Differences from peers")."""
+    ``eps=1e-6`` reproduces its maps (docs/explain.md, "Differences from peers").
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import gradcam_pp
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = gradcam_pp(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
+    """
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
         from ..errors import InputError
 
@@ -143,14 +166,38 @@ def gradcam_pp(model: Any, images: Any, target: Any = None, layer: Any = None, *
 def hirescam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
              reshape: Callable | None = None, **params: Any) -> Explanation:
     """HiRes-CAM (Draelos & Carin 2020): ReLU of the channel sum of gradient x activation, elementwise.
-    Same arguments and output as :func:`gradcam`."""
+    Same arguments and output as :func:`gradcam`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import hirescam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = hirescam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
+    """
     return _cam("hirescam", model, images, target, layer, reshape, params)
 
 
 def layercam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
              reshape: Callable | None = None, **params: Any) -> Explanation:
     """Layer-CAM (Jiang et al., IEEE TIP 2021): ReLU of the channel sum of relu(gradient) x activation.
-    Same arguments and output as :func:`gradcam`."""
+    Same arguments and output as :func:`gradcam`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import layercam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = layercam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
+    """
     return _cam("layercam", model, images, target, layer, reshape, params)
 
 
@@ -162,6 +209,17 @@ def guided_gradcam(model: Any, images: Any, target: Any = None, layer: Any = Non
     The guided part is reduced over channels by the maximum absolute value; the product is normalised to
     ``[0, 1]`` by its maximum.  ``activations`` as in :func:`salience.attribution.gradients.guided_backprop`.
     The Grad-CAM target is the class the guided pass explained (so ``top-k`` picks one class for both).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import guided_gradcam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = guided_gradcam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer
+    ((2, 16, 16), '1')
     """
     from .gradients import guided_backprop
 

@@ -204,6 +204,17 @@ def eigencam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     -------
     Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]``; ``extras["cam"]`` the rectified
     low-resolution projection.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import eigencam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = eigencam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
     """
     check_unknown("eigencam", params)
     return _variant("eigencam", model, images, target, layer, reshape,
@@ -214,7 +225,19 @@ def eigen_gradcam(model: Any, images: Any, target: Any = None, layer: Any = None
                   reshape: Callable | None = None, center: bool = True, **params: Any) -> Explanation:
     """Eigen-Grad-CAM (pytorch-grad-cam's variant of Muhammad & Yeasin 2020): the first principal
     component projection of gradient x activation (elementwise), so it is class-specific.
-    Same arguments and output as :func:`eigencam`."""
+    Same arguments and output as :func:`eigencam`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import eigen_gradcam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = eigen_gradcam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
+    """
     check_unknown("eigen-gradcam", params)
     return _variant("eigen-gradcam", model, images, target, layer, reshape,
                     lambda a, g, ctx: principal_projection(g * a, bool(center)), gradients=True)
@@ -224,7 +247,19 @@ def xgradcam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
              reshape: Callable | None = None, **params: Any) -> Explanation:
     """XGrad-CAM (Fu et al., BMVC 2020): channel weights ``sum_xy (A_cxy / sum_xy A_c) G_cxy``, the
     weights that satisfy the paper's sensitivity and conservation axioms.
-    Same arguments and output as :func:`salience.attribution.gradcam`."""
+    Same arguments and output as :func:`salience.attribution.gradcam`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import xgradcam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = xgradcam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
+    """
     check_unknown("xgradcam", params)
     return _variant("xgradcam", model, images, target, layer, reshape,
                     lambda a, g, ctx: _xgradcam_rule(a, g), gradients=True)
@@ -244,6 +279,17 @@ def ablationcam(model: Any, images: Any, target: Any = None, layer: Any = None, 
     -------
     Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]``; ``extras["cam"]`` the rectified
     low-resolution map.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import ablationcam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = ablationcam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
     """
     check_unknown("ablationcam", params)
     bs = check_positive_int("batch_size", batch_size)

@@ -101,6 +101,17 @@ def fullgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     ------
     InputError for a ``layer`` or an unknown ``scaling``; ModelError when the model has no conv or
     batch-norm bias (FullGrad would be input x gradient alone).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import fullgrad
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = fullgrad(net, torch.rand(2, 3, 16, 16), target=1)
+    >>> tuple(e.maps.shape), e.targets.tolist()
+    ((2, 16, 16), [1, 1])
     """
     check_unknown("fullgrad", params)
     if layer is not None:

@@ -152,6 +152,17 @@ def gradient(model: Any, images: Any, target: Any = None, layer: Any = None, **p
 
     ``maps`` = ``max_c |d score / d x_c|`` per pixel, divided by its maximum: float32 ``(B, H, W)`` in
     ``[0, 1]``.  ``extras["attributions"]``: the raw ``(B, C, H, W)`` gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import gradient
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = gradient(net, torch.rand(1, 3, 16, 16), target=2)
+    >>> tuple(e.maps.shape), tuple(e.attributions.shape), e.layer
+    ((1, 16, 16), (1, 3, 16, 16), None)
     """
     return _single("gradient", model, images, target, layer, None, params)
 
@@ -161,6 +172,18 @@ def input_x_gradient(model: Any, images: Any, target: Any = None, layer: Any = N
     """Input x gradient (Shrikumar et al. 2016; also Baehrens et al. 2010's gradient times input).
 
     ``maps`` = ``sum_c x_c * d score / d x_c``: signed float32 ``(B, H, W)`` in score units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import gradient, input_x_gradient
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(1, 3, 16, 16)
+    >>> e = input_x_gradient(net, x, target=2)
+    >>> tuple(e.maps.shape), bool(torch.allclose(e.attributions, x * gradient(net, x, target=2).attributions))
+    ((1, 16, 16), True)
     """
     return _single("input-x-gradient", model, images, target, layer, None, params)
 
@@ -179,6 +202,17 @@ def guided_backprop(model: Any, images: Any, target: Any = None, layer: Any = No
     * ``"guide"``: the generalised rule silently (it equals the paper's rule on ReLU).
 
     ``maps``: ``max_c |a_c|`` divided by its maximum, float32 ``(B, H, W)`` in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import guided_backprop
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = guided_backprop(net, torch.rand(1, 3, 16, 16), target=2)
+    >>> tuple(e.maps.shape), tuple(e.attributions.shape), e.layer
+    ((1, 16, 16), (1, 3, 16, 16), None)
     """
     return _single("guided-backprop", model, images, target, layer, _check_policy(activations), params)
 
@@ -214,6 +248,17 @@ def smoothgrad(model: Any, images: Any, target: Any = None, layer: Any = None, *
     -----
     The raw attributions (signed) are averaged, then reduced as the base method reduces them; ``maps``
     has the base's range.  The target class (for ``None``/``"top-k"``) is chosen on the clean image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import smoothgrad
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = smoothgrad(net, torch.rand(1, 3, 16, 16), target=0, n=4, seed=0)
+    >>> tuple(e.maps.shape), bool(e.maps.min() >= 0)
+    ((1, 16, 16), True)
     """
     check_unknown("smoothgrad", params)
     key = str(base).strip().lower().replace("_", "-")
@@ -439,6 +484,20 @@ def integrated_gradients(model: Any, images: Any, target: Any = None, layer: Any
     Explanation: ``maps`` = ``sum_c a_c`` (signed, score units); ``extras["delta"]`` ``(B,)`` the
     completeness error ``sum(a) - (f(x) - f(x'))``; ``extras["attributions"]`` ``(B, C, H, W)``;
     ``extras["steps"]`` ``(B,)`` the steps used per image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import integrated_gradients
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(1, 3, 16, 16)
+    >>> e = integrated_gradients(net, x, target=1, steps=16)
+    >>> total = float(e.attributions.sum())  # completeness: the attributions add up to f(x) - f(0)
+    >>> gap = float(net(x)[0, 1] - net(torch.zeros_like(x))[0, 1])
+    >>> abs(total - gap) < 1e-3 * max(1.0, abs(gap))
+    True
     """
     if "quadrature" in params:
         quadrature_rule = params.pop("quadrature")

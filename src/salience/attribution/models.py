@@ -69,6 +69,17 @@ class LoadedModel:
     class_names: the class names (1000 ImageNet names for the bundled models).
     target_layer: the default layer for CAM methods (``None``: chosen automatically).
     name: the model's name.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import LoadedModel, gradcam
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    >>> lm = LoadedModel(net, preprocess=lambda image, crop=True: torch.as_tensor(image).permute(2, 0, 1)[None],
+    ...                  class_names=["cat", "dog"], target_layer="0", name="tiny")
+    >>> gradcam(lm, torch.rand(1, 3, 16, 16), target=1).layer  # the model's own target_layer
+    '1'
     """
 
     model: nn.Module
@@ -341,6 +352,14 @@ def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any =
     ------
     ModelError: unknown name, weights missing (the message gives the pip command), a checksum mismatch,
         or a checkpoint that is not a plain state dict for this architecture.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.attribution import load_model
+    >>> m = load_model()
+    >>> m.name, len(m.class_names), m.target_layer, tuple(m.preprocess(np.zeros((300, 400, 3), np.float32)).shape)
+    ('mobilenet_v2', 1000, 'features.18', (1, 3, 224, 224))
     """
     if not isinstance(name, str):
         raise InputError(f"model name must be a string, got {type(name).__name__}")

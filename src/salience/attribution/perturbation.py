@@ -72,6 +72,17 @@ def occlusion(model: Any, images: Any, target: Any = None, layer: Any = None, *,
 
     Raises :class:`~salience.errors.ZeroGradientError` when no window changes an image's score (the
     score does not depend on the input).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import occlusion
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = occlusion(net, torch.rand(1, 3, 16, 16), target=0, window=8, stride=8)
+    >>> tuple(e.maps.shape), e.maps.dtype
+    ((1, 16, 16), torch.float32)
     """
     check_unknown("occlusion", params)
     wh, ww = _pair("window", window)
@@ -150,6 +161,17 @@ def rise(model: Any, images: Any, target: Any = None, layer: Any = None, *,
 
     Raises :class:`~salience.errors.ZeroGradientError` when no mask changes an image's score (the map
     would be mask noise).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import rise
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = rise(net, torch.rand(1, 3, 16, 16), target=0, n=64, cells=4, seed=0)
+    >>> tuple(e.maps.shape), bool(e.maps.min() >= 0)
+    ((1, 16, 16), True)
     """
     check_unknown("rise", params)
     n = check_positive_int("n", n)
@@ -214,6 +236,17 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     ``progress``: called as ``progress(done, total)`` (masked forward passes) after each pass.
 
     Raises :class:`~salience.errors.ZeroGradientError` when no channel mask changes an image's score.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.attribution import scorecam
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> e = scorecam(net, torch.rand(2, 3, 16, 16), target=[0, 2])
+    >>> tuple(e.maps.shape), e.layer, bool(e.maps.min() >= 0 and e.maps.max() <= 1)
+    ((2, 16, 16), '1', True)
     """
     check_unknown("scorecam", params)
     batch_size = check_positive_int("batch_size", batch_size)

@@ -103,6 +103,18 @@ class CurveResult:
     targets: int64 ``(B,)`` class indices (``None`` for a callable target).
     perturbation: the filling used; score: ``"probability"`` or ``"logit"`` (``"callable"`` for a
         callable target).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.audit import CurveResult, deletion_curve
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(2, 3, 16, 16)
+    >>> r = deletion_curve(net, x, torch.rand(2, 16, 16), target=0, steps=8)
+    >>> isinstance(r, CurveResult), r.kind, r.fractions.shape, r.scores.shape, r.auc.shape
+    (True, 'deletion', (9,), (2, 9), (2,))
     """
 
     kind: str
@@ -691,6 +703,15 @@ def map_similarity(original: Any, other: Any, *, signed_original: Any = None, si
     ``spearman_abs``: rank correlation of the absolute maps; ``ssim`` (uniform 7 x 7 window) and ``hog``
     (HOG Pearson correlation) on the absolute maps min-max scaled to ``[0, 1]`` (``data_range`` 1).
     ``hog_cell``: HOG cell size in pixels (default ``max(4, min(H, W) // 28)``, 8 px at 224).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.audit import map_similarity
+    >>> a = np.random.default_rng(0).random((32, 32))
+    >>> s = map_similarity(a, a)
+    >>> sorted(s), round(s["spearman"], 6), round(s["ssim"], 6)
+    (['hog', 'spearman', 'spearman_abs', 'ssim'], 1.0, 1.0)
     """
     a, b = _pair(original, other, "map_similarity")
     sa = a if signed_original is None else _pair(signed_original, a, "map_similarity")[0]
@@ -725,6 +746,13 @@ def randomization_layers(model: Any) -> list[str]:
     ``nn.ModuleList`` (MobileNetV2's ``features``, a ResNet's ``layer1``) is replaced by its own children
     that hold parameters.  MobileNetV2 gives ``features.0`` ... ``features.18``, ``classifier.1``.
     Randomisation goes through them in reverse (from the logits down).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.audit import randomization_layers
+    >>> randomization_layers(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
+    ['0', '2']
     """
     torch = _torch()
     from ..attribution import unwrap_model
@@ -787,6 +815,17 @@ class SanityResult:
         original (stage 0 is the original against itself).
     targets: int64 ``(B,)`` (``None`` for a callable target).
     notes: what happened on the way (e.g. a stage whose map was blank).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.audit import SanityResult, sanity_check
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> r = sanity_check(net, torch.rand(1, 3, 16, 16), ["gradient"], target=0)
+    >>> isinstance(r, SanityResult), r.stages, r.maps["gradient"].shape, sorted(r.similarity["gradient"])
+    (True, ['original', '4', '0'], (3, 1, 16, 16), ['hog', 'spearman', 'spearman_abs', 'ssim'])
     """
 
     mode: str
@@ -999,7 +1038,21 @@ def _have_matplotlib() -> bool:
 def curves_figure(deletion: dict[str, CurveResult], insertion: dict[str, CurveResult], *, index: int = 0,
                   title: str = "") -> np.ndarray:
     """Deletion (left) and insertion (right) curves of several methods for image ``index`` of the batch,
-    AUCs in the legend: uint8 RGB ``(h, w, 3)``.  matplotlib when installed, else drawn with OpenCV."""
+    AUCs in the legend: uint8 RGB ``(h, w, 3)``.  matplotlib when installed, else drawn with OpenCV.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.audit import curves_figure, deletion_curve, insertion_curve
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, m = torch.rand(1, 3, 16, 16), torch.rand(1, 16, 16)
+    >>> fig = curves_figure({"random": deletion_curve(net, x, m, target=0, steps=4)},
+    ...                     {"random": insertion_curve(net, x, m, target=0, steps=4)})
+    >>> fig.dtype, fig.ndim, fig.shape[2]
+    (dtype('uint8'), 3, 3)
+    """
     if _have_matplotlib():
         from matplotlib.figure import Figure
 
@@ -1049,7 +1102,19 @@ def sanity_figure(result: SanityResult, *, index: int = 0, image: Any = None, me
     """The sanity check as a figure, uint8 RGB ``(h, w, 3)``: a grid of maps (rows = methods, columns =
     randomisation stages, at most ``max_columns`` evenly spread, the last always shown; an optional first
     column with the input ``image``), and below it ``metric`` against the stage for every method.
-    matplotlib when installed, else an OpenCV grid."""
+    matplotlib when installed, else an OpenCV grid.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.audit import sanity_check, sanity_figure
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> fig = sanity_figure(sanity_check(net, torch.rand(1, 3, 16, 16), ["gradient"], target=0))
+    >>> fig.dtype, fig.ndim, fig.shape[2]
+    (dtype('uint8'), 3, 3)
+    """
     S = len(result.stages)
     cols = sorted(set(np.linspace(0, S - 1, min(S, max_columns)).round().astype(int).tolist()))
     if _have_matplotlib():

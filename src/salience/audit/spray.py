@@ -15,8 +15,8 @@ machines really learn", Nature Communications 10:1096 (2019).  The steps, as in 
    share in a region is a number between 0 and 1.  A map that is zero everywhere stays zero (no evidence);
 3. a symmetric k-nearest-neighbour graph over the flattened maps (Euclidean distance; an edge of weight 1
    where either map is among the other's ``n_neighbors`` nearest), its normalised Laplacian
-   ``L = I - D^-1/2 W D^-1/2``, and the smallest eigenvalues of ``L`` (dense ``scipy.linalg.eigh`` up to
-   2,000 maps in a connected component of the graph, sparse ``scipy.sparse.linalg.eigsh`` above);
+   ``L = I - D^-1/2 W D^-1/2``, and the smallest eigenvalues of ``L`` (each connected component of the graph on
+   its own: dense ``scipy.linalg.eigh`` up to 500 maps, sparse ``scipy.sparse.linalg.eigsh`` above);
 4. the number of clusters is the position of the largest gap between consecutive eigenvalues (the
    *eigengap*: ``c`` well separated groups give ``c`` eigenvalues near 0, then a jump) unless it is
    given, and the maps are clustered by k-means on the row-normalised spectral embedding (Ng, Jordan &
@@ -51,8 +51,10 @@ from ..errors import InputError
 
 __all__ = ["SprayResult", "spray"]
 
-#: Up to this many maps the Laplacian is decomposed densely (``scipy.linalg.eigh``); above it, sparsely.
-DENSE_LIMIT = 2000
+#: Up to this many maps in a connected component its Laplacian is decomposed densely (``scipy.linalg.eigh``);
+#: above it, by ``eigsh`` (Lanczos on sparse products: on the loaded 2-core VM two BLAS threads made a dense
+#: 1,000-map decomposition take 6.6 s, eigsh takes well under one; docs/audit.md).
+DENSE_LIMIT = 500
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,15 @@ def _module(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``salience`` argument parser: one sub-command per module of :data:`COMMANDS`.
+
+    Examples
+    --------
+    >>> from salience.cli import build_parser
+    >>> args = build_parser().parse_args(["methods"])
+    >>> args.command
+    'methods'
+    """
     parser = argparse.ArgumentParser(
         prog="salience",
         description="Saliency maps: bottom-up models, explanations of image classifiers, evaluation.",
@@ -178,7 +187,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see :mod:`salience.cli._common`)."""
+    """Run the command line; returns the exit status (see :mod:`salience.cli._common`).
+
+    Examples
+    --------
+    >>> import contextlib, io, os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from salience.cli import main
+    >>> d = tempfile.mkdtemp()
+    >>> Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(os.path.join(d, "a.png"))
+    >>> with contextlib.redirect_stdout(io.StringIO()):   # it prints one line per file written
+    ...     status = main(["map", os.path.join(d, "a.png"), "-m", "spectral-residual", "--out", f"{d}/maps"])
+    >>> status
+    0
+    >>> sorted(os.listdir(os.path.join(d, "maps")))
+    ['a_spectral-residual.png']
+    """
     import signal
     import warnings
 

@@ -102,6 +102,14 @@ class Readout(nn.Module):
     hidden: widths of the two hidden 1 x 1 convolutions (8, 16).
     prior_grid: ``(rows, cols)`` of the learned log-density centre prior.
     init_sigma: initial blur standard deviation as a fraction of the grid's longer side.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.gaze import Readout
+    >>> r = Readout(channels=[32, 96])
+    >>> sum(p.numel() for p in r.parameters()) > 0, isinstance(r, torch.nn.Module)
+    (True, True)
     """
 
     def __init__(self, channels: Sequence[int], hidden: Sequence[int] = (8, 16),
@@ -166,6 +174,16 @@ class FixationModel(nn.Module):
     backbone: MobileNetV2's ``features`` (an ``nn.Sequential``), e.g. ``salience.load_model().model.features``.
     readout: a :class:`Readout` whose ``channels`` match ``config["layers"]``.
     config: the architecture's settings (:data:`DEFAULT_CONFIG`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from salience.gaze import load_fixation_model
+    >>> m = load_fixation_model()
+    >>> with torch.no_grad():
+    ...     out = m(torch.rand(1, 3, 64, 96))
+    >>> tuple(out.shape), round(float(out.exp().sum()), 4)
+    ((1, 64, 96), 1.0)
     """
 
     def __init__(self, backbone: nn.Module, readout: Readout, config: dict[str, Any]) -> None:
@@ -299,13 +317,20 @@ def resolve_device(device: Any) -> torch.device:
 def load_fixation_model(weights: str | os.PathLike | None = None, *, device: Any = None) -> FixationModel:
     """The fixation model: the default MobileNetV2 backbone plus a trained readout, in eval mode.
 
+    Models are cached per (weights, device): the second call is free.
+
     Parameters
     ----------
     weights: ``None`` for the readout shipped in the package (SHA-256 checked against
         :data:`WEIGHTS_SHA256`), or the path of a file written by ``salience train-fixations``.
     device: ``"cpu"`` (default), ``"cuda"`` or a ``torch.device``.
 
-    Models are cached per (weights, device): the second call is free.
+    Examples
+    --------
+    >>> from salience.gaze import FixationModel, load_fixation_model
+    >>> m = load_fixation_model()
+    >>> isinstance(m, FixationModel), m.training, load_fixation_model() is m   # cached
+    (True, False, True)
     """
     dev = resolve_device(device)
     path = packaged_weights() if weights is None else Path(os.fspath(weights)).expanduser()
@@ -352,6 +377,14 @@ def fixation_log_density(images: Any, *, weights: str | os.PathLike | None = Non
     float32 ``(H, W)`` array of natural-log densities (``exp`` sums to 1 over the image) for one image; a
     list of them for a list or a ``(B, H, W, 3)`` array.  ``log2(p(x, y)) - log2(q(x, y))`` averaged over
     fixations is the information gain over a baseline density ``q`` in bits per fixation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.gaze import fixation_log_density
+    >>> logp = fixation_log_density(np.full((48, 64, 3), 0.5, np.float32))
+    >>> logp.shape, logp.dtype, round(float(np.exp(logp).sum()), 4)
+    ((48, 64), dtype('float32'), 1.0)
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a whole number >= 1, got {batch_size!r}")

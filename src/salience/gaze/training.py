@@ -69,6 +69,8 @@ def split_names(names: Sequence[str], *, split_seed: int = 0, val_fraction: floa
                 test_fraction: float = 1 / 7) -> dict[str, list[str]]:
     """Split image names into ``train`` / ``val`` / ``test`` by their rank under a seeded hash.
 
+    Examples
+    --------
     >>> s = split_names([f"{i}" for i in range(1001, 1701)])
     >>> [len(s[k]) for k in ("train", "val", "test")]
     [500, 100, 100]

@@ -2,8 +2,11 @@
 
 Eye-fixation metrics (:mod:`salience.metrics.fixation`): AUC-Judd, AUC-Borji, shuffled AUC, NSS, CC, KL
 divergence, SIM, information gain and EMD as pure functions under the ``"mit"`` (official MIT Saliency
-Benchmark code) and ``"tuebingen"`` (pysaliency) conventions, plus :func:`evaluate` for several at once.  Salient-object metrics (:mod:`salience.metrics.objects`): MAE,
-F-measure, weighted F-measure, S-measure, E-measure, IoU and Dice against object masks.
+Benchmark code) and ``"tuebingen"`` (pysaliency) conventions, plus :func:`evaluate` for several at once.
+The ground truth they score against (fixation and density maps, the centre bias, visual angle,
+:func:`prepare_ground_truth`) is in :mod:`salience.metrics.groundtruth`.  Salient-object metrics
+(:mod:`salience.metrics.objects`): MAE, F-measure, weighted F-measure, S-measure, E-measure, IoU and Dice
+against object masks.
 
 Other evaluation modules (e.g. ``salience.audit.faithfulness``) are imported lazily on first access of
 one of their names, so ``import salience.metrics`` stays light.

@@ -264,6 +264,8 @@ def f_measure(pred: Any, gt: Any, mode: str | float = "adaptive", *, beta2: floa
         beta squared, 0.3 (weighs precision more than recall; Achanta et al., "Frequency-tuned salient
         region detection", CVPR 2009).
 
+    Examples
+    --------
     >>> gt = np.zeros((4, 4), bool); gt[:2] = True
     >>> f_measure(gt * 0.9, gt), f_measure(gt * 0.9, gt, "max")
     (1.0, 1.0)
@@ -518,6 +520,16 @@ class ObjectScores:
     scores: name (:data:`SOD_METRICS`) -> value over the data set.
     per_image: one dict per image with the same names (max / mean of that image's own curve).
     curves: ``"f"``, ``"e"``, ``"iou"``, ``"dice"`` -> float64 ``(256,)`` mean curve over the images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.metrics import object_scores
+    >>> gt = np.zeros((8, 8), bool); gt[2:6, 2:6] = True
+    >>> pred = gt * 0.8; pred[0, 0] = 0.4   # one false alarm
+    >>> r = object_scores([(pred, gt)])
+    >>> round(r.scores["mae"], 4), len(r.per_image), r.curves["f"].shape
+    (0.0078, 1, (256,))
     """
 
     scores: dict[str, float]
@@ -571,9 +583,20 @@ class ObjectScoreAccumulator:
 
     def add(self, pred: Any, gt: Any) -> dict[str, float]:
         """Score one pair; returns its per-image row."""
-        row, curves = _image_scores(pred, gt, self.beta2)
+        row, curves = self.score(pred, gt)
+        return self.add_scored(row, curves)
+
+    def score(self, pred: Any, gt: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """One pair's per-image row and threshold curves (float64 ``(256,)`` each), without adding them:
+        what :meth:`add_scored` takes (e.g. from worker threads, or from the journal of a resumed run)."""
+        return _image_scores(pred, gt, self.beta2)
+
+    def add_scored(self, row: dict[str, float], curves: dict[str, np.ndarray]) -> dict[str, float]:
+        """Add a pair scored by :meth:`score`.  Pairs added in the same order give the same sums, and so
+        the same data-set scores, as :meth:`add` on the maps."""
         self.rows.append(row)
         for k, v in curves.items():
+            v = np.asarray(v, dtype=np.float64)
             self._sums[k] = self._sums[k] + v if k in self._sums else v.copy()
         return row
 

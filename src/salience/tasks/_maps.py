@@ -1,7 +1,9 @@
-"""What the applications share: the map of an image by any registry method, normalised to [0, 1]."""
+"""What the applications share: the map of an image by any registry method, normalised to [0, 1], and
+the pixel rectangle that crop windows and object boxes both are."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,5 +52,37 @@ def image_and_map(image: Any, method: str, saliency: Any = None, *, model: Any =
 
 
 def to_u8(img: np.ndarray) -> np.ndarray:
-    """float RGB in [0, 1] -> uint8 RGB."""
+    """float RGB in [0, 1] -> uint8 RGB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.tasks import to_u8
+    >>> to_u8(np.array([[[0.0, 0.5, 1.2]]])).tolist()
+    [[[0, 128, 255]]]
+    """
     return np.floor(np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A scored pixel rectangle: edges ``x0 <= x < x1``, ``y0 <= y < y1`` and a ``score``; the common part
+    of :class:`salience.tasks.crop.Window` and :class:`salience.tasks.segment.Box`.
+
+    >>> Rect(2, 1, 10, 5, 0.5).width, Rect(2, 1, 10, 5, 0.5).height
+    (8, 4)
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    score: float
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ._maps import image_and_map
+from ._maps import Rect, image_and_map
 
 __all__ = ["Window", "crop", "window_size", "best_windows", "centre_window", "cut", "DEFAULT_CROP_METHOD",
            "DEFAULT_CROP_PRIOR"]
@@ -48,26 +48,18 @@ DEFAULT_CROP_PRIOR = {"blur": 0.02, "centre_bias": 0.3}
 
 
 @dataclass(frozen=True)
-class Window:
+class Window(Rect):
     """A crop window: pixel edges ``x0 <= x < x1``, ``y0 <= y < y1``; ``score``: the objective (the share
     of the map's mass it counts, with margin and thirds weighting); ``share``: the plain share of the map's
-    mass inside the window (0..1); ``rank``: 1 for the best."""
+    mass inside the window (0..1); ``rank``: 1 for the best.
 
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-    score: float
+    >>> w = Window(0, 0, 160, 90, score=0.8, share=0.8)
+    >>> w.width, w.height, w.as_dict()["rank"]
+    (160, 90, 1)
+    """
+
     share: float
     rank: int = 1
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
 
     def as_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "x0": self.x0, "y0": self.y0, "x1": self.x1, "y1": self.y1,
@@ -201,6 +193,8 @@ def best_windows(saliency: np.ndarray, size: tuple[int, int], *, candidates: int
     overlaps every earlier one by at most ``max_overlap`` (IoU; 0 = disjoint).  Fewer are returned when no
     position is left.  Ties (e.g. a blank map) go to the position nearest the image centre.
 
+    Examples
+    --------
     >>> sal = np.zeros((10, 30)); sal[:, 2] = 1; sal[:, 25] = 2
     >>> [(w.x0, w.share) for w in best_windows(sal, (10, 10), candidates=2, max_overlap=0)]
     [(16, 0.6666666666666666), (2, 0.3333333333333333)]

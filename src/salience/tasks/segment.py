@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import EXPLANATION, get_method
-from ._maps import image_and_map, to_u8
+from ._maps import Rect, image_and_map, to_u8
 
 __all__ = ["Box", "Segmentation", "segment", "evidence_box", "mask_from_map", "boxes_from_mask",
            "grabcut_refine", "draw_segmentation", "box_iou", "THRESHOLDS"]
@@ -45,24 +45,16 @@ CAM_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
-class Box:
+class Box(Rect):
     """One box: pixel edges ``x0 <= x < x1``, ``y0 <= y < y1``; ``score`` = the share of the map's total
-    saliency mass inside the component (0..1); ``area`` = the component's pixel count."""
+    saliency mass inside the component (0..1); ``area`` = the component's pixel count.
 
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-    score: float
+    >>> b = Box(5, 5, 9, 9, score=0.75, area=16)
+    >>> b.width, b.height, b.as_tuple()
+    (4, 4, (5, 5, 9, 9, 0.75))
+    """
+
     area: int = 0
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
 
     def as_tuple(self) -> tuple[int, int, int, int, float]:
         return (self.x0, self.y0, self.x1, self.y1, self.score)
@@ -162,6 +154,8 @@ def boxes_from_mask(mask: np.ndarray, saliency: np.ndarray, *, min_area: float =
     with a better-ranked kept box exceeds this is dropped (greedy non-maximum suppression; 1 keeps all).
     ``max_boxes``: keep at most this many.
 
+    Examples
+    --------
     >>> m = np.zeros((10, 10), bool); m[1:3, 1:3] = True; m[5:9, 5:9] = True
     >>> [b.as_tuple()[:4] for b in boxes_from_mask(m, m * 1.0)]
     [(5, 5, 9, 9), (1, 1, 3, 3)]

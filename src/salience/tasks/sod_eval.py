@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import sys
@@ -138,6 +139,7 @@ class MaskEvaluation:
     missing: dict[str, list[str]]
     elapsed: float
     metrics: tuple[str, ...] = SOD_METRICS
+    resumed: int = 0  #: pairs taken from the journal of an interrupted run
 
     def table(self, *, markdown: bool = False) -> str:
         """Method x metric table: means over images with the 95% CI half-width where it applies."""
@@ -176,21 +178,96 @@ def _resolve_methods(spec: str | Sequence[str]) -> list[str]:
                                                          "localisation functions")
 
 
+class _Journal:
+    """The per-pair scores of a run, one JSON line per (image, method), so an interrupted run can resume.
+
+    The first line records what changes every map (blur, centre bias); a resume with other values is
+    refused.  Each later line holds a pair's per-image row and its threshold curves (floats written with
+    ``repr``, so they are read back bit for bit); a line cut off by an interruption is dropped.
+    """
+
+    MAGIC = "salience-mask-journal"
+
+    def __init__(self, path: Path | None, config: dict[str, Any], resume: bool) -> None:
+        self.path = path
+        self.done: dict[tuple[str, str], tuple[dict[str, float], dict[str, np.ndarray]]] = {}
+        self._fh: Any = None
+        if path is None:
+            return
+        if resume and path.exists():
+            self._read(path, config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not (resume and path.exists())
+        self._fh = open(path, "w" if fresh else "a", encoding="utf-8")
+        if fresh:
+            self._fh.write(json.dumps({self.MAGIC: 1, "config": config}) + "\n")
+            self._fh.flush()
+
+    def _read(self, path: Path, config: dict[str, Any]) -> None:
+        data = path.read_bytes()
+        complete = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
+        lines = complete.decode("utf-8", errors="replace").splitlines()
+        try:
+            head = json.loads(lines[0]) if lines else {}
+            if head.get(self.MAGIC) != 1:
+                raise ValueError
+            for line in lines[1:]:
+                rec = json.loads(line)
+                self.done[(rec["image"], rec["method"])] = (
+                    {k: float(v) for k, v in rec["row"].items()},
+                    {k: np.asarray(v, dtype=np.float64) for k, v in rec["curves"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise DataError(f"'{path}' is not the journal of a salience mask evaluation; remove it or write "
+                            "to another --out") from None
+        if head.get("config") != config:
+            raise DataError(f"'{path}' was written with {head.get('config')}; this run asks for {config}: "
+                            "resume with the same options, or write to another --out")
+        if len(complete) < len(data):  # validated: now drop the cut-off last line for good
+            with open(path, "r+b") as fh:
+                fh.truncate(len(complete))
+
+    def write(self, name: str, label: str, row: dict[str, float], curves: dict[str, np.ndarray]) -> None:
+        if self._fh is not None:
+            self._fh.write(json.dumps({"image": name, "method": label, "row": row,
+                                       "curves": {k: [float(x) for x in v] for k, v in curves.items()}}) + "\n")
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self, *, finished: bool) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            if finished and self.path is not None:
+                self.path.unlink(missing_ok=True)
+
+
 def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequence[str] = "frequency-tuned", *,
                    saliency_maps: Sequence[str | os.PathLike] = (), blur: float = 0.0, centre_bias: float = 0.0,
-                   limit: int | None = None, progress: bool = False) -> MaskEvaluation:
+                   limit: int | None = None, progress: bool = False, jobs: int = 1,
+                   journal: str | os.PathLike | None = None, resume: bool = False) -> MaskEvaluation:
     """Score bottom-up methods and/or folders of precomputed maps against the masks of a mask folder.
 
     Returns a :class:`MaskEvaluation`; its ``scores[label].scores`` hold :data:`~salience.metrics.SOD_METRICS`
     (max / mean F, E, IoU and Dice on the mean curve over images; the rest means over images).
+
+    ``jobs`` images are scored at once (threads; the maps and scores are added in image order, so any
+    ``jobs`` gives the same numbers).  ``journal``: a file that keeps every scored pair as it is done (a
+    JSON line with its row and curves); with ``resume``, the pairs already in it are not recomputed, and
+    the data-set scores equal those of an uninterrupted run.  The journal is removed when the run ends.
     """
     from ..api import saliency_map
     from ..datasets import find_saliency_maps, load_saliency_map
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    if resume and journal is None:
+        raise InputError("resume needs the journal of the earlier run (--out)")
     ds = dataset if isinstance(dataset, MaskDataset) else load_mask_folder(dataset)
-    items = ds.items[:limit] if limit else ds.items
     if limit is not None and limit < 1:
         raise InputError(f"limit must be at least 1, got {limit}")
+    items = ds.items[:limit] if limit else ds.items
     names = [it.name for it in items]
     sources: list[tuple[str, Any]] = [(m, None) for m in _resolve_methods(methods)]
     for folder in saliency_maps:
@@ -198,41 +275,84 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
         sources.append((Path(folder).name or str(folder), found))
     if not sources:
         raise InputError("nothing to score: give --method and/or --saliency-maps")
-    accs = {label: ObjectScoreAccumulator() for label, _ in sources}
-    missing: dict[str, list[str]] = {}
-    row_names: dict[str, list[str]] = {label: [] for label, _ in sources}
-    t0 = time.perf_counter()
-    seq: Any = items
-    if progress and len(items) > 1:
-        from tqdm import tqdm
-
-        seq = tqdm(items, desc="salience evaluate", unit="image", file=sys.stderr, dynamic_ncols=True)
+    kw: dict[str, Any] = {}
+    if blur:
+        kw["blur"] = blur
+    if centre_bias:
+        kw["centre_bias"] = centre_bias
+    jr = _Journal(None if journal is None else Path(journal), {"blur": float(blur), "centre_bias": float(centre_bias)},
+                  resume)
+    scorer = ObjectScoreAccumulator()
     import cv2
 
-    for it in seq:
+    def work(it: MaskItem) -> list[tuple[str, Any]]:
+        """(label, (row, curves)) for every source of one image; ``None`` where a folder has no map."""
+        todo = [(label, found) for label, found in sources if (it.name, label) not in jr.done]
+        if not todo:
+            return []
         gt = _read_mask(it.mask_path)
         img = None
-        for label, found in sources:
+        out: list[tuple[str, Any]] = []
+        for label, found in todo:
             if found is None:
                 if img is None:
                     from ..io import load_image
 
                     img = load_image(it.image_path)
-                kw: dict[str, Any] = {}
-                if blur:
-                    kw["blur"] = blur
-                if centre_bias:
-                    kw["centre_bias"] = centre_bias
                 sal = np.asarray(saliency_map(img, label, **kw), dtype=np.float64)
                 if sal.shape != gt.shape:
                     sal = cv2.resize(sal, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            elif it.name not in found:
+                out.append((label, None))
+                continue
             else:
-                if it.name not in found:
-                    missing.setdefault(label, []).append(it.name)
-                    continue
                 sal = load_saliency_map(found[it.name], shape=gt.shape)
-            accs[label].add(sal, gt)
-            row_names[label].append(it.name)
+            out.append((label, scorer.score(sal, gt)))
+        return out
+
+    t0 = time.perf_counter()
+    scored: dict[tuple[str, str], Any] = dict(jr.done)
+    missing: dict[str, list[str]] = {}
+    bar = None
+    if progress and len(items) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="salience evaluate", unit="image", file=sys.stderr, dynamic_ncols=True)
+    finished = False
+    try:
+        if jobs == 1:
+            results: Any = map(work, items)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="salience-masks")
+            results = pool.map(work, items)
+        try:
+            for it, pairs in zip(items, results):
+                for label, res in pairs:
+                    if res is None:
+                        missing.setdefault(label, []).append(it.name)
+                        continue
+                    scored[(it.name, label)] = res
+                    jr.write(it.name, label, *res)
+                jr.flush()
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if jobs > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
+        finished = True
+    finally:
+        if bar is not None:
+            bar.close()
+        jr.close(finished=finished)
+    accs = {label: ObjectScoreAccumulator() for label, _ in sources}
+    row_names: dict[str, list[str]] = {label: [] for label, _ in sources}
+    for it in items:  # image order, whatever finished first or came from the journal: the same sums
+        for label, _ in sources:
+            if (it.name, label) in scored:
+                accs[label].add_scored(*scored[(it.name, label)])
+                row_names[label].append(it.name)
     scores: dict[str, ObjectScores] = {}
     rows: list[dict[str, Any]] = []
     for label, _ in sources:
@@ -243,7 +363,7 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
         for name, r in zip(row_names[label], res.per_image):
             rows.append({"image": name, "method": label, **r})
     return MaskEvaluation(dataset=str(ds.root), n_images=len(items), scores=scores, rows=rows, missing=missing,
-                          elapsed=time.perf_counter() - t0)
+                          elapsed=time.perf_counter() - t0, resumed=len(jr.done))
 
 
 def _rows_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -270,23 +390,32 @@ def run_cli(args: Any) -> int:
             raise InputError(f"unknown metric(s) {', '.join(bad)} for a mask data set; choose from {', '.join(SOD_METRICS)}")
     else:
         wanted = list(SOD_METRICS)
-    if args.resume:
-        raise InputError("--resume is not supported for mask data sets (their max F needs every image's curve)")
+    if args.resume and args.overwrite:
+        raise InputError("--resume and --overwrite contradict each other; pass one")
+    if args.resume and not args.out:
+        raise InputError("--resume needs the --out of the interrupted run (its journal is OUT.partial.jsonl)")
     if args.out and Path(args.out).suffix.lower() not in ("", ".csv"):
         raise InputError("--out for a mask data set is a .csv file")
-    if args.out and Path(args.out).exists() and not args.overwrite:
+    journal = Path(str(args.out) + ".partial.jsonl") if args.out else None
+    if args.resume and journal is not None and not journal.exists():
+        hint = ("it finished (its rows are in the file): pass --overwrite to score again, or write to another --out"
+                if Path(args.out).exists() else "start it without --resume")
+        raise InputError(f"nothing to resume: {journal} is not there; {hint}")
+    if args.out and Path(args.out).exists() and not (args.overwrite or args.resume):
         raise InputError(f"{args.out} exists already; pass --overwrite to replace it")
     method = args.method if args.method is not None else ("" if args.saliency_maps else "frequency-tuned")
     ds = load_mask_folder(root)
     res = evaluate_masks(ds, method, saliency_maps=args.saliency_maps, blur=args.blur, centre_bias=args.centre_bias,
-                         limit=args.limit, progress=not args.no_progress)
+                         limit=args.limit, progress=not args.no_progress, jobs=args.jobs, journal=journal,
+                         resume=args.resume)
     res.metrics = tuple(wanted)
     print(f"{res.dataset}: {res.n_images} image(s) with masks; mean ± half-width of the 95% t interval over "
           "images (max/mean F, E, IoU, Dice: of the mean curve over images)")
     print(res.table(markdown=args.markdown))
     if args.out:
         atomic_write_bytes(args.out, _rows_csv(res.rows), overwrite=args.overwrite)
-    print(f"{len(res.rows)} (image, method) pair(s) scored; {res.elapsed:.1f} s"
+    print(f"{len(res.rows)} (image, method) pair(s) scored"
+          + (f" ({res.resumed} taken from the interrupted run)" if res.resumed else "") + f"; {res.elapsed:.1f} s"
           + (f"; rows in {args.out}" if args.out else ""), file=sys.stderr)
     status = 0
     if ds.unmatched:

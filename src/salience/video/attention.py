@@ -72,6 +72,13 @@ class AttentionParams:
         FOA radius in frame pixels; ``None``: ``min(H, W) / 8``.
     grid:
         Longest side, in cells, of the map attention works on (the map is area-reduced to it).  Default 160.
+
+    Examples
+    --------
+    >>> from salience.video import Attention, AttentionParams
+    >>> p = AttentionParams(min_dwell=3)
+    >>> p.min_dwell, p.decay, Attention(p).params.min_dwell
+    (3, 0.95, 3)
     """
 
     min_dwell: int = 6
@@ -112,6 +119,16 @@ class Focus:
         Frames this fixation has lasted, this one included (1 on the frame of a shift).
     shifted:
         True on the first frame of a fixation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.video import Attention, Focus
+    >>> s = np.zeros((60, 80), np.float32); s[10, 70] = 1.0
+    >>> att = Attention(min_dwell=2)
+    >>> first, second = att.update(s), att.update(s)
+    >>> isinstance(first, Focus), (first.fixation, first.dwell, first.shifted), (second.dwell, second.shifted)
+    (True, (1, 1, True), (2, False))
     """
 
     x: int
@@ -134,6 +151,15 @@ class Attention:
         An :class:`AttentionParams`, or ``None`` for the defaults.
     **overrides:
         :class:`AttentionParams` fields, e.g. ``min_dwell=3``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.video import Attention
+    >>> s = np.zeros((60, 80), np.float32); s[30, 20] = 1.0
+    >>> f = Attention().update(s)
+    >>> (f.x, f.y), f.fixation, f.shifted
+    ((20, 30), 1, True)
     """
 
     def __init__(self, params: AttentionParams | None = None, **overrides: Any) -> None:

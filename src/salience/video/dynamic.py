@@ -209,6 +209,15 @@ class DynamicResult:
         of the frame moves that way, in the detector's units (``N(.)`` would hide it by rescaling each map).
     first:
         True when there was no previous frame (no flicker, no motion).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.video import DynamicItti
+    >>> frame = np.full((48, 64, 3), 0.5, np.float32); frame[20:28, 30:38] = 1.0
+    >>> r = DynamicItti().step(frame)   # the first frame: no flicker or motion yet
+    >>> r.saliency.dtype, sorted(r.conspicuity), r.flicker is None
+    (dtype('float32'), ['color', 'intensity', 'orientation'], True)
     """
 
     saliency: np.ndarray
@@ -232,6 +241,16 @@ class DynamicItti:
     **overrides:
         :class:`DynamicParams` fields, or :class:`IttiParams` fields for the static part
         (e.g. ``motion_threshold=0.02``, ``normalization="iterative"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from salience.video import DynamicItti
+    >>> model = DynamicItti()
+    >>> frame = np.full((48, 64, 3), 0.5, np.float32); frame[20:28, 30:38] = 1.0
+    >>> r = model.step(frame)
+    >>> r.saliency.shape, r.first, model.step(frame).first
+    ((48, 64), True, False)
     """
 
     def __init__(self, params: DynamicParams | None = None, **overrides: Any) -> None:

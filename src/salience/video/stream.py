@@ -70,6 +70,14 @@ class FrameResult:
     bgr:
         The frame as the decoder gave it, uint8 ``(H, W, 3)`` BGR, for video files and cameras (what
         OpenCV's drawing and writing take); ``None`` for arrays and iterables.
+
+    Examples
+    --------
+    >>> import numpy as np, salience
+    >>> clip = np.full((2, 48, 64, 3), 0.5, np.float32); clip[:, 10:18, 40:48] = 1.0
+    >>> r = next(iter(salience.stream(clip, "spectral-residual", fps=10)))
+    >>> r.index, r.time, r.frame.shape, r.saliency.shape, r.focus is not None
+    (0, 0.0, (48, 64, 3), (48, 64), True)
     """
 
     index: int
@@ -172,6 +180,14 @@ class Stream:
 
     Use it in a ``for`` loop or as a context manager (``with salience.stream(...) as s:``), which
     releases a file or camera when the loop ends early.
+
+    Examples
+    --------
+    >>> import numpy as np, salience
+    >>> clip = np.full((3, 48, 64, 3), 0.5, np.float32)
+    >>> with salience.stream(clip, "spectral-residual", attention=False) as s:
+    ...     print([r.index for r in s], isinstance(s, salience.video.Stream))
+    [0, 1, 2] True
     """
 
     def __init__(self, source: Any, method: str = DYNAMIC_METHOD, *, attention: Any = True,

@@ -18,7 +18,15 @@ __all__ = ["ServeConfig", "create_app", "is_loopback"]
 
 
 def create_app(config: ServeConfig | None = None, *, model=None):
-    """The FastAPI application; see :func:`salience.web.app.create_app`."""
+    """The FastAPI application; see :func:`salience.web.app.create_app`.
+
+    Examples
+    --------
+    >>> from salience.web import ServeConfig, create_app
+    >>> app = create_app(ServeConfig())
+    >>> app.title, "/api/v1/map" in {route.path for route in app.routes}
+    ('salience', True)
+    """
     from .app import create_app as _create
 
     return _create(config, model=model)

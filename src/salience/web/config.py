@@ -44,6 +44,13 @@ class ServeConfig:
     token: when set, every API request needs ``Authorization: Bearer <token>`` (401 otherwise).
     cors_origins: origins allowed to call the API from a browser (empty: CORS off, same origin only).
     preload: load the model at start-up instead of on the first request that needs it.
+
+    Examples
+    --------
+    >>> from salience.web import ServeConfig
+    >>> c = ServeConfig(workers=4)
+    >>> c.host, c.workers, c.token is None
+    ('127.0.0.1', 4, True)
     """
 
     host: str = "127.0.0.1"
