@@ -30,6 +30,10 @@ FAST = {
     "integrated-gradients": {"steps": 6, "batch_size": 4},
     "occlusion": {"window": 4, "stride": 4, "batch_size": 8},
     "scorecam": {"batch_size": 4},
+    "gradient-shap": {"n_samples": 4, "batch_size": 3},
+    "kernel-shap": {"n_samples": 20, "features": "grid", "n_segments": 9, "batch_size": 8},
+    "lime": {"n_samples": 20, "n_segments": 6, "batch_size": 8},
+    "feature-ablation": {"n_segments": 6, "batch_size": 4},
 }
 
 
@@ -236,7 +240,7 @@ def test_inference_mode_says_autograd(name: str) -> None:
         except ModelError as exc:
             assert "autograd" in str(exc) and "inference_mode" in str(exc)
         else:
-            assert name in ("occlusion", "rise")
+            assert name in ("occlusion", "rise", "kernel-shap", "lime", "feature-ablation")
             ref = salience.explain(net, x, name, target=1, **kw)
             assert torch.allclose(e.maps, ref.maps, atol=1e-6)
 

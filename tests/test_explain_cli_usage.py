@@ -87,7 +87,8 @@ def test_method_all_with_params(tmp_path, cat, capsys) -> None:
     code = main(["explain", str(cat), "--method", "all", "--fast", "--out", str(out),
                  "--param", "rise.n=16", "--param", "scorecam.max_channels=4", "--param", "occlusion.window=112",
                  "--param", "occlusion.stride=112", "--param", "smoothgrad.n=2",
-                 "--param", "integrated-gradients.steps=2"])
+                 "--param", "integrated-gradients.steps=2", "--param", "n_samples=4",
+                 "--param", "n_segments=4"])
     assert code == 0, capsys.readouterr().err
     from salience.registry import method_names
 

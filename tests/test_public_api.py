@@ -29,6 +29,7 @@ ATTRIBUTION = {
     "input_x_gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_pp",
     "hirescam", "layercam", "guided_gradcam", "scorecam", "occlusion", "rise",
     "ablationcam", "deconvnet", "deeplift", "eigen_gradcam", "eigencam", "fullgrad", "xgradcam",
+    "gradient_shap", "kernel_shap", "lime", "feature_ablation", "feature_mask",
 }
 
 

@@ -47,7 +47,8 @@ def test_the_layer_takers_are_the_cam_family_and_scorecam():
         "gradcam", "guided-gradcam", "gradcam-pp", "hirescam", "layercam", "scorecam",
         "eigencam", "eigen-gradcam", "xgradcam", "ablationcam"}
     assert {m.name for m in methods(EXPLANATION) if m.signed} == {
-        "input-x-gradient", "integrated-gradients", "occlusion", "deeplift"}
+        "input-x-gradient", "integrated-gradients", "occlusion", "deeplift",
+        "gradient-shap", "kernel-shap", "lime", "feature-ablation"}
 
 
 def test_as_dict_is_plain_json():

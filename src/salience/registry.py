@@ -322,6 +322,40 @@ _METHODS: tuple[Method, ...] = (
         "V. Petsiuk, A. Das, K. Saenko. RISE: randomized input sampling for explanation of black-box "
         "models. BMVC 2018",
     ),
+    # ---- Shapley and surrogate methods (attribution/shapley.py) ---------------------------------------
+    Method(
+        "gradient-shap", EXPLANATION, f"{_E}.shapley:gradient_shap",
+        "GradientSHAP / expected gradients: (x - b) times the gradient at a random point between a baseline "
+        "b drawn from a distribution (noise or reference images) and x, averaged over draws (signed)",
+        "S. M. Lundberg, S.-I. Lee. A unified approach to interpreting model predictions. NeurIPS 2017; "
+        "G. Erion, J. D. Janizek, P. Sturmfels, S. M. Lundberg, S.-I. Lee. Improving performance of deep "
+        "learning models with axiomatic attribution priors and expected gradients. Nature Machine "
+        "Intelligence 3:620-631, 2021",
+        value_range=None, pixel_level=True, aliases=("gradientshap", "expected-gradients", "gshap"),
+    ),
+    Method(
+        "kernel-shap", EXPLANATION, f"{_E}.shapley:kernel_shap",
+        "KernelSHAP: Shapley values of superpixels (SLIC) or grid cells by Shapley-kernel weighted least "
+        "squares with exact efficiency; exact when every coalition fits in n_samples (signed)",
+        "S. M. Lundberg, S.-I. Lee. A unified approach to interpreting model predictions. NeurIPS 2017",
+        value_range=None, aliases=("kernelshap", "shap"),
+    ),
+    Method(
+        "lime", EXPLANATION, f"{_E}.shapley:lime",
+        "LIME: a proximity-weighted ridge surrogate fitted to the scores of random superpixel (SLIC) or "
+        "grid-cell coalitions; its coefficients (signed)",
+        "M. T. Ribeiro, S. Singh, C. Guestrin. \"Why should I trust you?\": explaining the predictions of "
+        "any classifier. KDD 2016",
+        value_range=None,
+    ),
+    Method(
+        "feature-ablation", EXPLANATION, f"{_E}.shapley:feature_ablation",
+        "Feature ablation: drop of the target score when one superpixel (SLIC) or grid cell at a time is "
+        "replaced by a baseline (signed)",
+        "M. Robnik-Sikonja, I. Kononenko. Explaining classifications for individual instances. IEEE TKDE "
+        "20(5):589-600, 2008; M. D. Zeiler, R. Fergus. ECCV 2014 (occlusion)",
+        value_range=None, aliases=("featureablation", "superpixel-ablation"),
+    ),
 )
 
 

@@ -9,7 +9,8 @@ a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indice
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
 guided-backprop, deconvnet, deeplift, gradcam, guided-gradcam, gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
 xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
-integrated-gradients, occlusion, rise); docs/explain.md says what each computes.
+integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation); docs/explain.md says
+what each computes.
 
 Needs the torch extra: ``pip install 'salience[torch]'``.
 
@@ -62,6 +63,7 @@ from .gradients import gradient, guided_backprop, input_x_gradient, integrated_g
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
 from .propagation import deconvnet, deeplift
+from .shapley import feature_ablation, feature_mask, gradient_shap, kernel_shap, lime
 
 __all__ = [
     "explain",
@@ -98,6 +100,11 @@ __all__ = [
     "scorecam",
     "occlusion",
     "rise",
+    "gradient_shap",
+    "kernel_shap",
+    "lime",
+    "feature_ablation",
+    "feature_mask",
 ]
 
 
