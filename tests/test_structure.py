@@ -105,10 +105,11 @@ LAYERS: list[set[str]] = [
     {"io", "registry"},
     {"bottomup", "metrics", "viz"},
     {"attribution", "video", "targets"},          # attribution needs torch; targets: explain() targets
-    {"audit", "drise"},                           # drise: D-RISE for detectors
+    {"drise"},                                    # drise: D-RISE for detectors
     {"api", "datasets"},
     {"evaluation", "__init__"},                   # __init__: the public facade
     {"tasks", "gaze", "batch"},                   # gaze: the learned fixation model; batch: whole folders
+    {"audit"},                                    # audit: faithfulness, SpRAy, data-set audits (on batch runs)
     {"demo", "web"},                              # web: the HTTP service and the page
     {"cli"},
     {"__main__"},

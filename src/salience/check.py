@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, MissingDependencyError
 
-__all__ = ["check_int", "check_real", "check_choice", "alternatives"]
+__all__ = ["check_int", "check_real", "check_choice", "alternatives", "require_torch"]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -117,3 +117,19 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     if not known:
         raise InputError(f"{name} must be {alternatives(list(choices))}, got {value!r}")
     return value
+
+
+def require_torch(purpose: str) -> Any:
+    """The ``torch`` module, or a :class:`~salience.errors.MissingDependencyError` saying that ``purpose``
+    (e.g. ``"deletion/insertion curves"``) needs the torch extra and how to install it.
+
+    >>> require_torch("this example").__name__
+    'torch'
+    """
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised without torch
+        raise MissingDependencyError(
+            f"{purpose} need PyTorch (the torch extra); install it with: pip install 'salience[torch]'"
+        ) from exc
+    return torch

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from ..check import check_choice, check_int, check_real
-from ..errors import InputError, MissingDependencyError, ModelError, ZeroGradientError
+from ..check import check_choice, check_int, check_real, require_torch
+from ..errors import InputError, ModelError, ZeroGradientError
 
 __all__ = [
     "CurveResult",
@@ -74,14 +74,7 @@ ROAD_NOISE = 0.01
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - exercised without torch
-        raise MissingDependencyError(
-            "deletion/insertion curves and sanity checks need PyTorch (the torch extra); install it with: "
-            "pip install 'salience[torch]'"
-        ) from exc
-    return torch
+    return require_torch("deletion/insertion curves and sanity checks")
 
 
 # ======================================================================================================

@@ -56,8 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from ..check import check_choice, check_int, check_real
-from ..errors import InputError, MissingDependencyError, ModelError
+from ..check import check_choice, check_int, check_real, require_torch
+from ..errors import InputError, ModelError
 
 __all__ = [
     "QUALITY_METRICS",
@@ -80,14 +80,7 @@ QUALITY_METRICS = ("faithfulness-correlation", "monotonicity", "monotonicity-cor
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - exercised without torch
-        raise MissingDependencyError(
-            "the model-based quality metrics need PyTorch (the torch extra); install it with: "
-            "pip install 'salience[torch]'"
-        ) from exc
-    return torch
+    return require_torch("the model-based quality metrics")
 
 
 @dataclass

@@ -24,8 +24,8 @@ from ..errors import OutputError, SalienceError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command modules, in --help order
-COMMANDS = ("map", "explain", "evaluate", "audit", "batch", "segment", "crop", "medical", "video", "methods",
-            "demo", "serve", "train-fixations")
+COMMANDS = ("map", "explain", "evaluate", "audit", "audit-dataset", "batch", "segment", "crop", "medical", "video",
+            "methods", "demo", "serve", "train-fixations")
 
 EPILOG = """\
 examples:
@@ -34,6 +34,7 @@ examples:
   salience explain cat.jpg --method gradcam,guided-backprop --target top1
   salience evaluate --dataset osie --data-dir ../shared/data/osie --method itti --metrics all
   salience audit cat.jpg --method gradcam,guided-backprop,gradient --out audit/
+  salience audit-dataset photos/ --method gradcam --groups groups.csv --boxes boxes.csv --out report/
   salience batch photos/ --method itti,gradcam --workers 2 --out maps/
   salience video clip.mp4 --out clip_attention.mp4 --points points.csv
   salience segment photo.jpg --method spectral-residual --grabcut --out objects/
