@@ -254,3 +254,22 @@ def test_engine_ray_without_ray_says_how_to_install(tree, tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert code != 0 and "pip install 'salience[ray]'" in err
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path):
+    """`salience batch photos/ --out photos/maps`: the second run finds its own maps under the input folder
+    and must not take them for new images (nor would a third, from its maps' maps); a summary passed to
+    both runs says what the last one did."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    img = np.zeros((32, 40, 3), np.uint8)
+    img[8:20, 10:24] = 255
+    Image.fromarray(img).save(photos / "a.png")
+    s = salience.batch.RunSummary()
+    salience.batch.run([photos], "spectral-residual", out=photos / "maps", summary=s)
+    assert (s.total, s.done) == (1, 1)
+    salience.batch.run([photos], "spectral-residual", out=photos / "maps", summary=s)
+    assert (s.total, s.skipped, s.done) == (1, 1, 0)
+    assert sorted(p.name for p in (photos / "maps").glob("*.png")) == ["a_spectral-residual.png"]
+    # without the exclusion the folder holds two images: the photo and the map
+    assert len(expand_inputs([photos])) == 2 and len(expand_inputs([photos], exclude=[photos / "maps"])) == 1

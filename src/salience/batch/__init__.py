@@ -45,9 +45,20 @@ ENGINES = ("local", "ray")
 
 
 class RunSummary:
-    """What the last :func:`run` did (``run(..., summary=s)`` fills it): counts and the manifest's path."""
+    """What the last :func:`run` did (``run(..., summary=s)`` fills it): counts and the manifest's path.
+
+    Examples
+    --------
+    >>> s = RunSummary()
+    >>> (s.total, s.done, s.failed, s.manifest)
+    (0, 0, 0, None)
+    """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Every count back to zero and no manifest (what :func:`run` does first)."""
         self.total = self.skipped = self.done = self.failed = 0
         self.images = 0
         self.manifest: Path | None = None
@@ -56,9 +67,22 @@ class RunSummary:
 
 def plan(inputs: Sequence[str | os.PathLike], methods: Any, *, params: dict[str, dict[str, Any]] | None = None,
          model: str = "mobilenet_v2", weights: str | None = None, target: str | None = "top1",
-         layer: str | None = None, format: str = "png") -> tuple[list[dict[str, Any]], list[Job]]:
-    """The spec rows (as dicts) and every job of a run, without running anything."""
-    items = expand_inputs(inputs)
+         layer: str | None = None, format: str = "png",
+         out: str | os.PathLike | None = None) -> tuple[list[dict[str, Any]], list[Job]]:
+    """The spec rows (as dicts) and every job of a run, without running anything (images inside ``out``,
+    the run's output folder, are not inputs).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "a.png")
+    >>> specs, jobs = plan([d], "itti,spectral-residual")
+    >>> [s["method"] for s in specs], len(jobs)
+    (['itti', 'spectral-residual'], 2)
+    """
+    items = expand_inputs(inputs, exclude=() if out is None else (out,))
     specs = make_specs(methods, params, model=model, weights=weights, target=target, layer=layer)
     jobs = make_jobs(items, specs, format)
     return [{"method": s.method, "params": [list(p) for p in s.params], "model": s.model, "weights": s.weights,
@@ -137,6 +161,21 @@ def run(inputs: Sequence[str | os.PathLike] | str, methods: Any = "itti", out: s
     ------
     InputError: bad inputs/options (before anything runs); OutputError: outputs cannot be written
     (full disk, unwritable folder) — the run stops, everything journalled so far stays valid.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> img = np.zeros((32, 32, 3), np.uint8); img[8:16, 8:16] = 255
+    >>> Image.fromarray(img).save(d / "a.png")
+    >>> s = RunSummary()
+    >>> _ = run([d], "spectral-residual", out=d / "maps", summary=s)
+    >>> (s.done, s.failed), (d / "maps" / "a_spectral-residual.png").exists()
+    ((1, 0), True)
+    >>> _ = run([d], "spectral-residual", out=d / "maps", summary=s)  # a second run recomputes nothing
+    >>> (s.skipped, s.done)
+    (1, 0)
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -147,7 +186,7 @@ def run(inputs: Sequence[str | os.PathLike] | str, methods: Any = "itti", out: s
             raise InputError(f"{label} must be a whole number >= 1, got {v!r}")
     max_pixels = check_max_pixels(max_pixels)
     specs, jobs = plan(inputs, methods, params=params, model=model, weights=weights, target=target,
-                       layer=layer, format=format)
+                       layer=layer, format=format, out=out)
     if engine == "ray":
         from .ray_engine import require_ray
 
@@ -160,6 +199,7 @@ def run(inputs: Sequence[str | os.PathLike] | str, methods: Any = "itti", out: s
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
     s = summary if summary is not None else RunSummary()
+    s.reset()  # "what the last run did": a summary passed to a second run starts from zero
     t_start = time.perf_counter()
     with Journal(out) as journal:
         records = read_records(out)

@@ -96,7 +96,7 @@ def _strip(rel: PurePosixPath) -> str:
     return str(rel.with_suffix("")) if rel.suffix else str(rel)
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Item]:
+def expand_inputs(inputs: Sequence[str | os.PathLike], *, exclude: Sequence[str | os.PathLike] = ()) -> list[Item]:
     """The images named by ``inputs``: folders (searched recursively for image files), globs (``**``
     allowed), list files (``.txt``/``.lst``: one path per line, ``#`` comments) and image files.
 
@@ -104,8 +104,17 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Item]:
     a list file's folder); a single file keeps its name only.  Two inputs that would share an output
     path get ``-2``, ``-3``, ... in the order given.  Sorted within each input, so runs are reproducible.
 
+    Images inside a folder of ``exclude`` (a run's own output folder, when it lies below an input folder)
+    are left out of folders and globs, so a second run does not take the first run's maps for inputs.
+
     Raises :class:`~salience.errors.InputError` for an input that names nothing.
     """
+    skip = [Path(x).resolve() for x in exclude]
+
+    def kept(f: str | Path) -> bool:
+        r = Path(f).resolve()
+        return not any(r == s or s in r.parents for s in skip)
+
     found: list[tuple[str, PurePosixPath]] = []
     for raw in inputs:
         text = os.fspath(raw)
@@ -113,7 +122,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Item]:
         if p.is_dir():
             base = p
             files = sorted(f for f in p.rglob("*") if f.is_file() and _is_image(f.name)
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts) and kept(f))
             found += [(str(f), PurePosixPath(f.relative_to(base).as_posix())) for f in files]
         elif p.is_file() and text.lower().endswith(LIST_SUFFIXES):
             found += _read_list(p)
@@ -126,7 +135,8 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Item]:
                     break
                 fixed.append(part)
             base = Path(*fixed) if fixed else Path(".")
-            files = sorted(f for f in glob.glob(text, recursive=True) if os.path.isfile(f) and _is_image(f))
+            files = sorted(f for f in glob.glob(text, recursive=True)
+                           if os.path.isfile(f) and _is_image(f) and kept(f))
             if not files:
                 raise InputError(f"the pattern {text!r} matches no image file")
             found += [(f, PurePosixPath(Path(os.path.relpath(f, base)).as_posix())) for f in files]

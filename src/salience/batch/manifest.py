@@ -44,7 +44,13 @@ def _have_pyarrow() -> bool:
 
 
 def manifest_path(out: str | os.PathLike) -> Path:
-    """``OUT/manifest.parquet`` where pyarrow is installed, else ``OUT/manifest.csv``."""
+    """``OUT/manifest.parquet`` where pyarrow is installed, else ``OUT/manifest.csv``.
+
+    Examples
+    --------
+    >>> manifest_path("maps").name in ("manifest.parquet", "manifest.csv")
+    True
+    """
     return Path(out) / ("manifest.parquet" if _have_pyarrow() else "manifest.csv")
 
 
