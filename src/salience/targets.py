@@ -212,6 +212,8 @@ class class_score(TargetFunction):
     class_names: a list of class names or a :class:`~salience.attribution.models.LoadedModel`.
     activation: ``"logit"`` (default, the raw output), ``"softmax"``, ``"log_softmax"`` or ``"sigmoid"``.
 
+    Examples
+    --------
     >>> import torch
     >>> f = class_score(2)
     >>> f(torch.tensor([[0.0, 1.0, 5.0]])).tolist()
@@ -365,9 +367,13 @@ class segmentation(TargetFunction):
     probability: sum softmax probabilities over the classes instead of logits.
     reduce: ``"sum"`` (default) or ``"mean"`` (the weighted mean over the region).
 
+    Notes
+    -----
     The model output is ``(B, C, h, w)`` or a dict with ``"out"`` (torchvision FCN / DeepLabV3 /
     LR-ASPP).
 
+    Examples
+    --------
     >>> import torch
     >>> out = torch.zeros(1, 2, 4, 4); out[0, 1, :2, :2] = 1.0; out[0, 1, 3, 3] = 5.0
     >>> m = torch.zeros(4, 4, dtype=torch.bool); m[:2, :2] = True
@@ -447,11 +453,15 @@ class detection(TargetFunction):
     label: the class the detection must have (``None``: any class).
     min_iou: detections overlapping the box less than this are ignored (default 0.5).
 
+    Notes
+    -----
     Among the detections with the label and IoU >= ``min_iou``, the one with the largest IoU (ties: the
     higher score) is chosen; its score is the target.  An image with no such detection scores 0 (so that
     perturbation methods, where the object may vanish under a mask, see "no evidence").  ``matches``
     holds, after each call, ``(detection index or -1, IoU)`` per image.
 
+    Examples
+    --------
     >>> import torch
     >>> out = [{"boxes": torch.tensor([[0., 0., 10., 10.], [20., 20., 40., 40.]]),
     ...         "scores": torch.tensor([0.9, 0.7]), "labels": torch.tensor([1, 2])}]
@@ -541,8 +551,12 @@ class embedding_similarity(TargetFunction):
     reference: ``(D,)`` or one per image ``(B, D)`` (e.g. from :func:`reference_embedding`).
     metric: ``"cosine"`` (default) or ``"dot"``.
 
+    Notes
+    -----
     The output is ``(B, D)`` (any shape ``(B, ...)`` is flattened, so ``(B, D, 1, 1)`` works).
 
+    Examples
+    --------
     >>> import torch
     >>> f = embedding_similarity(torch.tensor([1.0, 0.0]))
     >>> f(torch.tensor([[2.0, 0.0], [0.0, 3.0]])).tolist()
@@ -689,6 +703,8 @@ class prompt(TargetFunction):
     encoder: ``encode(texts) -> (N, D)``; default :func:`minilm_encoder`.  The class-name embeddings of
         the default encoder are computed once per process and cached.
 
+    Examples
+    --------
     >>> import torch
     >>> enc = lambda texts: torch.tensor([[1.0, 0.0] if "cat" in t else [0.0, 1.0] for t in texts])
     >>> f = prompt("a cat", class_names=["cat", "car"], top=2, encoder=enc)
@@ -774,8 +790,12 @@ class text_image_similarity(embedding_similarity):
         :func:`minilm_encoder` for an image model trained into MiniLM's space).
     metric: ``"cosine"`` (default, CLIP's) or ``"dot"``.
 
+    Notes
+    -----
     ``text_embedding`` holds the encoded text ``(N, D)``.
 
+    Examples
+    --------
     >>> import torch
     >>> enc = lambda texts: torch.tensor([[1.0, 0.0] if "red" in t else [0.0, 1.0] for t in texts])
     >>> f = text_image_similarity("a red square", encoder=enc)
@@ -835,6 +855,8 @@ class sequence_log_prob(TargetFunction):
         for VQA the index where the answer starts).
     reduce: ``"sum"`` (default: the sequence's log-probability) or ``"mean"`` (per token).
 
+    Examples
+    --------
     >>> import torch
     >>> logits = torch.log(torch.tensor([[[0.1, 0.9], [0.5, 0.5], [0.2, 0.8]]]))  # (1, 3, 2)
     >>> f = sequence_log_prob([0, 1, 0], start=1)  # log 0.9 + log 0.5

@@ -112,6 +112,15 @@ def deconvnet(model: Any, images: Any, target: Any = None, layer: Any = None, **
     Raises
     ------
     ModelError when the model uses a smooth activation (no deconvnet rule) or has no rectifier.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+    ...                           torch.nn.Linear(4 * 8 * 8, 3))
+    >>> e = deconvnet(net, torch.rand(1, 3, 8, 8), target=1)
+    >>> tuple(e.maps.shape), bool(e.maps.max() == 1)
+    ((1, 8, 8), True)
     """
     check_unknown("deconvnet", params)
     if layer is not None:
