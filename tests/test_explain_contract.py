@@ -21,6 +21,7 @@ FAST = {
     "integrated-gradients": {"steps": 6, "batch_size": 4},
     "occlusion": {"window": 4, "stride": 3, "batch_size": 5},
     "scorecam": {"batch_size": 3},
+    "gscorecam": {"k": 5, "batch_size": 3},
     "gradient-shap": {"n_samples": 4, "batch_size": 3},
     "kernel-shap": {"n_samples": 24, "features": "grid", "n_segments": 9, "batch_size": 7},
     "lime": {"n_samples": 24, "n_segments": 6, "batch_size": 7},

@@ -27,7 +27,7 @@ ATTRIBUTION = {
     "Target", "resolve_layer", "check_images", "select_scores", "target_scores", "unwrap_model", "gaussian_blur",
     "gradient",
     "input_x_gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_pp",
-    "hirescam", "layercam", "guided_gradcam", "scorecam", "occlusion", "rise",
+    "hirescam", "layercam", "guided_gradcam", "scorecam", "gscorecam", "occlusion", "rise",
     "ablationcam", "deconvnet", "deeplift", "eigen_gradcam", "eigencam", "fullgrad", "xgradcam",
     "lrp", "lrp_epsilon", "lrp_gamma", "lrp_alphabeta", "lrp_zplus",
     "attention_rollout", "attention_relevance",

@@ -44,7 +44,7 @@ def test_the_layer_takers_are_the_cam_family_and_scorecam():
     """takes_layer marks exactly the methods that read one layer (what faithfulness used to sniff); FullGrad
     reads every layer's bias gradients and takes none."""
     assert {m.name for m in methods(EXPLANATION) if m.takes_layer} == {
-        "gradcam", "guided-gradcam", "gradcam-pp", "hirescam", "layercam", "scorecam",
+        "gradcam", "guided-gradcam", "gradcam-pp", "hirescam", "layercam", "scorecam", "gscorecam",
         "eigencam", "eigen-gradcam", "xgradcam", "ablationcam"}
     assert {m.name for m in methods(EXPLANATION) if m.signed} == {
         "input-x-gradient", "integrated-gradients", "occlusion", "deeplift",

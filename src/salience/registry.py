@@ -344,6 +344,13 @@ _METHODS: tuple[Method, ...] = (
         takes_layer=True, aliases=("score-cam",),
     ),
     Method(
+        "gscorecam", EXPLANATION, f"{_E}.gscorecam:gscorecam",
+        "gScoreCAM: Score-CAM on each image's k channels with the largest mean gradient of the target "
+        "(k=300 default; cheap enough for CLIP's CNN image towers)",
+        "P. Chen, Q. Li, S. Biaz, T. Bui, A. Nguyen. gScoreCAM: what objects is CLIP looking at? ACCV 2022",
+        takes_layer=True, aliases=("gscore-cam", "g-scorecam"),
+    ),
+    Method(
         "smoothgrad", EXPLANATION, f"{_E}.gradients:smoothgrad",
         "SmoothGrad: a gradient method averaged over copies of the input with Gaussian noise",
         "D. Smilkov, N. Thorat, B. Kim, F. Viegas, M. Wattenberg. SmoothGrad: removing noise by adding "

@@ -9,7 +9,7 @@ a float32 ``(B, H, W)`` tensor at the input size, with ``targets`` (class indice
 Methods are the ``"explanation"`` rows of :func:`salience.methods` (gradient, input-x-gradient,
 guided-backprop, deconvnet, deeplift, lrp (and lrp-epsilon/-gamma/-alphabeta/-zplus), gradcam, guided-gradcam,
 gradcam-pp, hirescam, layercam, eigencam, eigen-gradcam,
-xgradcam, ablationcam, fullgrad, scorecam, smoothgrad,
+xgradcam, ablationcam, fullgrad, scorecam, gscorecam, smoothgrad,
 integrated-gradients, occlusion, rise, gradient-shap, kernel-shap, lime, feature-ablation, and for vision
 transformers attention-rollout and attention-relevance); docs/explain.md says what each computes.
 
@@ -60,6 +60,7 @@ from ._hooks import resolve_layer
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .cam_variants import ablationcam, eigen_gradcam, eigencam, xgradcam
 from .fullgrad import fullgrad
+from .gscorecam import gscorecam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
 from .lrp import lrp, lrp_alphabeta, lrp_epsilon, lrp_gamma, lrp_zplus
 from .models import LoadedModel, load_model
@@ -106,6 +107,7 @@ __all__ = [
     "lrp_alphabeta",
     "lrp_zplus",
     "scorecam",
+    "gscorecam",
     "occlusion",
     "rise",
     "attention_rollout",

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
+from ..errors import InputError, ZeroGradientError
 from ._base import (
+    ZERO_GRADIENT_HINT,
     Explanation,
     Target,
     cam_maps,
@@ -249,26 +250,61 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
     ((2, 16, 16), '1', True)
     """
     check_unknown("scorecam", params)
-    batch_size = check_positive_int("batch_size", batch_size)
     if max_channels is not None:
         max_channels = check_positive_int("max_channels", max_channels)
+    return score_weighted_cam("scorecam", model, images, target, layer, batch_size=batch_size, reshape=reshape,
+                              probabilities=probabilities, channels=max_channels, rank="variance",
+                              progress=progress)
+
+
+#: how :func:`score_weighted_cam` ranks an image's channels when it keeps only some of them
+CHANNEL_RANKS = ("variance", "gradient")
+
+
+def score_weighted_cam(method: str, model: Any, images: Any, target: Any, layer: Any, *, batch_size: int,
+                       reshape: Callable | None, probabilities: bool, channels: int | None, rank: str,
+                       progress: Callable[[int, int], None] | None) -> Explanation:
+    """The Score-CAM mechanism shared by Score-CAM and gScoreCAM.
+
+    ``channels``: how many channels of each image get a masked forward pass (``None`` or at least the
+    layer's channel count: all of them); the others get weight 0.  ``rank`` says which are kept:
+    ``"variance"`` (the spatial variance of the activation, Score-CAM's ``max_channels``) or
+    ``"gradient"`` (the spatially averaged gradient of the target score, largest first: gScoreCAM, Chen et
+    al. 2022; this needs one backward pass to the layer).  ``extras``: ``cam`` (the low-resolution map),
+    ``weights`` ``(B, K)``, ``channels`` (the count used) and ``channel_index`` ``(B, used)`` (which).
+    """
+    if rank not in CHANNEL_RANKS:
+        raise InputError(f"rank must be one of {CHANNEL_RANKS}, got {rank!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
+    by_grad = rank == "gradient"
     net = unwrap_model(model)
-    x = check_images(images, net, needs_grad=layer is None)  # only the automatic layer choice needs autograd
+    # autograd is needed for the automatic layer choice and for a gradient ranking
+    x = check_images(images, net, needs_grad=layer is None or by_grad)
     B, C, H, W = x.shape
     tgt = Target.parse(target, B)
     with scoped_model(net):
         name, module = layer_for(net, x, layer, reshape, tgt)
+        if by_grad:
+            act, grad, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=True)
+            g = spatial_grid(grad, (H, W), reshape, name).float().mean(dim=(2, 3))  # (B, K)
         with torch.no_grad():
-            act, _, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=False)
+            if not by_grad:
+                act, _, scores, idx, _ = layer_forward(net, x, tgt, module, need_grad=False)
             a = spatial_grid(act, (H, W), reshape, name).float()
             K = a.shape[1]
-            used = K if max_channels is None else min(K, max_channels)
-            cams, weights = [], []
+            used = K if channels is None else min(K, channels)
+            cams, weights, picked = [], [], []
             done = 0
             for b in range(B):
                 w = torch.zeros(K, dtype=torch.float32, device=x.device)
-                chans = (torch.arange(K, device=a.device) if used == K else
-                         a[b].reshape(K, -1).var(dim=1).topk(used).indices.sort().values)
+                if used == K:
+                    chans = torch.arange(K, device=a.device)
+                elif by_grad:
+                    if not bool((g[b] != 0).any()):
+                        raise ZeroGradientError(ZERO_GRADIENT_HINT.format(where=f"at layer {name!r} (image {b})"))
+                    chans = g[b].topk(used).indices.sort().values
+                else:
+                    chans = a[b].reshape(K, -1).var(dim=1).topk(used).indices.sort().values
                 for s, e in chunks(used, batch_size):
                     # masks are made per chunk: memory is batch_size x H x W, not K x H x W
                     cs = chans[s:e]
@@ -286,11 +322,13 @@ def scorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                         progress(done, B * used)
                 ws = w[chans]
                 if not bool((ws != ws[0]).any()) and used > 1:
-                    raise_if_insensitive(torch.zeros(1, 1), f"scorecam (image {b})",
+                    raise_if_insensitive(torch.zeros(1, 1), f"{method} (image {b})",
                                          "change of the target score between the channel masks")
                 weights.append(w)
+                picked.append(chans)
                 cams.append(torch.relu(torch.einsum("k,khw->hw", w, a[b])))
             cam = torch.stack(cams)
-    maps = cam_maps(cam, (H, W), "scorecam", name)
-    return Explanation(finish(maps), idx, scores.float(), "scorecam", name,
-                       {"cam": cam, "weights": torch.stack(weights), "channels": used})
+    maps = cam_maps(cam, (H, W), method, name)
+    return Explanation(finish(maps), idx, scores.float(), method, name,
+                       {"cam": cam, "weights": torch.stack(weights), "channels": used,
+                        "channel_index": torch.stack(picked)})
