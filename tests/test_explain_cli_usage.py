@@ -85,7 +85,8 @@ def test_method_all_with_params(tmp_path, cat, capsys) -> None:
     """--method all with --fast and --param runs every registered explanation method and writes its map."""
     out = tmp_path / "o"
     code = main(["explain", str(cat), "--method", "all", "--fast", "--out", str(out),
-                 "--param", "rise.n=16", "--param", "scorecam.max_channels=4", "--param", "occlusion.window=112",
+                 "--param", "rise.n=16", "--param", "scorecam.max_channels=4", "--param", "gscorecam.k=4",
+                 "--param", "occlusion.window=112",
                  "--param", "occlusion.stride=112", "--param", "smoothgrad.n=2",
                  "--param", "integrated-gradients.steps=2", "--param", "n_samples=4",
                  "--param", "n_segments=4"])

@@ -60,8 +60,8 @@ from ._hooks import resolve_layer
 from .cam import gradcam, gradcam_pp, guided_gradcam, hirescam, layercam
 from .cam_variants import ablationcam, eigen_gradcam, eigencam, xgradcam
 from .fullgrad import fullgrad
-from .gscorecam import gscorecam
 from .gradients import gradient, guided_backprop, input_x_gradient, integrated_gradients, smoothgrad
+from .gscorecam import gscorecam
 from .lrp import lrp, lrp_alphabeta, lrp_epsilon, lrp_gamma, lrp_zplus
 from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam

@@ -48,7 +48,7 @@ def gscorecam(model: Any, images: Any, target: Any = None, layer: Any = None, *,
         :func:`salience.targets.text_image_similarity` for CLIP.
     layer: dotted module name or module (``None``: the last spatial layer).
     k: positive int, the number of channels per image that get a masked forward pass (default 300, the
-        authors' default; the paper's analysis uses 100 to 300 for CLIP's ResNets).  ``k`` larger than the
+        default of the authors' implementation).  ``k`` larger than the
         layer's channel count uses every channel (then the map equals Score-CAM's).
     batch_size: masked images per forward pass (memory bound).
     probabilities: channel weights are softmax probabilities of the target class (``False``: raw scores;

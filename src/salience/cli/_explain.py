@@ -165,6 +165,7 @@ def run(args) -> int:
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "rise": {"n": 500},
     "scorecam": {"max_channels": 128},
+    "gscorecam": {"k": 128},
     "occlusion": {"window": 32, "stride": 16},
     "smoothgrad": {"n": 10},
     "integrated-gradients": {"steps": 16},
