@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -257,8 +258,7 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
     JSON line with its row and curves); with ``resume``, the pairs already in it are not recomputed, and
     the data-set scores equal those of an uninterrupted run.  The journal is removed when the run ends.
     """
-    from ..api import saliency_map
-    from ..datasets import find_saliency_maps, load_saliency_map
+    from ..datasets import find_saliency_maps
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs must be a whole number >= 1, got {jobs!r}")
@@ -282,35 +282,51 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
         kw["centre_bias"] = centre_bias
     jr = _Journal(None if journal is None else Path(journal), {"blur": float(blur), "centre_bias": float(centre_bias)},
                   resume)
-    scorer = ObjectScoreAccumulator()
+    t0 = time.perf_counter()
+    scored, missing = _score_items(items, sources, kw, jr, jobs, progress)
+    scores, rows = _aggregate(items, sources, scored)
+    return MaskEvaluation(dataset=str(ds.root), n_images=len(items), scores=scores, rows=rows, missing=missing,
+                          elapsed=time.perf_counter() - t0, resumed=len(jr.done))
+
+
+def _score_item(it: MaskItem, sources: list[tuple[str, Any]], kw: dict[str, Any], done: Any,
+                scorer: ObjectScoreAccumulator) -> list[tuple[str, Any]]:
+    """``(label, (row, curves))`` for every source of one image not in ``done``; ``None`` where a folder of
+    maps has none for it."""
     import cv2
 
-    def work(it: MaskItem) -> list[tuple[str, Any]]:
-        """(label, (row, curves)) for every source of one image; ``None`` where a folder has no map."""
-        todo = [(label, found) for label, found in sources if (it.name, label) not in jr.done]
-        if not todo:
-            return []
-        gt = _read_mask(it.mask_path)
-        img = None
-        out: list[tuple[str, Any]] = []
-        for label, found in todo:
-            if found is None:
-                if img is None:
-                    from ..io import load_image
+    from ..api import saliency_map
+    from ..datasets import load_saliency_map
 
-                    img = load_image(it.image_path)
-                sal = np.asarray(saliency_map(img, label, **kw), dtype=np.float64)
-                if sal.shape != gt.shape:
-                    sal = cv2.resize(sal, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
-            elif it.name not in found:
-                out.append((label, None))
-                continue
-            else:
-                sal = load_saliency_map(found[it.name], shape=gt.shape)
-            out.append((label, scorer.score(sal, gt)))
-        return out
+    todo = [(label, found) for label, found in sources if (it.name, label) not in done]
+    if not todo:
+        return []
+    gt = _read_mask(it.mask_path)
+    img = None
+    out: list[tuple[str, Any]] = []
+    for label, found in todo:
+        if found is None:
+            if img is None:
+                from ..io import load_image
 
-    t0 = time.perf_counter()
+                img = load_image(it.image_path)
+            sal = np.asarray(saliency_map(img, label, **kw), dtype=np.float64)
+            if sal.shape != gt.shape:
+                sal = cv2.resize(sal, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+        elif it.name not in found:
+            out.append((label, None))
+            continue
+        else:
+            sal = load_saliency_map(found[it.name], shape=gt.shape)
+        out.append((label, scorer.score(sal, gt)))
+    return out
+
+
+def _score_items(items: list[MaskItem], sources: list[tuple[str, Any]], kw: dict[str, Any], jr: _Journal,
+                 jobs: int, progress: bool) -> tuple[dict[tuple[str, str], Any], dict[str, list[str]]]:
+    """Every pair scored (the journal's and the new ones, the new ones journalled as each image ends) and,
+    per map folder, the images it has no map for."""
+    scorer = ObjectScoreAccumulator()
     scored: dict[tuple[str, str], Any] = dict(jr.done)
     missing: dict[str, list[str]] = {}
     bar = None
@@ -318,37 +334,41 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), desc="salience evaluate", unit="image", file=sys.stderr, dynamic_ncols=True)
+    pool = None
     finished = False
     try:
-        if jobs == 1:
-            results: Any = map(work, items)
-        else:
+        if jobs > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="salience-masks")
-            results = pool.map(work, items)
-        try:
-            for it, pairs in zip(items, results):
-                for label, res in pairs:
-                    if res is None:
-                        missing.setdefault(label, []).append(it.name)
-                        continue
-                    scored[(it.name, label)] = res
-                    jr.write(it.name, label, *res)
-                jr.flush()
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            if jobs > 1:
-                pool.shutdown(wait=True, cancel_futures=True)
+        work = partial(_score_item, sources=sources, kw=kw, done=jr.done, scorer=scorer)
+        for it, pairs in zip(items, map(work, items) if pool is None else pool.map(work, items)):
+            for label, res in pairs:
+                if res is None:
+                    missing.setdefault(label, []).append(it.name)
+                    continue
+                scored[(it.name, label)] = res
+                jr.write(it.name, label, *res)
+            jr.flush()
+            if bar is not None:
+                bar.update(1)
         finished = True
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
         jr.close(finished=finished)
+    return scored, missing
+
+
+def _aggregate(items: list[MaskItem], sources: list[tuple[str, Any]],
+               scored: dict[tuple[str, str], Any]) -> tuple[dict[str, ObjectScores], list[dict[str, Any]]]:
+    """The data-set scores and per-image rows, the pairs added in image order (whatever finished first or
+    came from the journal: the same sums)."""
     accs = {label: ObjectScoreAccumulator() for label, _ in sources}
     row_names: dict[str, list[str]] = {label: [] for label, _ in sources}
-    for it in items:  # image order, whatever finished first or came from the journal: the same sums
+    for it in items:
         for label, _ in sources:
             if (it.name, label) in scored:
                 accs[label].add_scored(*scored[(it.name, label)])
@@ -362,8 +382,7 @@ def evaluate_masks(dataset: MaskDataset | str | os.PathLike, methods: str | Sequ
         scores[label] = res
         for name, r in zip(row_names[label], res.per_image):
             rows.append({"image": name, "method": label, **r})
-    return MaskEvaluation(dataset=str(ds.root), n_images=len(items), scores=scores, rows=rows, missing=missing,
-                          elapsed=time.perf_counter() - t0, resumed=len(jr.done))
+    return scores, rows
 
 
 def _rows_csv(rows: list[dict[str, Any]]) -> bytes:

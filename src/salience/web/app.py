@@ -429,7 +429,45 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
     app.state.pool = pool
     app.state.model = holder
 
-    # ---- error handlers
+    _install_error_handlers(app, cfg)
+
+    _add_info_routes(app, cfg, holder, pool)
+    _add_map_routes(app, cfg, holder, pool)
+    _add_analysis_routes(app, cfg, holder, pool)
+
+    _add_page_routes(app)
+
+    # ---- middleware (the last added is the outermost)
+    if cfg.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"],
+                           expose_headers=["X-Salience-Method", "X-Salience-Target", "X-Salience-Target-Name"])
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
+    if cfg.token:
+        app.add_middleware(BearerToken, token=cfg.token)
+    app.add_middleware(AccessLog)
+    return app
+
+# ---- the app's parts: error handlers, then the routes in the order they appear in /openapi.json
+
+async def _read(upload: UploadFile) -> bytes:
+    return await upload.read()
+
+def _check_output(output: str) -> str:
+    if output not in ("gray", "overlay", "data"):
+        raise C.FieldError("output", f"output must be 'gray', 'overlay' or 'data', got {output!r}")
+    return output
+
+def _check_alpha(alpha: float) -> float:
+    if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise C.FieldError("alpha", f"alpha (the overlay's opacity) must lie in [0, 1], got {alpha!r}")
+    return alpha
+
+
+def _install_error_handlers(app: FastAPI, cfg: ServeConfig) -> None:
+    """Every error a request can meet, as the JSON body ``{"error": {status, code, message, field}}``."""
     @app.exception_handler(ApiError)
     async def _api_error(_r: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
@@ -467,21 +505,9 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         return _error_response(exc.status_code, {404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"), text, headers=getattr(exc, "headers", None))
 
-    # ---- helpers
-    async def read(upload: UploadFile) -> bytes:
-        return await upload.read()
 
-    def check_output(output: str) -> str:
-        if output not in ("gray", "overlay", "data"):
-            raise C.FieldError("output", f"output must be 'gray', 'overlay' or 'data', got {output!r}")
-        return output
-
-    def check_alpha(alpha: float) -> float:
-        if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-            raise C.FieldError("alpha", f"alpha (the overlay's opacity) must lie in [0, 1], got {alpha!r}")
-        return alpha
-
-    # ---- endpoints
+def _add_info_routes(app: FastAPI, cfg: ServeConfig, holder: C.ModelHolder, pool: _Pool) -> None:
+    """``GET`` health, methods and models."""
     @app.get(f"{API}/health", response_model=HealthOut, responses=_GET_ERRORS, tags=["service"],
              summary="Is the service up")
     async def health() -> dict[str, Any]:
@@ -503,6 +529,9 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
             row.update(classes=len(lm.class_names), target_layer=lm.target_layer)
         return {"models": [row]}
 
+
+def _add_map_routes(app: FastAPI, cfg: ServeConfig, holder: C.ModelHolder, pool: _Pool) -> None:
+    """``POST`` map (any registered method) and classify."""
     @app.post(f"{API}/map", tags=["maps"], responses={**_PNG, **_ERRORS}, response_class=Response,
               summary="A saliency map of an uploaded image, by any registered method")
     async def make_map(
@@ -513,9 +542,9 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         output: Annotated[str, Form(description="gray (PNG), overlay (PNG) or data (float32 JSON)")] = "gray",
         alpha: Annotated[float, Form(description="overlay opacity in [0, 1]")] = 0.5,
     ) -> Response:
-        data = await read(image)
-        output = check_output(output)
-        alpha = check_alpha(alpha)
+        data = await _read(image)
+        output = _check_output(output)
+        alpha = _check_alpha(alpha)
         m = C.parse_method(method)
         p = C.parse_params(params, m)
 
@@ -542,13 +571,16 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
               summary="The model's top-5 classes for an uploaded image")
     async def classify(image: Annotated[UploadFile, File()],
                        k: Annotated[int, Form(ge=1, le=20)] = 5) -> dict[str, Any]:
-        data = await read(image)
+        data = await _read(image)
 
         def work() -> list[dict[str, Any]]:
             return C.top_classes(C.decode_image(data, cfg.max_pixels), holder, k)
 
         return {"model": holder.name, "classes": await pool.run(_guard(work))}
 
+
+def _add_analysis_routes(app: FastAPI, cfg: ServeConfig, holder: C.ModelHolder, pool: _Pool) -> None:
+    """``POST`` scanpath, itti (feature and conspicuity maps) and evaluate."""
     @app.post(f"{API}/scanpath", response_model=ScanpathOut, responses=_ERRORS, tags=["maps"],
               summary="Attended locations (winner-take-all + inhibition of return) on a method's map")
     async def scanpath(
@@ -559,7 +591,7 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         n: Annotated[int, Form(ge=1, le=100)] = 5,
         radius: Annotated[float | None, Form(gt=0, description="FOA radius in pixels; default min(H, W) / 6")] = None,
     ) -> dict[str, Any]:
-        data = await read(image)
+        data = await _read(image)
         m = C.parse_method(method)
         p = C.parse_params(params, m)
         if radius is not None and not math.isfinite(radius):
@@ -579,7 +611,7 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
               summary="The Itti-Koch feature maps and conspicuity maps, as grayscale PNGs")
     async def itti(image: Annotated[UploadFile, File()],
                    params: Annotated[str, Form(description="JSON object of IttiParams fields")] = "{}") -> dict:
-        data = await read(image)
+        data = await _read(image)
         p = C.parse_params(params, C.parse_method("itti"))
 
         def work() -> dict[str, Any]:
@@ -595,7 +627,7 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         metrics: Annotated[str, Form(description="all, or a comma-separated list")] = "all",
         convention: Annotated[str, Form(description="mit or tuebingen")] = "mit",
     ) -> dict[str, Any]:
-        mdata, fdata = await read(map), await read(fixations)
+        mdata, fdata = await _read(map), await _read(fixations)
 
         def work() -> dict[str, Any]:
             smap = C.decode_map(mdata, cfg.max_pixels)
@@ -604,7 +636,9 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
 
         return await pool.run(_guard(work))
 
-    # ---- the page
+
+def _add_page_routes(app: FastAPI) -> None:
+    """The web page, its docs page and the static files (none from another host)."""
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -614,16 +648,3 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
         return FileResponse(STATIC_DIR / "docs.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    # ---- middleware (the last added is the outermost)
-    if cfg.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"],
-                           expose_headers=["X-Salience-Method", "X-Salience-Target", "X-Salience-Target-Name"])
-    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
-    if cfg.token:
-        app.add_middleware(BearerToken, token=cfg.token)
-    app.add_middleware(AccessLog)
-    return app
