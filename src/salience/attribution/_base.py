@@ -116,6 +116,53 @@ class Explanation:
             raise InputError(f"index must be an image of the batch, an integer in [0, {n}), got {index!r}")
         return overlay(image, self.maps[int(index)].detach().float().cpu().numpy(), cmap, alpha, resize=resize)
 
+    def show(self, image: Any, index: int = 0, cmap: str = "jet", alpha: float = 0.5, *, resize: bool = True,
+             ax: Any = None) -> Any:
+        """Draw :meth:`overlay` in a matplotlib figure, titled with the method, target class and score.
+
+        Parameters
+        ----------
+        image, index, cmap, alpha, resize: as :meth:`overlay`.
+        ax: a matplotlib ``Axes`` to draw into; ``None`` (default): a new ``matplotlib.figure.Figure``
+            (not registered with ``pyplot``, so nothing is displayed or kept open by itself; a notebook
+            shows the returned figure, ``fig.savefig(path)`` writes it).
+
+        Returns
+        -------
+        matplotlib.figure.Figure: the figure drawn into (``ax``'s when given).
+
+        Raises
+        ------
+        MissingDependencyError when matplotlib is not installed; InputError as :meth:`overlay`.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> e = Explanation(torch.rand(1, 8, 8), torch.tensor([3]), torch.tensor([1.5]), "gradcam")
+        >>> fig = e.show(np.zeros((16, 16, 3), np.float32))
+        >>> fig.axes[0].get_title()
+        'gradcam, class 3 (score 1.5)'
+        """
+        rgb = self.overlay(image, index, cmap, alpha, resize=resize)
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError("Explanation.show needs matplotlib; install it with: pip install "
+                                         "matplotlib (or use Explanation.overlay, an RGB array)") from None
+        if ax is None:
+            ax = Figure(figsize=(4, 4 * rgb.shape[0] / rgb.shape[1]), layout="tight").add_subplot()
+        ax.imshow(rgb)
+        ax.set_axis_off()
+        i = int(index)
+        title = self.method
+        if self.targets is not None:
+            title += f", class {int(self.targets[i])}"
+        title += f" (score {float(self.scores[i]):.4g})"
+        ax.set_title(title)
+        return ax.figure
+
 
 def unwrap_model(model: Any) -> nn.Module:
     """An ``nn.Module`` from a module or a :class:`~salience.attribution.models.LoadedModel`.

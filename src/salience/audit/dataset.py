@@ -346,6 +346,23 @@ class DatasetAudit:
 # the audit
 # ------------------------------------------------------------------------------------------------------
 
+def _batch_runs(audit: DatasetAudit, inputs: list, names: list[str], out: Path, params: Any,
+                **kw: Any) -> dict[str, list[dict[str, Any]]]:
+    """One batch run per method into ``out/maps/METHOD`` (resumed when it exists), its manifest rows, and
+    its counts in ``audit.batch``."""
+    from .. import batch
+
+    rows_by_method: dict[str, list[dict[str, Any]]] = {}
+    for n in names:
+        s = batch.RunSummary()
+        p = {n: params[n]} if params and n in params else None
+        table = batch.run(inputs, n, out / "maps" / n, params=p, target="top1", summary=s, **kw)
+        rows_by_method[n] = table.to_pylist() if hasattr(table, "to_pylist") else list(table)
+        audit.batch[n] = {"total": s.total, "done": s.done, "skipped": s.skipped, "failed": s.failed,
+                          "seconds": s.seconds}
+    return rows_by_method
+
+
 def audit_dataset(
     inputs: Sequence[str | os.PathLike] | str | None,
     methods: Any = "gradcam",
@@ -445,19 +462,10 @@ def audit_dataset(
                      "weights": weights, "layer": layer, "n_examples": n_examples, "report_classes": report_classes}
 
     # 1. the batch runs (resumable): one folder per method
-    from .. import batch
-
-    rows_by_method: dict[str, list[dict[str, Any]]] = {}
     t_batch = time.perf_counter()
-    for n in names:
-        s = batch.RunSummary()
-        p = {n: params[n]} if params and n in params else None
-        table = batch.run(inputs, n, out / "maps" / n, params=p, model=model, weights=weights, target="top1",
-                          layer=layer, format=format, workers=workers, batch_size=batch_size, device=device,
-                          max_pixels=max_pixels, progress=progress, summary=s)
-        rows_by_method[n] = table.to_pylist() if hasattr(table, "to_pylist") else list(table)
-        audit.batch[n] = {"total": s.total, "done": s.done, "skipped": s.skipped, "failed": s.failed,
-                          "seconds": s.seconds}
+    rows_by_method = _batch_runs(audit, inputs, names, out, params, model=model, weights=weights, layer=layer,
+                                 format=format, workers=workers, batch_size=batch_size, device=device,
+                                 max_pixels=max_pixels, progress=progress)
     audit.seconds["batch"] = time.perf_counter() - t_batch
 
     # 2. the analysis of what the runs wrote

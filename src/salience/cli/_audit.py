@@ -175,44 +175,14 @@ def run(args) -> int:
         sanity = {mode: fa.sanity_check(lm, x, methods, target=idx, mode=mode, stages=args.stages,
                                         seed=args.seed, layer=args.layer) for mode in modes}
         quality = _quality(lm, x, methods, metrics, idx, args)
-        p0 = next(iter(curves["deletion"].values())).scores[0, 0]
-        lines = [f"{item}: {lm.name} explains {cls} (class {tgt}, p = {p0:.4f}); "
-                 f"{args.steps} steps, deletion: {pert['deletion']}, insertion: {pert['insertion']}"]
-        for name in methods:
-            d, i = curves["deletion"][name].auc[0], curves["insertion"][name].auc[0]
-            line = f"  {name:<22s} deletion AUC {d:.4f}  insertion AUC {i:.4f}"
-            for mode, r in sanity.items():
-                f = r.final()[name]
-                line += (f"  | {mode} ({len(r.stages) - 1} layers) spearman|.| {f['spearman_abs']:.3f} "
-                         f"spearman {f['spearman']:.3f} ssim {f['ssim']:.3f} hog {f['hog']:.3f}")
-            lines.append(line)
-        for mode, r in sanity.items():
-            lines.append(f"  {mode} randomisation, Spearman rank correlation of |map| with the original:")
-            lines += ["    " + row for row in r.table(metric="spearman_abs").splitlines()]
-            lines += [f"    note: {n}" for n in r.notes]
-        for name, res in quality.items():
-            lines.append(f"  quality {name:<14s} " + "  ".join(f"{k} {v.values[0]:.4f}" for k, v in res.items()))
-        emit("\n".join(lines))
+        emit("\n".join(_summary_lines(item, lm.name, cls, tgt, methods, curves, sanity, quality, pert, args.steps)))
         mine = [atomic_write_bytes(files[0], encode_png(fa.curves_figure(
             curves["deletion"], curves["insertion"], title=f"{Path(item).name}: {cls}")), overwrite=args.overwrite)]
         for mode, r in sanity.items():
             fig = fa.sanity_figure(r, image=_model_view(img, x))
             mine.append(atomic_write_bytes(out / f"{stem}_sanity_{mode}.png", encode_png(fig),
                                            overwrite=args.overwrite))
-        report = {
-            "image": item, "model": lm.name, "target": tgt, "class": cls, "steps": args.steps,
-            "perturbation": pert, "seed": args.seed,
-            "curves": {kind: {m: {"auc": float(c.auc[0]), "fractions": c.fractions.tolist(),
-                                  "scores": c.scores[0].astype(float).tolist()} for m, c in cs.items()}
-                       for kind, cs in curves.items()},
-            "sanity": {mode: {"stages": r.stages, "notes": r.notes,
-                              "similarity": {m: {k: v[:, 0].astype(float).tolist() for k, v in d.items()}
-                                             for m, d in r.similarity.items()}}
-                       for mode, r in sanity.items()},
-        }
-        if quality:
-            report["quality"] = {m: {k: float(v.values[0]) for k, v in res.items()} for m, res in quality.items()}
-            report["quality_params"] = {k: v.params for k, v in next(iter(quality.values())).items()}
+        report = _report(item, lm.name, tgt, cls, curves, sanity, quality, pert, args)
         mine.append(atomic_write_bytes(files[1], json.dumps(report, indent=1).encode(), overwrite=args.overwrite))
         if quality:
             rows = ["image,method,metric,value"] + [f"{_csv(item)},{m},{k},{float(v.values[0])!r}"
@@ -224,6 +194,49 @@ def run(args) -> int:
     code = for_each_input(args.images, work, desc="salience audit")
     print(f"salience: wrote {len(written)} file(s) to {out}/")
     return code
+
+
+def _summary_lines(item: str, model: str, cls: str, tgt: Any, methods: list[str], curves: dict[str, dict[str, Any]],
+                   sanity: dict[str, Any], quality: dict[str, Any], pert: dict[str, str], steps: int) -> list[str]:
+    """The lines ``salience audit`` prints for one image: AUCs, randomisation similarities, quality scores."""
+    p0 = next(iter(curves["deletion"].values())).scores[0, 0]
+    lines = [f"{item}: {model} explains {cls} (class {tgt}, p = {p0:.4f}); "
+             f"{steps} steps, deletion: {pert['deletion']}, insertion: {pert['insertion']}"]
+    for name in methods:
+        d, i = curves["deletion"][name].auc[0], curves["insertion"][name].auc[0]
+        line = f"  {name:<22s} deletion AUC {d:.4f}  insertion AUC {i:.4f}"
+        for mode, r in sanity.items():
+            f = r.final()[name]
+            line += (f"  | {mode} ({len(r.stages) - 1} layers) spearman|.| {f['spearman_abs']:.3f} "
+                     f"spearman {f['spearman']:.3f} ssim {f['ssim']:.3f} hog {f['hog']:.3f}")
+        lines.append(line)
+    for mode, r in sanity.items():
+        lines.append(f"  {mode} randomisation, Spearman rank correlation of |map| with the original:")
+        lines += ["    " + row for row in r.table(metric="spearman_abs").splitlines()]
+        lines += [f"    note: {n}" for n in r.notes]
+    for name, res in quality.items():
+        lines.append(f"  quality {name:<14s} " + "  ".join(f"{k} {v.values[0]:.4f}" for k, v in res.items()))
+    return lines
+
+
+def _report(item: str, model: str, tgt: Any, cls: str, curves: dict[str, dict[str, Any]], sanity: dict[str, Any],
+            quality: dict[str, Any], pert: dict[str, str], args) -> dict[str, Any]:
+    """The ``*_audit.json`` of one image."""
+    report = {
+        "image": item, "model": model, "target": tgt, "class": cls, "steps": args.steps,
+        "perturbation": pert, "seed": args.seed,
+        "curves": {kind: {m: {"auc": float(c.auc[0]), "fractions": c.fractions.tolist(),
+                              "scores": c.scores[0].astype(float).tolist()} for m, c in cs.items()}
+                   for kind, cs in curves.items()},
+        "sanity": {mode: {"stages": r.stages, "notes": r.notes,
+                          "similarity": {m: {k: v[:, 0].astype(float).tolist() for k, v in d.items()}
+                                         for m, d in r.similarity.items()}}
+                   for mode, r in sanity.items()},
+    }
+    if quality:
+        report["quality"] = {m: {k: float(v.values[0]) for k, v in res.items()} for m, res in quality.items()}
+        report["quality_params"] = {k: v.params for k, v in next(iter(quality.values())).items()}
+    return report
 
 
 def _quality(lm, x, methods: list[str], metrics: list[str], idx, args) -> dict[str, Any]:

@@ -321,14 +321,7 @@ def train_readout(
     if not layers or any(i not in LAYER_CHANNELS for i in layers) or layers != sorted(set(layers)):
         raise InputError(f"layers must be increasing values of {sorted(LAYER_CHANNELS)}, got {cfg['layers']}")
     cfg["layers"] = layers
-    if split is None:
-        split = split_names(dataset.names, split_seed=split_seed)
-    split = {k: list(split.get(k, [])) for k in ("train", "val", "test")}
-    if not split["train"] or not split["val"]:
-        raise DataError("training needs at least one training and one validation image")
-    seen = set(split["train"]) | set(split["val"])
-    if seen & set(split["test"]):
-        raise DataError("the test images must not be among the training or validation images")
+    split = _checked_split(dataset, split, split_seed)
     hyper = {"seed": seed, "split_seed": split_seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
              "weight_decay": weight_decay, "flip": bool(flip), "optimizer": "Adam, cosine decay to 0",
              "target_upsample": TARGET_UPSAMPLE, "dataset": dataset.name}
@@ -361,12 +354,51 @@ def train_readout(
     readout = Readout([LAYER_CHANNELS[i] for i in layers], cfg["hidden"], cfg["prior_grid"])
     with torch.no_grad():
         readout.prior.copy_(_prior_init(dataset, split["train"], cfg["prior_grid"]))
+    run = TrainingRun(readout, cfg, split, hyper)
+    best = _fit(readout, train, val, run, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                seed=seed, log=log)
+    readout.load_state_dict(best[2])
+    readout.eval()
+    run.best_epoch = best[1]
+    run.scores["val_bits_over_uniform"] = best[0]
+    t_train = time.perf_counter() - t_start - t_feat
+    log(f"kept epoch {best[1]} (best validation {best[0]:.4f} bits/fixation)")
+
+    if split["test"]:
+        test = _samples(dataset, split["test"], data["plain"], False)
+        run.scores["test_bits_over_uniform"] = _bits_over_uniform(readout, test)
+        if test_metrics:
+            run.scores["test_metrics"] = _test_metrics(readout, dataset, split["test"], data["plain"], test_metrics)
+        log("test: " + ", ".join(f"{k} {v:.4f}" for k, v in _flat_scores(run.scores).items()))
+    run.seconds = {"features": round(t_feat, 1), "training": round(t_train, 1),
+                   "total": round(time.perf_counter() - t_start, 1)}
+    return run
+
+
+def _checked_split(dataset: FixationDataset, split: dict[str, Sequence[str]] | None,
+                   split_seed: int) -> dict[str, list[str]]:
+    """The train/val/test names (default :func:`split_names`), refused when train or val is empty or the
+    test images overlap them."""
+    if split is None:
+        split = split_names(dataset.names, split_seed=split_seed)
+    out = {k: list(split.get(k, [])) for k in ("train", "val", "test")}
+    if not out["train"] or not out["val"]:
+        raise DataError("training needs at least one training and one validation image")
+    seen = set(out["train"]) | set(out["val"])
+    if seen & set(out["test"]):
+        raise DataError("the test images must not be among the training or validation images")
+    return out
+
+
+def _fit(readout: Readout, train: list, val: list, run: TrainingRun, *, epochs: int, batch_size: int, lr: float,
+         weight_decay: float, seed: int, log: Callable[[str], None]) -> tuple[float, int, dict[str, Any]]:
+    """Adam with cosine decay over the epochs, the validation likelihood after each (in ``run.history``);
+    returns ``(best validation bits, its epoch, its state dict)``."""
     opt = torch.optim.Adam(readout.parameters(), lr=lr, weight_decay=weight_decay)
     n_steps = epochs * len(_batches(train, batch_size, None))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, n_steps) / n_steps)))
     rng = np.random.default_rng(seed)
 
-    run = TrainingRun(readout, cfg, split, hyper)
     best = (-math.inf, 0, copy.deepcopy(readout.state_dict()))
     v0 = _bits_over_uniform(readout, val)
     log(f"epoch   0: validation {v0:.4f} bits/fixation over uniform (initial readout)")
@@ -392,22 +424,7 @@ def train_readout(
             f"{v:.4f} bits/fixation over uniform, blur sigma {sigma:.4f}")
         if v > best[0]:
             best = (v, epoch, copy.deepcopy(readout.state_dict()))
-    readout.load_state_dict(best[2])
-    readout.eval()
-    run.best_epoch = best[1]
-    run.scores["val_bits_over_uniform"] = best[0]
-    t_train = time.perf_counter() - t_start - t_feat
-    log(f"kept epoch {best[1]} (best validation {best[0]:.4f} bits/fixation)")
-
-    if split["test"]:
-        test = _samples(dataset, split["test"], data["plain"], False)
-        run.scores["test_bits_over_uniform"] = _bits_over_uniform(readout, test)
-        if test_metrics:
-            run.scores["test_metrics"] = _test_metrics(readout, dataset, split["test"], data["plain"], test_metrics)
-        log("test: " + ", ".join(f"{k} {v:.4f}" for k, v in _flat_scores(run.scores).items()))
-    run.seconds = {"features": round(t_feat, 1), "training": round(t_train, 1),
-                   "total": round(time.perf_counter() - t_start, 1)}
-    return run
+    return best
 
 
 def _flat_scores(scores: dict[str, Any]) -> dict[str, float]:
