@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import salience
@@ -62,3 +63,34 @@ def test_bottom_up_rejects_model_arguments():
 
     with pytest.raises(errors.InputError, match="bottom-up"):
         salience.saliency_map(np.zeros((8, 8, 3), np.float32), "centre-bias", model=object())
+
+
+def test_a_huge_prior_blur_is_computed_not_allocated():
+    """blur (sigma as a fraction of the width) of 100 or 1e9 widths: OpenCV's padded copy would need tens of
+    GB (the web service's hostile-parameter test was OOM-killed by it); the Fourier path gives the same
+    blur as cv2.GaussianBlur where both run, and a flat (all-zero) map for a blur far wider than the image."""
+    import cv2
+
+    from salience.api import gaussian_blur_reflect
+
+    rng = np.random.default_rng(3)
+    m = rng.random((31, 47))
+    for sigma in (5.0, 12.0, 40.0, 100.0):  # 5 takes OpenCV's own path; the others the folded FFT
+        want = cv2.GaussianBlur(m, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+        assert np.abs(gaussian_blur_reflect(m, sigma) - want).max() < 1e-12
+    img = np.zeros((48, 64, 3), np.float32)
+    img[10:20, 30:40] = 1.0
+    for blur in (100.0, 1e9):
+        out = salience.saliency_map(img, "spectral-residual", blur=blur)
+        assert out.shape == (48, 64) and np.isfinite(out).all() and 0 <= out.min() <= out.max() <= 1
+    assert not salience.saliency_map(img, "spectral-residual", blur=1e9).any()  # flat: nothing stands out
+
+
+def test_a_vanishing_centre_bias_sigma_gives_its_limit_not_nan():
+    """centre-bias with sigma 1e-300 (hostile, or a user's typo) underflows everywhere; the map is its limit,
+    1 at the pixel(s) nearest the centre and 0 elsewhere, never 0/0 = NaN."""
+    img = np.zeros((48, 64, 3), np.float32)
+    for sigma in (1e-300, 1e-5):
+        m = salience.saliency_map(img, "centre-bias", sigma=sigma)
+        assert np.isfinite(m).all() and m.max() == 1.0
+        assert sorted(zip(*np.nonzero(m))) == [(23, 31), (23, 32), (24, 31), (24, 32)]

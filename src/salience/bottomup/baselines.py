@@ -56,6 +56,11 @@ def centre_bias(image: Any, *, sigma: float = 0.2) -> np.ndarray:
     s = sigma * float(np.hypot(H, W))
     y = (np.arange(H, dtype=np.float64) - (H - 1) / 2.0) / s
     x = (np.arange(W, dtype=np.float64) - (W - 1) / 2.0) / s
-    m = np.exp(-0.5 * y * y)[:, None] * np.exp(-0.5 * x * x)[None, :]
-    m /= m.max()
+    with np.errstate(over="ignore", under="ignore"):
+        m = np.exp(-0.5 * y * y)[:, None] * np.exp(-0.5 * x * x)[None, :]
+    peak = float(m.max())
+    if not peak > 0:  # sigma so small that the Gaussian underflows everywhere: its limit, the centre pixel(s)
+        dy, dx = np.abs(np.arange(H) - (H - 1) / 2.0), np.abs(np.arange(W) - (W - 1) / 2.0)
+        return ((dy == dy.min())[:, None] & (dx == dx.min())[None, :]).astype(np.float32)
+    m /= peak
     return m.astype(np.float32)

@@ -192,12 +192,17 @@ def _wrapped_mean(arr: np.ndarray, size: int) -> np.ndarray:
         return arr
     a, b = size // 2, (size - 1) // 2
     h, w = arr.shape
-    if h < size or w < size:  # tiny spectra: wrapping more than once, leave it to numpy
-        out = np.zeros_like(arr)
-        for dy in range(-a, b + 1):
-            for dx in range(-a, b + 1):
-                out += np.roll(arr, (dy, dx), axis=(0, 1))
-        return out / np.float32(size * size)
+    if h < size or w < size:  # the window wraps around the spectrum more than once
+        # out = Ky @ arr @ Kx.T / size^2 with circulant Ky[i, k] = #{d in [-a, b]: d = i - k (mod h)}:
+        # exact for any size (a loop over the size^2 offsets would never end for a hostile avg_size)
+        def counts(n: int) -> np.ndarray:
+            # integers in [-a, b] congruent to r mod n (Python ints: size may exceed 64 bits)
+            c = np.array([float((b - r) // n - (-a - 1 - r) // n) for r in range(n)])
+            i = np.arange(n)
+            return c[(i[:, None] - i[None, :]) % n]
+
+        out = counts(h) @ arr.astype(np.float64) @ counts(w).T
+        return (out / (float(size) * float(size))).astype(arr.dtype)
     padded = cv2.copyMakeBorder(arr, a, b, a, b, cv2.BORDER_WRAP)
     return cv2.blur(padded, (size, size), anchor=(a, a), borderType=cv2.BORDER_REPLICATE)[a:a + h, a:a + w]
 
