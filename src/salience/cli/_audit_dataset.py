@@ -52,7 +52,8 @@ def add_parser(sub):
                    help="folders, globs, list files (.txt) or image files (none with --fixations: its images)")
     p.add_argument("--method", "-m", default="gradcam", help="method(s), comma-separated (default: gradcam)")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
-                   help="a method parameter (repeatable; VALUE as JSON, else a string)")
+                   help="a method parameter (repeatable; VALUE: a number, true/false/none, numbers joined "
+                        "by commas, else text)")
     p.add_argument("--model", default="mobilenet_v2", help="the model explained (default mobilenet_v2)")
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint for --model")
     p.add_argument("--layer", default=None, help="target layer for CAM methods (default: the model's)")

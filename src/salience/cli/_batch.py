@@ -13,7 +13,7 @@ examples:
   salience batch photos/ --method itti,spectral-residual --out maps/
   salience batch 'data/**/*.jpg' list.txt --method gradcam,itti --batch-size 32 --format both --out maps/
   salience batch photos/ --method itti --workers 8 --out maps/          # 8 processes
-  salience batch photos/ --method itti --param itti.sigma=2 --out maps/  # new files: photo_itti@<hash>.png
+  salience batch photos/ --method itti --param itti.combination=max --out maps/  # new files: photo_itti@<hash>.png
   salience batch photos/ --method gradcam --engine ray --address auto --workers 4 --num-gpus 1 --out /shared/maps
 
 outputs (in --out), for photos/a/cat.jpg given as the folder photos/ and method M:
@@ -40,7 +40,8 @@ def add_parser(sub):
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="folders, globs, list files (.txt) or image files")
     p.add_argument("--method", "-m", default="itti", help="method(s), comma-separated (default: itti)")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
-                   help="a method parameter (repeatable; VALUE as JSON, else a string)")
+                   help="a method parameter (repeatable; VALUE: a number, true/false/none, numbers joined "
+                        "by commas, else text)")
     p.add_argument("--model", default="mobilenet_v2", help="the model of explanation methods (default mobilenet_v2)")
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint for --model")
     p.add_argument("--target", default="top1", help="top1 (default), topK, a class index or a class name")
