@@ -186,6 +186,23 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     return _normalise_and_resize(sal, H, W)
 
 
+def _circular_window_sum(x: np.ndarray, a: int, b: int, axis: int) -> np.ndarray:
+    """``out[i] = sum(x[(i - d) mod n] for d in -a..b)`` along ``axis``, in O(n) for any window: the window
+    covers every index ``q = (a + b + 1) // n`` times, plus a run of ``r = (a + b + 1) % n`` more (the
+    offsets ``-a .. -a + r - 1``), a window sum on the doubled axis (a loop over the offsets would never end
+    for a hostile ``avg_size``)."""
+    n = x.shape[axis]
+    q, r = divmod(a + b + 1, n)
+    out = np.repeat(x.sum(axis=axis, keepdims=True) * float(q), n, axis=axis)
+    if r:
+        c = np.cumsum(np.concatenate([x, x], axis=axis), axis=axis)
+        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+        i = np.arange(n)
+        hi = (i + a % n) % n + n + 1  # window j = i + a - r + 1 .. i + a (mod n), shifted into the doubled axis
+        out += np.take(c, hi, axis=axis) - np.take(c, hi - r, axis=axis)
+    return out
+
+
 def _wrapped_mean(arr: np.ndarray, size: int) -> np.ndarray:
     """``size`` x ``size`` mean filter with periodic borders (a spectrum wraps around)."""
     if size == 1:
@@ -193,15 +210,7 @@ def _wrapped_mean(arr: np.ndarray, size: int) -> np.ndarray:
     a, b = size // 2, (size - 1) // 2
     h, w = arr.shape
     if h < size or w < size:  # the window wraps around the spectrum more than once
-        # out = Ky @ arr @ Kx.T / size^2 with circulant Ky[i, k] = #{d in [-a, b]: d = i - k (mod h)}:
-        # exact for any size (a loop over the size^2 offsets would never end for a hostile avg_size)
-        def counts(n: int) -> np.ndarray:
-            # integers in [-a, b] congruent to r mod n (Python ints: size may exceed 64 bits)
-            c = np.array([float((b - r) // n - (-a - 1 - r) // n) for r in range(n)])
-            i = np.arange(n)
-            return c[(i[:, None] - i[None, :]) % n]
-
-        out = counts(h) @ arr.astype(np.float64) @ counts(w).T
+        out = _circular_window_sum(_circular_window_sum(arr.astype(np.float64), a, b, 0), a, b, 1)
         return (out / (float(size) * float(size))).astype(arr.dtype)
     padded = cv2.copyMakeBorder(arr, a, b, a, b, cv2.BORDER_WRAP)
     return cv2.blur(padded, (size, size), anchor=(a, a), borderType=cv2.BORDER_REPLICATE)[a:a + h, a:a + w]
