@@ -6,6 +6,7 @@ tests stay valid.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 F = torch.nn.functional
@@ -139,3 +140,33 @@ def tiny_vit(image_size: int = 12, patch_size: int = 4, num_classes: int = 4, se
     with torch.no_grad():
         vit.heads.head.weight.copy_(torch.randn(vit.heads.head.weight.shape, generator=g))
     return vit
+
+
+#: the square colours of :func:`two_square_scene`
+COLOURS = {"red": (0.9, 0.1, 0.1), "green": (0.1, 0.9, 0.1), "blue": (0.1, 0.1, 0.9)}
+
+
+def two_square_scene(n: int, seed: int, size: int = 32, side: int = 8):
+    """Grey images with a red and a green square at random, non-overlapping places; their (row, col) corners."""
+    g = np.random.default_rng(seed)
+    x = torch.full((n, 3, size, size), 0.5)
+    where = []
+    for i in range(n):
+        while True:
+            a, b = g.integers(0, size - side, 2), g.integers(0, size - side, 2)
+            if abs(int(a[0]) - int(b[0])) >= side or abs(int(a[1]) - int(b[1])) >= side:
+                break
+        for (r, c), colour in ((a, "red"), (b, "green")):
+            x[i, :, r:r + side, c:c + side] = torch.tensor(COLOURS[colour])[:, None, None]
+        where.append({"red": (int(a[0]), int(a[1])), "green": (int(b[0]), int(b[1]))})
+    return x, where
+
+
+def peaks_inside(maps: torch.Tensor, where: list[dict], colour: str, side: int = 8) -> list[bool]:
+    """Per image: whether the map's maximum lies inside the square of ``colour``."""
+    hits = []
+    for m, w in zip(maps, where):
+        r, c = divmod(int(m.argmax()), m.shape[1])
+        r0, c0 = w[colour]
+        hits.append(r0 <= r < r0 + side and c0 <= c < c0 + side)
+    return hits

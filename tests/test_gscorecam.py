@@ -14,13 +14,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
-from _models import Tiny  # noqa: E402
+from _models import Tiny, peaks_inside, two_square_scene  # noqa: E402
 from salience import targets  # noqa: E402
 from salience.attribution import gscorecam, scorecam  # noqa: E402
 from salience.attribution.vlm import ImageTower  # noqa: E402
 from salience.errors import InputError  # noqa: E402
 
-COLOURS = {"red": (0.9, 0.1, 0.1), "green": (0.1, 0.9, 0.1), "blue": (0.1, 0.1, 0.9)}
 LAYER = "features.5"  # Tiny's last ReLU: 8 channels
 
 
@@ -119,39 +118,14 @@ class ColourNet(torch.nn.Module):
         return self.fc(self.act(self.conv(x)).mean(dim=(2, 3)))
 
 
-def _scene(n: int, seed: int, size: int = 32, side: int = 8):
-    """Grey images with a red and a green square at random, non-overlapping places; their (row, col) corners."""
-    g = np.random.default_rng(seed)
-    x = torch.full((n, 3, size, size), 0.5)
-    where = []
-    for i in range(n):
-        while True:
-            a, b = g.integers(0, size - side, 2), g.integers(0, size - side, 2)
-            if abs(int(a[0]) - int(b[0])) >= side or abs(int(a[1]) - int(b[1])) >= side:
-                break
-        for (r, c), colour in ((a, "red"), (b, "green")):
-            x[i, :, r:r + side, c:c + side] = torch.tensor(COLOURS[colour])[:, None, None]
-        where.append({"red": (int(a[0]), int(a[1])), "green": (int(b[0]), int(b[1]))})
-    return x, where
-
-
-def _peaks_inside(maps: torch.Tensor, where: list[dict], colour: str, side: int = 8) -> list[bool]:
-    hits = []
-    for m, w in zip(maps, where):
-        r, c = divmod(int(m.argmax()), m.shape[1])
-        r0, c0 = w[colour]
-        hits.append(r0 <= r < r0 + side and c0 <= c < c0 + side)
-    return hits
-
-
 def test_map_peaks_on_the_evidence_of_a_hand_set_model() -> None:
     """Class 0's evidence is the red square, class 1's the green one: with k = 2 of 12 channels the map of
     each class peaks inside its square wherever it is, and the class's own detector is among the kept."""
     net = ColourNet().eval()
-    x, where = _scene(5, seed=11)
+    x, where = two_square_scene(5, seed=11)
     for cls, colour in ((0, "red"), (1, "green")):
         e = salience.explain(net, x, "gscorecam", target=cls, layer="act", k=2, probabilities=False)
-        assert all(_peaks_inside(e.maps, where, colour)), colour
+        assert all(peaks_inside(e.maps, where, colour)), colour
         assert all(cls in row.tolist() for row in e.extras["channel_index"])
 
 
@@ -190,12 +164,12 @@ def test_clip_like_tower_with_a_text_image_similarity_target() -> None:
     red square, for "a green square" inside the green one; the scores are the embeddings' cosines; k = 3 of
     12 channels cost 3 masked passes per image."""
     tower = ImageTower(ToyCLIP(bag_of_words)).eval()
-    x, where = _scene(4, seed=21)
+    x, where = two_square_scene(4, seed=21)
     for colour in ("red", "green"):
         f = targets.text_image_similarity(f"a {colour} square", encoder=bag_of_words)
         e = salience.explain(tower, x, "gscorecam", target=f, layer="model.concepts.act", k=3)
         assert e.method == "gscorecam" and e.extras["channels"] == 3
-        assert all(_peaks_inside(e.maps, where, colour)), colour
+        assert all(peaks_inside(e.maps, where, colour)), colour
         with torch.no_grad():
             img = tower(x)
         txt = bag_of_words([f"a {colour} square"])

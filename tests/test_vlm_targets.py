@@ -13,12 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
+from _models import COLOURS, peaks_inside, two_square_scene  # noqa: E402
 from salience import targets  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
 from salience.attribution.vlm import ImageTower, TeacherForced, load_clip  # noqa: E402
 from salience.errors import InputError, MissingDependencyError, ModelError  # noqa: E402
-
-COLOURS = {"red": (0.9, 0.1, 0.1), "green": (0.1, 0.9, 0.1), "blue": (0.1, 0.1, 0.9)}
 
 
 class Concepts(torch.nn.Module):
@@ -63,40 +62,15 @@ def bag_of_words(texts: list[str]) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _scene(n: int, seed: int, size: int = 32, side: int = 8):
-    """Grey images with a red and a green square at random, non-overlapping places; their (row, col) corners."""
-    g = np.random.default_rng(seed)
-    x = torch.full((n, 3, size, size), 0.5)
-    where = []
-    for i in range(n):
-        while True:
-            a, b = g.integers(0, size - side, 2), g.integers(0, size - side, 2)
-            if abs(int(a[0]) - int(b[0])) >= side or abs(int(a[1]) - int(b[1])) >= side:
-                break
-        for (r, c), colour in ((a, "red"), (b, "green")):
-            x[i, :, r:r + side, c:c + side] = torch.tensor(COLOURS[colour])[:, None, None]
-        where.append({"red": (int(a[0]), int(a[1])), "green": (int(b[0]), int(b[1]))})
-    return x, where
-
-
-def _peak_inside(maps: torch.Tensor, where: list[dict], colour: str, side: int = 8) -> list[bool]:
-    hits = []
-    for m, w in zip(maps, where):
-        r, c = divmod(int(m.argmax()), m.shape[1])
-        r0, c0 = w[colour]
-        hits.append(r0 <= r < r0 + side and c0 <= c < c0 + side)
-    return hits
-
-
 def _check_clip_like(encoder) -> None:
     tower = ImageTower(ToyCLIP(encoder))
-    x, where = _scene(6, seed=3)
+    x, where = two_square_scene(6, seed=3)
     before = model_snapshot(tower)
     for colour in ("red", "green"):
         f = targets.text_image_similarity(f"a {colour} square", encoder=encoder)
         e = salience.explain(tower, x, "gradcam", target=f)
         assert e.layer == "model.concepts.act"
-        assert all(_peak_inside(e.maps, where, colour)), colour
+        assert all(peaks_inside(e.maps, where, colour)), colour
         # the score is the cosine of the two embeddings, computed here directly
         with torch.no_grad():
             img = tower(x)
@@ -121,11 +95,11 @@ def test_text_image_similarity_with_the_minilm_text_encoder() -> None:
 
 def test_one_text_per_image() -> None:
     tower = ImageTower(ToyCLIP(bag_of_words))
-    x, where = _scene(2, seed=4)
+    x, where = two_square_scene(2, seed=4)
     f = targets.text_image_similarity(["a red square", "a green square"], encoder=bag_of_words)
     e = salience.explain(tower, x, "gradcam", target=f)
-    assert _peak_inside(e.maps[:1], where[:1], "red") == [True]
-    assert _peak_inside(e.maps[1:], where[1:], "green") == [True]
+    assert peaks_inside(e.maps[:1], where[:1], "red") == [True]
+    assert peaks_inside(e.maps[1:], where[1:], "green") == [True]
 
 
 def test_similarity_errors_say_what_was_wrong() -> None:
@@ -167,7 +141,7 @@ class ToyCaptioner(torch.nn.Module):
 def test_sequence_log_prob_is_the_teacher_forced_sum() -> None:
     """By hand: log p(red | <bos>, image) + log p(square | red, image) from the model's logits."""
     net = ToyCaptioner()
-    x, _ = _scene(3, seed=5)
+    x, _ = two_square_scene(3, seed=5)
     ids = torch.tensor([VOCAB["<bos>"], VOCAB["red"], VOCAB["square"]])
     model = TeacherForced(net, ids)
     with torch.no_grad():
@@ -187,13 +161,13 @@ def test_caption_map_sits_on_the_object_the_caption_names(colour: str) -> None:
     net = ToyCaptioner()
     ids = torch.tensor([VOCAB["<bos>"], VOCAB[colour], VOCAB["square"]])
     model = TeacherForced(net, ids)
-    x, where = _scene(6, seed=6)
+    x, where = two_square_scene(6, seed=6)
     before = model_snapshot(model)
     e = salience.explain(model, x, "gradcam", target=targets.sequence_log_prob(ids))
-    assert all(_peak_inside(e.maps, where, colour))
+    assert all(peaks_inside(e.maps, where, colour))
     assert model_snapshot(model) == before
     ig = salience.explain(model, x, "input-x-gradient", target=targets.sequence_log_prob(ids))
-    assert all(_peak_inside(ig.maps, where, colour))  # signed: evidence for the caption is positive
+    assert all(peaks_inside(ig.maps, where, colour))  # signed: evidence for the caption is positive
 
 
 def test_caption_errors_say_what_was_wrong() -> None:
