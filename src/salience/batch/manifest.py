@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import InputError, OutputError
 from ..io import atomic_write_bytes, output_error
 
-__all__ = ["COLUMNS", "Journal", "read_records", "write_manifest", "manifest_path", "JOURNAL"]
+__all__ = ["COLUMNS", "Journal", "read_lines", "read_records", "write_manifest", "manifest_path", "JOURNAL"]
 
 JOURNAL = Path(".salience-batch") / "journal.jsonl"
 
@@ -54,18 +54,21 @@ def manifest_path(out: str | os.PathLike) -> Path:
     return Path(out) / ("manifest.parquet" if _have_pyarrow() else "manifest.csv")
 
 
-def read_records(out: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The latest record of every job key in the journal of ``out`` (empty when there is none).
+def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The JSON objects of a journal file, in order (empty when there is none).  Lines that do not parse
+    (the tail of a write cut short by a kill) are skipped.
 
-    Lines that do not parse (the tail of a write cut short by a kill) are skipped."""
-    path = Path(out) / JOURNAL
-    records: dict[str, dict[str, Any]] = {}
+    >>> read_lines("no-such-journal.jsonl")
+    []
+    """
+    path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return records
+        return []
     except OSError as exc:
-        raise InputError(f"cannot read the batch journal {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
+    out = []
     for line in data.split(b"\n"):
         if not line.strip():
             continue
@@ -73,16 +76,24 @@ def read_records(out: str | os.PathLike) -> dict[str, dict[str, Any]]:
             rec = json.loads(line)
         except ValueError:
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("key"), str):
-            records[rec["key"]] = rec
-    return records
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def read_records(out: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The latest record of every job key in the journal of ``out`` (empty when there is none)."""
+    return {r["key"]: r for r in read_lines(Path(out) / JOURNAL) if isinstance(r.get("key"), str)}
 
 
 class Journal:
-    """The append-only journal of one output folder, held under an exclusive lock while open."""
+    """The append-only journal of one output folder (``OUT/.salience-batch/journal.jsonl``, or the file
+    ``path``), held under an exclusive lock while open.  Also the journal of a resumable mask evaluation."""
 
-    def __init__(self, out: str | os.PathLike) -> None:
-        self.path = Path(out) / JOURNAL
+    def __init__(self, out: str | os.PathLike | None, *, path: str | os.PathLike | None = None) -> None:
+        if (out is None) == (path is None):
+            raise TypeError("give the output folder or the journal's path, not both")
+        self.path = Path(path) if path is not None else Path(out) / JOURNAL  # type: ignore[arg-type]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
@@ -95,8 +106,8 @@ class Journal:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(self.fd)
-                raise InputError(f"another `salience batch` run is writing into {Path(out)}/ (its journal "
-                                 f"{self.path} is locked); wait for it to end or choose another --out") from None
+                raise InputError(f"another run is writing into {self.path.parent}/ (its journal {self.path} "
+                                 "is locked); wait for it to end or choose another --out") from None
             except OSError:
                 pass  # a file system without locks
         except ImportError:  # pragma: no cover - Windows

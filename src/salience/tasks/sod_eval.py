@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import sys
@@ -180,66 +179,59 @@ def _resolve_methods(spec: str | Sequence[str]) -> list[str]:
 
 
 class _Journal:
-    """The per-pair scores of a run, one JSON line per (image, method), so an interrupted run can resume.
+    """The per-pair scores of a run, one JSON line per (image, method), so an interrupted run can resume:
+    the batch runs' append-only journal (:class:`salience.batch.manifest.Journal`: locked, a cut-off last
+    line dropped) on the file ``path``.
 
     The first line records what changes every map (blur, centre bias); a resume with other values is
-    refused.  Each later line holds a pair's per-image row and its threshold curves (floats written with
-    ``repr``, so they are read back bit for bit); a line cut off by an interruption is dropped.
+    refused.  Each later line holds a pair's per-image row and its threshold curves (JSON floats are
+    ``repr``, so they are read back bit for bit).
     """
 
     MAGIC = "salience-mask-journal"
 
     def __init__(self, path: Path | None, config: dict[str, Any], resume: bool) -> None:
+        from ..batch.manifest import Journal, read_lines
+
         self.path = path
         self.done: dict[tuple[str, str], tuple[dict[str, float], dict[str, np.ndarray]]] = {}
-        self._fh: Any = None
+        self._journal: Journal | None = None
         if path is None:
             return
-        if resume and path.exists():
-            self._read(path, config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not (resume and path.exists())
-        self._fh = open(path, "w" if fresh else "a", encoding="utf-8")
-        if fresh:
-            self._fh.write(json.dumps({self.MAGIC: 1, "config": config}) + "\n")
-            self._fh.flush()
+        lines = read_lines(path) if resume else []
+        if lines:
+            self._check(path, lines, config)
+        elif path.exists():
+            path.unlink()  # a fresh run (or an empty journal): start the file again
+        self._journal = Journal(None, path=path)
+        if not lines:
+            self._journal.append([{self.MAGIC: 1, "config": config}])
 
-    def _read(self, path: Path, config: dict[str, Any]) -> None:
-        data = path.read_bytes()
-        complete = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
-        lines = complete.decode("utf-8", errors="replace").splitlines()
+    def _check(self, path: Path, lines: list[dict[str, Any]], config: dict[str, Any]) -> None:
+        if lines[0].get(self.MAGIC) != 1:
+            raise DataError(f"'{path}' is not the journal of a salience mask evaluation; remove it or write "
+                            "to another --out")
+        if lines[0].get("config") != config:
+            raise DataError(f"'{path}' was written with {lines[0].get('config')}; this run asks for {config}: "
+                            "resume with the same options, or write to another --out")
         try:
-            head = json.loads(lines[0]) if lines else {}
-            if head.get(self.MAGIC) != 1:
-                raise ValueError
-            for line in lines[1:]:
-                rec = json.loads(line)
+            for rec in lines[1:]:
                 self.done[(rec["image"], rec["method"])] = (
                     {k: float(v) for k, v in rec["row"].items()},
                     {k: np.asarray(v, dtype=np.float64) for k, v in rec["curves"].items()})
         except (ValueError, KeyError, TypeError, AttributeError):
             raise DataError(f"'{path}' is not the journal of a salience mask evaluation; remove it or write "
                             "to another --out") from None
-        if head.get("config") != config:
-            raise DataError(f"'{path}' was written with {head.get('config')}; this run asks for {config}: "
-                            "resume with the same options, or write to another --out")
-        if len(complete) < len(data):  # validated: now drop the cut-off last line for good
-            with open(path, "r+b") as fh:
-                fh.truncate(len(complete))
 
     def write(self, name: str, label: str, row: dict[str, float], curves: dict[str, np.ndarray]) -> None:
-        if self._fh is not None:
-            self._fh.write(json.dumps({"image": name, "method": label, "row": row,
-                                       "curves": {k: [float(x) for x in v] for k, v in curves.items()}}) + "\n")
-
-    def flush(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
+        if self._journal is not None:
+            self._journal.append([{"image": name, "method": label, "row": row,
+                                   "curves": {k: [float(x) for x in v] for k, v in curves.items()}}])
 
     def close(self, *, finished: bool) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
             if finished and self.path is not None:
                 self.path.unlink(missing_ok=True)
 
@@ -349,7 +341,6 @@ def _score_items(items: list[MaskItem], sources: list[tuple[str, Any]], kw: dict
                     continue
                 scored[(it.name, label)] = res
                 jr.write(it.name, label, *res)
-            jr.flush()
             if bar is not None:
                 bar.update(1)
         finished = True
