@@ -170,3 +170,14 @@ def peaks_inside(maps: torch.Tensor, where: list[dict], colour: str, side: int =
         r0, c0 = w[colour]
         hits.append(r0 <= r < r0 + side and c0 <= c < c0 + side)
     return hits
+
+
+def bag_of_words(texts: list[str]) -> torch.Tensor:
+    """A test-built text encoder: the sum of fixed random word vectors (16-d), normalised."""
+    g = torch.Generator().manual_seed(7)
+    vocab = {w: torch.randn(16, generator=g) for w in ("a", "square", "red", "green", "blue", "photo", "of")}
+    out = []
+    for t in texts:
+        v = sum((vocab[w] for w in t.lower().split() if w in vocab), torch.zeros(16))
+        out.append(v / v.norm().clamp(min=1e-12))
+    return torch.stack(out)

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
-from _models import Tiny, peaks_inside, two_square_scene  # noqa: E402
+from _models import Tiny, bag_of_words, peaks_inside, two_square_scene  # noqa: E402
 from salience import targets  # noqa: E402
 from salience.attribution import gscorecam, scorecam  # noqa: E402
 from salience.attribution.vlm import ImageTower  # noqa: E402
@@ -146,17 +146,6 @@ class ToyCLIP(torch.nn.Module):
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         c = self.concepts
         return self.proj(c.act(c.conv(x)).mean(dim=(2, 3)))
-
-
-def bag_of_words(texts: list[str]) -> torch.Tensor:
-    """A test-built text encoder: the sum of fixed random word vectors (16-d), normalised."""
-    g = torch.Generator().manual_seed(7)
-    vocab = {w: torch.randn(16, generator=g) for w in ("a", "square", "red", "green", "blue", "photo", "of")}
-    out = []
-    for t in texts:
-        v = sum((vocab[w] for w in t.lower().split() if w in vocab), torch.zeros(16))
-        out.append(v / v.norm().clamp(min=1e-12))
-    return torch.stack(out)
 
 
 def test_clip_like_tower_with_a_text_image_similarity_target() -> None:

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import salience  # noqa: E402
-from _models import COLOURS, peaks_inside, two_square_scene  # noqa: E402
+from _models import COLOURS, bag_of_words, peaks_inside, two_square_scene  # noqa: E402
 from salience import targets  # noqa: E402
 from salience.attribution._hooks import model_snapshot  # noqa: E402
 from salience.attribution.vlm import ImageTower, TeacherForced, load_clip  # noqa: E402
@@ -49,17 +49,6 @@ class ToyCLIP(torch.nn.Module):
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.concepts(x))
-
-
-def bag_of_words(texts: list[str]) -> torch.Tensor:
-    """A test-built text encoder: the sum of fixed random word vectors (16-d), normalised."""
-    g = torch.Generator().manual_seed(7)
-    vocab = {w: torch.randn(16, generator=g) for w in ("a", "square", "red", "green", "blue", "photo", "of")}
-    out = []
-    for t in texts:
-        v = sum((vocab[w] for w in t.lower().split() if w in vocab), torch.zeros(16))
-        out.append(v / v.norm().clamp(min=1e-12))
-    return torch.stack(out)
 
 
 def _check_clip_like(encoder) -> None:
