@@ -529,10 +529,10 @@ def _open_parameters(name: str) -> bool:
     record) and checks them itself."""
     import inspect
 
-    fn = get_method(name).load()
-    if get_method(name).kind != BOTTOM_UP:  # the explanation methods' ``**params`` only refuse strays
+    m = get_method(name)
+    if m.kind != BOTTOM_UP:  # the explanation methods' ``**params`` only refuse strays
         return False
-    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(m.load()).parameters.values())
 
 
 def parse_param_value(text: str) -> Any:
@@ -576,19 +576,16 @@ def parse_param_specs(specs: Any, methods: list[str],
 
     out: dict[str, dict[str, Any]] = {m: dict((base or {}).get(m, {})) for m in methods}
     for spec in specs or []:
-        key, sep, raw = str(spec).partition("=")
-        key = key.strip().replace("-", "_") if "." not in key else key.strip()
+        name, sep, raw = str(spec).partition("=")
+        scope_raw, _, key = name.strip().rpartition(".")  # no dot: scope_raw is ""
+        key = key.replace("-", "_")
         if not sep or not key:
             raise InputError(f"--param {spec!r} is not [METHOD.]KEY=VALUE (e.g. --param smoothgrad.n=10 or "
                              "--param activations=guide)")
-        scope = None
-        if "." in key:
-            scope_raw, key = key.split(".", 1)
-            key = key.replace("-", "_")
-            scope = get_method(scope_raw).name
-            if scope not in out:
-                raise InputError(f"--param {spec!r} names method {scope!r}, which is not in --method "
-                                 f"({', '.join(methods)})")
+        scope = get_method(scope_raw).name if scope_raw else None
+        if scope is not None and scope not in out:
+            raise InputError(f"--param {spec!r} names method {scope!r}, which is not in --method "
+                             f"({', '.join(methods)})")
         targets = [scope] if scope else list(out)
         takers = [m for m in targets if key in method_parameters(m)] or \
             [m for m in targets if _open_parameters(m)]
