@@ -103,7 +103,7 @@ LAYERS: list[set[str]] = [
     {"errors"},
     {"check", "limits"},
     {"io", "registry"},
-    {"bottomup", "metrics", "viz"},
+    {"bottomup", "metrics", "viz", "journal"},     # journal: append-only JSON lines (batch, mask evaluation)
     {"attribution", "video", "targets"},          # attribution needs torch; targets: explain() targets
     {"drise"},                                    # drise: D-RISE for detectors
     {"api", "datasets"},

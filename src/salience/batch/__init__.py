@@ -35,9 +35,10 @@ from typing import Any
 
 from ..errors import InputError
 from ..io import DEFAULT_MAX_PIXELS, check_max_pixels
+from ..journal import Journal
 from ..registry import BOTTOM_UP, get_method
 from .jobs import Job, expand_inputs, make_jobs, make_specs, parse_params
-from .manifest import COLUMNS, Journal, manifest_path, read_records, to_table, write_manifest
+from .manifest import COLUMNS, JOURNAL, manifest_path, read_records, to_table, write_manifest
 
 __all__ = ["run", "plan", "RunSummary", "COLUMNS", "parse_params", "manifest_path"]
 
@@ -201,7 +202,7 @@ def run(inputs: Sequence[str | os.PathLike] | str, methods: Any = "itti", out: s
     s = summary if summary is not None else RunSummary()
     s.reset()  # "what the last run did": a summary passed to a second run starts from zero
     t_start = time.perf_counter()
-    with Journal(out) as journal:
+    with Journal(out / JOURNAL) as journal:
         records = read_records(out)
         pending = [j for j in jobs if not _is_done(j, records.get(j.key), out)]
         s.total, s.skipped = len(jobs), len(jobs) - len(pending)

@@ -11,16 +11,16 @@ is rebuilt from the journal, one row per job (the latest record wins), and writt
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, OutputError
-from ..io import atomic_write_bytes, output_error
+from ..errors import OutputError
+from ..io import atomic_write_bytes
+from ..journal import read_lines
 
-__all__ = ["COLUMNS", "Journal", "read_lines", "read_records", "write_manifest", "manifest_path", "JOURNAL"]
+__all__ = ["COLUMNS", "read_records", "write_manifest", "manifest_path", "JOURNAL"]
 
 JOURNAL = Path(".salience-batch") / "journal.jsonl"
 
@@ -54,126 +54,9 @@ def manifest_path(out: str | os.PathLike) -> Path:
     return Path(out) / ("manifest.parquet" if _have_pyarrow() else "manifest.csv")
 
 
-def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The JSON objects of a journal file, in order (empty when there is none).  Lines that do not parse
-    (the tail of a write cut short by a kill) are skipped.
-
-    >>> read_lines("no-such-journal.jsonl")
-    []
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise InputError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
-    out = []
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
 def read_records(out: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The latest record of every job key in the journal of ``out`` (empty when there is none)."""
     return {r["key"]: r for r in read_lines(Path(out) / JOURNAL) if isinstance(r.get("key"), str)}
-
-
-class Journal:
-    """The append-only journal of one output folder (``OUT/.salience-batch/journal.jsonl``, or the file
-    ``path``), held under an exclusive lock while open.  Also the journal of a resumable mask evaluation."""
-
-    def __init__(self, out: str | os.PathLike | None, *, path: str | os.PathLike | None = None) -> None:
-        if (out is None) == (path is None):
-            raise TypeError("give the output folder or the journal's path, not both")
-        self.path = Path(path) if path is not None else Path(out) / JOURNAL  # type: ignore[arg-type]
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
-        except OSError as exc:
-            raise output_error(exc, self.path, what="create") from None
-        try:
-            import fcntl
-
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(self.fd)
-                raise InputError(f"another run is writing into {self.path.parent}/ (its journal {self.path} "
-                                 "is locked); wait for it to end or choose another --out") from None
-            except OSError:
-                pass  # a file system without locks
-        except ImportError:  # pragma: no cover - Windows
-            pass
-        self._synced = 0.0
-        self._drop_partial_tail()
-
-    def _drop_partial_tail(self) -> None:
-        """A kill during an append can leave a last line without its newline: cut it off, so the next
-        record starts on a line of its own (the cut job is done again)."""
-        size = os.fstat(self.fd).st_size
-        if size == 0:
-            return
-        os.lseek(self.fd, max(0, size - 1), os.SEEK_SET)
-        if os.read(self.fd, 1) == b"\n":
-            return
-        with open(self.path, "rb") as fh:
-            data = fh.read()
-        keep = data.rfind(b"\n") + 1
-        os.ftruncate(self.fd, keep)
-        os.fsync(self.fd)
-
-    #: the journal is fsynced at most this often (and at close): a line written but not yet fsynced
-    #: survives a killed process (it is in the kernel's cache); only a power cut can lose the last
-    #: second's lines, and then those jobs are simply done again (their files were fsynced)
-    SYNC_EVERY_S = 1.0
-
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
-        import time
-
-        data = b"".join(json.dumps(r, sort_keys=True, default=_json_default).encode() + b"\n" for r in records)
-        if not data:
-            return
-        try:
-            view = memoryview(data)
-            while view:  # O_APPEND: every write goes to the end
-                view = view[os.write(self.fd, view):]
-            now = time.monotonic()
-            if now - self._synced >= self.SYNC_EVERY_S:
-                os.fsync(self.fd)
-                self._synced = now
-        except OSError as exc:
-            raise output_error(exc, self.path) from None
-
-    def close(self) -> None:
-        if self.fd is not None:
-            try:
-                os.fsync(self.fd)
-            except OSError:
-                pass
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return str(obj)
 
 
 def to_table(records: Iterable[dict[str, Any]]):

@@ -180,8 +180,8 @@ def _resolve_methods(spec: str | Sequence[str]) -> list[str]:
 
 class _Journal:
     """The per-pair scores of a run, one JSON line per (image, method), so an interrupted run can resume:
-    the batch runs' append-only journal (:class:`salience.batch.manifest.Journal`: locked, a cut-off last
-    line dropped) on the file ``path``.
+    the append-only journal of the batch runs too (:class:`salience.journal.Journal`: locked, a cut-off
+    last line dropped) on the file ``path``.
 
     The first line records what changes every map (blur, centre bias); a resume with other values is
     refused.  Each later line holds a pair's per-image row and its threshold curves (JSON floats are
@@ -191,7 +191,7 @@ class _Journal:
     MAGIC = "salience-mask-journal"
 
     def __init__(self, path: Path | None, config: dict[str, Any], resume: bool) -> None:
-        from ..batch.manifest import Journal, read_lines
+        from ..journal import Journal, read_lines
 
         self.path = path
         self.done: dict[tuple[str, str], tuple[dict[str, float], dict[str, np.ndarray]]] = {}
@@ -203,7 +203,7 @@ class _Journal:
             self._check(path, lines, config)
         elif path.exists():
             path.unlink()  # a fresh run (or an empty journal): start the file again
-        self._journal = Journal(None, path=path)
+        self._journal = Journal(path)
         if not lines:
             self._journal.append([{self.MAGIC: 1, "config": config}])
 
