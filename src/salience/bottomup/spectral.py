@@ -87,6 +87,19 @@ def _gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _magnitude(z: np.ndarray) -> np.ndarray:
+    """``|z|`` of a complex ``(h, w, 2)`` float32 array, each value rounded the same way wherever it sits.
+
+    ``cv2.magnitude`` gives a value another last bit depending on the address of the row it is in (its
+    vector loop and its scalar head round differently), so the same image gave maps 1 ulp apart from one
+    call to the next when threads moved the heap (a resumed ``salience evaluate --jobs 2`` differed from
+    a single-threaded run).  numpy's square root, products and sum are correctly rounded element by
+    element, whatever the vector width or alignment.
+    """
+    re, im = z[:, :, 0], z[:, :, 1]
+    return np.sqrt(re * re + im * im)
+
+
 def _normalise_and_resize(sal: np.ndarray, height: int, width: int) -> np.ndarray:
     """Min-max to [0, 1] (zeros when flat), then bilinear resize to (height, width); float32."""
     sal = np.asarray(sal, dtype=np.float32)
@@ -164,7 +177,7 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     if float(gray.max() - gray.min()) <= 1e-6:  # no structure at all: nothing stands out
         return np.zeros((H, W), np.float32)
     spectrum = cv2.dft(gray, flags=cv2.DFT_COMPLEX_OUTPUT)
-    amplitude = cv2.magnitude(spectrum[:, :, 0], spectrum[:, :, 1])
+    amplitude = _magnitude(spectrum)
     # Amplitudes below 1 % of the mean non-DC amplitude are raised to it before the log.  Synthetic
     # images (a box whose side divides the working size) have exactly-zero rows of the spectrum; their
     # log is -inf or huge and negative, which the local average spreads to the neighbouring frequencies
@@ -178,7 +191,7 @@ def spectral_residual(image: Any, *, width: int = 64, sigma: float = 8.0, avg_si
     factor = cv2.exp(-_wrapped_mean(log_amp, avg_size))
     spectrum = cv2.multiply(spectrum, cv2.merge((factor, factor)))
     back = cv2.idft(spectrum, flags=cv2.DFT_COMPLEX_OUTPUT | cv2.DFT_SCALE)
-    sal = cv2.magnitude(back[:, :, 0], back[:, :, 1])
+    sal = _magnitude(back)
     sal *= sal
     s = sigma * w / width
     if s > 0:
