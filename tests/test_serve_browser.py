@@ -25,6 +25,9 @@ pytestmark = pytest.mark.slow
 #: every wait on the page (selectors, clicks, navigation): Playwright's 30 s default is too short for a
 #: first model load on a busy 2-core machine; a wait that expires still fails the test
 PAGE_TIMEOUT_MS = 120_000
+#: waits are on selectors, never ``page.wait_for_function``: Playwright polls that predicate with ``eval``
+#: inside the page, which the page's Content-Security-Policy (``script-src 'self'``) refuses as soon as the
+#: first check is false, so it failed only where the page was slower than the first check (a loaded machine)
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
@@ -148,7 +151,7 @@ def test_page_end_to_end(server, photo_jpeg, tmp_path):
             page.wait_for_selector("figure[data-key=gradcam][data-ready='1']", timeout=120_000)
             page.wait_for_selector("#top5 li:nth-child(5) button", timeout=120_000)
             page.wait_for_selector("figure[data-key=scanpath] canvas", timeout=120_000)
-            page.wait_for_function("document.getElementById('progress').hidden", timeout=120_000)
+            page.wait_for_selector("#progress", state="hidden", timeout=120_000)
             assert page.inner_text("#error").strip() == ""
             page.screenshot(path=str(tmp_path / "maps.png"), full_page=True)
 
@@ -212,8 +215,11 @@ def test_page_end_to_end(server, photo_jpeg, tmp_path):
     others = [u for u in requests if not (u.startswith((base + "/", "data:", "blob:")))]
     assert others == [], f"the page loaded resources from another host: {others}"
     assert problems == [], f"errors in the browser console: {problems}"
-    text = log.read_text()
-    assert " POST /api/v1/map 200 " in text  # one log line per request, with the status
+    # one log line per request, with the status (the line is written once the response has gone out)
+    deadline = time.monotonic() + 10
+    while " POST /api/v1/map 200 " not in (text := log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert " POST /api/v1/map 200 " in text, f"no log line of a map request; the server's log:\n{text}"
     assert "\x89PNG" not in text
 
 
@@ -245,10 +251,9 @@ def test_page_keyboard_labels_errors_and_docs(server, tmp_path):
             fake.write_text("this is text, whatever the name says")
             page.set_input_files("#file", str(fake))
             page.click("#run")
-            page.wait_for_function("document.getElementById('error').textContent.includes('not an image')",
-                                   timeout=60_000)
+            page.wait_for_selector("#error:has-text('not an image')", timeout=60_000)
             assert "itti:" in page.inner_text("#error")
-            page.wait_for_function("document.getElementById('progress').hidden", timeout=60_000)
+            page.wait_for_selector("#progress", state="hidden", timeout=60_000)
             assert "with errors" in page.inner_text("#status")
             assert page.locator("figure[data-key=itti]").count() == 0  # no empty card to download
             page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
