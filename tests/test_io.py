@@ -381,6 +381,34 @@ def test_save_map_and_save_npy_round_trip(tmp_path):
         encode_png(np.zeros((2, 2), np.float32))
 
 
+def test_encode_png_is_lossless_for_every_layout_and_refuses_what_png_cannot_hold():
+    """Gray, RGB and RGBA of odd sizes (one row, one column, random bytes, a smooth map) decode back
+    exactly with Pillow and OpenCV; other dtypes, layouts and empty images get a clear InputError."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    ramp = np.floor(np.linspace(0, 255, 97 * 61).reshape(61, 97)).astype(np.uint8)
+    cases = [ramp, rng.integers(0, 256, (1, 33), dtype=np.uint8), rng.integers(0, 256, (29, 1), dtype=np.uint8),
+             rng.integers(0, 256, (17, 23, 3), dtype=np.uint8), rng.integers(0, 256, (9, 40, 4), dtype=np.uint8),
+             np.full((5, 6, 3), 255, np.uint8)]
+    for a in cases:
+        png = encode_png(a)
+        with Image.open(io.BytesIO(png)) as im:
+            im.verify()
+        with Image.open(io.BytesIO(png)) as im:
+            assert im.mode == {2: "L", 3: "RGB", 4: "RGBA"}[a.ndim if a.ndim == 2 else a.shape[2]]
+            np.testing.assert_array_equal(np.asarray(im), a)
+        back = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        if a.ndim == 3:
+            back = cv2.cvtColor(back, cv2.COLOR_BGR2RGB if a.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+        np.testing.assert_array_equal(back, a)
+    assert len(encode_png(ramp)) < ramp.size / 4  # the Up filter and run-length deflate do compress
+    for bad, words in ((np.zeros((4, 4), np.uint16), "uint8"), (np.zeros((4, 4, 2), np.uint8), "shape"),
+                       (np.zeros((0, 4), np.uint8), "empty"), (np.zeros(4, np.uint8), "shape")):
+        with pytest.raises(InputError, match=words):
+            encode_png(bad)
+
+
 def test_as_image_array_composites_alpha_on_background():
     """as_image_array composites an alpha channel on the background given."""
     a = np.zeros((1, 1, 4), np.float32)

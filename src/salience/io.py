@@ -18,10 +18,12 @@ import io as _io
 import os
 import re
 import stat
+import struct
 import sys
 import tempfile
 import threading
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -554,23 +556,65 @@ def map_to_uint8(saliency: Any, *, normalize: bool = True) -> np.ndarray:
     """Map to an 8-bit grayscale image: brightness is saliency.
 
     With ``normalize`` (default) the map is min-max stretched to 0..255 (a constant map gives all zeros);
-    otherwise values are taken to lie in [0, 1] and clipped.
+    otherwise values are taken to lie in [0, 1] and clipped.  Each value is ``floor(255 v + 0.5)`` of the
+    stretched ``v = (m - lo) / (hi - lo)``, computed in one working array.
+
+    >>> map_to_uint8(np.array([[0.0, 0.5], [1.0, 0.25]])).tolist()
+    [[0, 128], [255, 64]]
     """
     m = check_map(saliency)
     if normalize:
         lo, hi = float(m.min()), float(m.max())
-        m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-    return np.floor(np.clip(m, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        if not hi > lo:
+            return np.zeros(m.shape, np.uint8)
+        t = m - lo  # float64, as check_map returns
+        t /= hi - lo
+    else:
+        t = np.array(m, dtype=np.float64)
+    np.clip(t, 0.0, 1.0, out=t)
+    t *= 255.0
+    t += 0.5
+    np.floor(t, out=t)
+    return t.astype(np.uint8)
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 ``(H, W)`` or ``(H, W, 3|4)`` array (lossless)."""
+    """PNG bytes of a uint8 ``(H, W)`` or ``(H, W, 3|4)`` array (lossless; gray, RGB or RGBA, 8 bits).
+
+    Written here rather than by Pillow: every row with the PNG "Up" filter (the difference to the row
+    above, small on smooth maps) and deflate's run-length strategy at level 1.  On a 640 x 480 Itti map this
+    takes about a third of the time of Pillow's level-3 encoder for a file of about the same size (the
+    figures are in docs/performance.md); any PNG reader decodes it.
+
+    >>> png = encode_png(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    >>> png[:8] == b"\\x89PNG\\r\\n\\x1a\\n", Image.open(_io.BytesIO(png)).size
+    (True, (4, 3))
+    """
     arr = np.asarray(array)
     if arr.dtype != np.uint8:
         raise InputError(f"encode_png expects uint8 data, got {arr.dtype}")
-    buf = _io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+    if arr.ndim == 2:
+        colour, channels = 0, 1
+    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
+        colour, channels = (2, 3) if arr.shape[2] == 3 else (6, 4)
+    else:
+        raise InputError(f"encode_png expects an (H, W), (H, W, 3) or (H, W, 4) array, got shape {arr.shape}")
+    h, w = arr.shape[:2]
+    if h == 0 or w == 0:
+        raise InputError(f"encode_png: the image is empty ({w} x {h})")
+    flat = arr.reshape(h, w * channels)
+    rows = np.empty((h, w * channels + 1), np.uint8)
+    rows[:, 0] = 2  # filter type Up: each byte minus the byte above it (the row above the first is zeros)
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
+    z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = z.compress(rows.data) + z.flush()
+    return b"".join((b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)),
+                     _png_chunk(b"IDAT", idat), _png_chunk(b"IEND", b"")))
 
 
 #: Temporary files of :func:`atomic_write_bytes` are named ``.<target name>.<8 random>`` + this suffix.
