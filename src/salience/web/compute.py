@@ -376,16 +376,20 @@ def compute_map(img: np.ndarray, m: Method, params: dict[str, Any], target: str 
         if target not in (None, "", "top1"):
             raise FieldError("target", f"method {m.name!r} is bottom-up (from the pixels alone); it has no target")
         return MapResult(_call(salience.saliency_map, img, m.name, params=params), m.name, None)
+    from ..attribution import image_saliency_map
+
     lm = holder.get()
     idx = parse_target(target, lm)
-    if idx < 0:
+    if idx < -1:  # topK, K >= 2: rank the classes first
         k = -idx
-        ranked = top_classes(img, holder, k)
-        idx = ranked[k - 1]["index"]
+        idx = top_classes(img, holder, k)[k - 1]["index"]
     layer = params.pop("layer", None)
-    with holder.lock:
-        out = _call(salience.saliency_map, img, m.name, params=params, model=lm, target=idx, layer=layer)
-    return MapResult(out, m.name, {"index": idx, "name": lm.class_names[idx]})
+    with holder.lock:  # top1: the explanation's own forward pass picks the class (no second forward)
+        out, e = _call(image_saliency_map, img, m.name, params=params, model=lm, target=None if idx == -1 else idx,
+                       layer=layer, return_explanation=True)
+    if idx == -1:
+        idx = int(e.targets[0])
+    return MapResult(np.asarray(out, dtype=np.float32), m.name, {"index": idx, "name": lm.class_names[idx]})
 
 
 def _call(fn: Any, *args: Any, params: dict[str, Any], **kw: Any) -> Any:
@@ -463,11 +467,9 @@ def gray(saliency: np.ndarray) -> np.ndarray:
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    from PIL import Image
+    from ..io import encode_png
 
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
+    return encode_png(np.ascontiguousarray(array))
 
 
 def overlay_png(img: np.ndarray, saliency: np.ndarray, alpha: float) -> bytes:
