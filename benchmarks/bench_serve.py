@@ -85,6 +85,11 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -102,8 +107,11 @@ def _median(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _throughput(base: str, data: bytes, clients: int, total: int) -> float:
+def _throughput(server: Server, data: bytes, clients: int, total: int) -> tuple[float, float, float]:
+    """Requests per second, and the cores the server and this client process kept busy meanwhile."""
     import httpx
+
+    base = server.base
 
     left = [total]
     lock = threading.Lock()
@@ -121,14 +129,15 @@ def _throughput(base: str, data: bytes, clients: int, total: int) -> float:
                     errors.append(r.status_code)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.perf_counter()
+    t0, s0, c0 = time.perf_counter(), server.cpu_s(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise SystemExit(f"throughput run got errors: {errors[:5]}")
-    return total / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return total / wall, (server.cpu_s() - s0) / wall, (time.process_time() - c0) / wall
 
 
 def main(argv=None) -> int:
@@ -208,18 +217,20 @@ def main(argv=None) -> int:
         print(f"\nmemory: RSS {before:.1f} MiB after 50 warm-up requests, {after:.1f} MiB after {args.requests} more "
               f"(itti / spectral-residual / gradcam, 160 x 120, {time.perf_counter() - t0:.0f} s): "
               f"{100 * (after - before) / before:+.1f}%   (target within +-10%)")
-        tp2 = _throughput(server.base, data, args.clients, args.throughput_requests)
+        tp2, srv2, cli2 = _throughput(server, data, args.clients, args.throughput_requests)
         client.close()
     finally:
         server.stop()
     server1 = Server(workers=1)
     try:
-        _throughput(server1.base, data, 2, 4)  # warm-up
-        tp1 = _throughput(server1.base, data, args.clients, args.throughput_requests)
+        _throughput(server1, data, 2, 4)  # warm-up
+        tp1, srv1, cli1 = _throughput(server1, data, args.clients, args.throughput_requests)
     finally:
         server1.stop()
     print(f"\nthroughput, itti 640 x 480, {args.clients} clients: 1 worker {tp1:.2f} req/s, 2 workers {tp2:.2f} req/s, "
           f"ratio {tp2 / tp1:.2f}   (target >= 1.7; needs 2 idle cores)")
+    print(f"  cores kept busy: 1 worker: server {srv1:.2f}, this client {cli1:.2f}; "
+          f"2 workers: server {srv2:.2f}, this client {cli2:.2f} (of {os.cpu_count()})")
     return 0
 
 
