@@ -24,6 +24,18 @@ from ..registry import BOTTOM_UP, get_method
 __all__ = ["Worker", "map_stats"]
 
 
+def _level_counts(levels: np.ndarray) -> np.ndarray:
+    """How many pixels have each of the 256 grey levels (float64 ``(256,)``, exact integers): OpenCV's
+    histogram of a uint8 image, about 4x faster than ``np.bincount`` (which widens every byte to int64).
+    Its counts are float32, exact below 2**24 pixels; larger maps are counted by numpy."""
+    import cv2
+
+    lv = np.ascontiguousarray(levels, dtype=np.uint8)
+    if lv.ndim != 2 or lv.size >= 2**24:
+        return np.bincount(lv.ravel(), minlength=256).astype(np.float64)
+    return cv2.calcHist([lv], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+
+
 def map_stats(sal: np.ndarray, levels: np.ndarray | None = None) -> dict[str, float]:
     """Summary statistics of one map (float ``(H, W)``).
 
@@ -45,7 +57,7 @@ def map_stats(sal: np.ndarray, levels: np.ndarray | None = None) -> dict[str, fl
     if levels is None:
         levels = map_to_uint8(m)
     if hi > lo:
-        counts = np.bincount(levels.ravel(), minlength=256).astype(np.float64)
+        counts = _level_counts(levels)
         p = counts[counts > 0] / counts.sum()
         out["entropy"] = float(-(p * np.log2(p)).sum())
     else:
