@@ -338,7 +338,9 @@ def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any =
 
     Parameters
     ----------
-    name: ``"mobilenet_v2"`` (default), ``"efficientnet_lite0"``, or any torchvision classifier name.
+    name: ``"mobilenet_v2"`` (default), ``"efficientnet_lite0"``, any torchvision classifier name, or
+        ``"hf:PATH"``: a Hugging Face image classifier saved in the local folder PATH
+        (:func:`salience.attribution.hf.load_hf_classifier`; never downloaded).
     weights: ``None`` for the bundled official weights (only the two bundled models have them); a path
         to a checkpoint (state dict, ``.pth``/``.pt`` via ``torch.load(weights_only=True)`` or
         ``.safetensors``); or ``"random"`` for an untrained network.
@@ -368,7 +370,13 @@ def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any =
         raise InputError(f"weights must be None, 'random' or a file path, got {type(weights).__name__}")
     random_init = isinstance(weights, str) and weights.strip().lower() in ("random", "none")
     path = None if (weights is None or random_init) else os.fspath(weights)
-    if key in ("mobilenet_v2", "mobilenetv2", "mobilenet"):
+    if key.startswith("hf:"):
+        from .hf import load_hf_classifier
+
+        if weights is not None:
+            raise InputError("an hf:PATH model takes its weights from its folder; leave weights unset")
+        lm = load_hf_classifier(name.strip()[3:])
+    elif key in ("mobilenet_v2", "mobilenetv2", "mobilenet"):
         lm = _mobilenet(path, random_init)
     elif key in ("efficientnet_lite0", "efficientnetlite0", "lite0"):
         lm = _lite0(path, random_init)

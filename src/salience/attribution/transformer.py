@@ -89,7 +89,9 @@ _HEAD_FUSIONS = ("mean", "max", "min")
 
 def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The model's self-attention modules, in forward order of definition: every
-    ``nn.MultiheadAttention``, else every module named ``attn_drop`` (timm-style blocks).
+    ``nn.MultiheadAttention``, else every module named ``attn_drop`` (timm-style blocks), else every Hugging
+    Face attention module that returns its probabilities (``ViTAttention`` run with the eager
+    implementation).
 
     Examples
     --------
@@ -102,7 +104,18 @@ def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
                                         if isinstance(m, nn.MultiheadAttention)]
     if mha:
         return mha
-    return [(n, m) for n, m in model.named_modules() if n.split(".")[-1] == "attn_drop"]
+    timm = [(n, m) for n, m in model.named_modules() if n.split(".")[-1] == "attn_drop"]
+    if timm:
+        return timm
+    return [(n, m) for n, m in model.named_modules() if _is_hf_attention(m)]
+
+
+def _is_hf_attention(m: nn.Module) -> bool:
+    """A Hugging Face self-attention module that returns ``(output, probabilities)`` (``q_proj``, ``k_proj``,
+    ``v_proj`` children and the model config's attention implementation; ``ViTAttention`` and kin)."""
+    cfg = getattr(m, "config", None)
+    return (type(m).__name__.endswith("Attention") and hasattr(cfg, "_attn_implementation")
+            and all(isinstance(getattr(m, k, None), nn.Linear) for k in ("q_proj", "k_proj", "v_proj")))
 
 
 def has_attention(model: Any) -> bool:
@@ -174,6 +187,14 @@ class AttentionCapture:
         return out
 
     def _plain_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if _is_hf_attention(module) and isinstance(output, tuple) and len(output) > 1:
+            if output[1] is None:
+                impl = getattr(getattr(module, "config", None), "_attn_implementation", None)
+                raise ModelError(
+                    f"attention layer {type(module).__name__} returned no attention probabilities: the model runs "
+                    f"the {impl!r} attention; load it with attn_implementation="
+                    "'eager' (salience.load_model('hf:PATH') does)")
+            output = output[1]
         if not isinstance(output, torch.Tensor) or output.ndim not in (3, 4):
             raise ModelError(
                 f"attention layer {type(module).__name__} returned {type(output).__name__}"
@@ -208,7 +229,8 @@ def _resolve_attention(net: nn.Module, layers: Any, method: str) -> list[tuple[s
         if not found:
             raise ModelError(
                 f"{method} explains a vision transformer from its attention, but the model "
-                f"({type(net).__name__}) has no nn.MultiheadAttention nor timm-style attn_drop module; pass "
+                f"({type(net).__name__}) has no nn.MultiheadAttention, timm-style attn_drop module nor Hugging "
+                "Face attention returning its probabilities; pass "
                 "attention_layers= the modules that output the attention probabilities (B, heads, N, N), "
                 "or use a gradient or CAM method for a convolutional network"
             )

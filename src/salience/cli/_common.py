@@ -184,8 +184,8 @@ def add_model_arguments(p, *, default_method: str) -> None:
 
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--model", default="mobilenet_v2",
-                   help="mobilenet_v2 (default, bundled weights), efficientnet_lite0, or a torchvision name "
-                        "with --weights")
+                   help="mobilenet_v2 (default, bundled weights), efficientnet_lite0, a torchvision name "
+                        "with --weights, or hf:PATH (a Hugging Face image classifier in a local folder)")
     p.add_argument("--weights", metavar="PATH", default=None,
                    help="checkpoint (state dict .pth/.pt, or .safetensors); never unpickles code")
     p.add_argument("--method", "-m", default=default_method,
