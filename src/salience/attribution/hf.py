@@ -23,13 +23,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, MissingDependencyError, ModelError
-from .models import LoadedModel
+from .models import LoadedModel, resize_preprocess
 
 __all__ = ["HFLogits", "load_hf_classifier", "PREFIX"]
 
@@ -64,24 +62,6 @@ def _input_size(proc: dict[str, Any], config: Any) -> tuple[int, int]:
     return int(s), int(s)
 
 
-def _preprocess(size: tuple[int, int], mean: Any, std: Any):
-    m = torch.tensor([float(v) for v in mean], dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor([float(v) for v in std], dtype=torch.float32).view(1, -1, 1, 1)
-
-    def preprocess(image: Any, crop: bool = True) -> torch.Tensor:
-        from ..io import as_image_array
-
-        img = image if (isinstance(image, np.ndarray) and image.dtype == np.float32 and image.ndim == 3
-                        and image.shape[2] == 3) else as_image_array(image)
-        t = torch.tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]
-        t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return ((t - m) / s).contiguous()
-
-    preprocess.__doc__ = (f"(H, W, 3) float RGB in [0, 1] -> (1, 3, {size[0]}, {size[1]}) normalised tensor "
-                          f"(mean {tuple(mean)}, std {tuple(std)}); the whole image, resized")
-    return preprocess
-
-
 def load_hf_classifier(path: str | os.PathLike) -> LoadedModel:
     """A Hugging Face image classifier saved in the local folder ``path``, as a :class:`LoadedModel`.
 
@@ -93,7 +73,7 @@ def load_hf_classifier(path: str | os.PathLike) -> LoadedModel:
 
     Examples
     --------
-    >>> import tempfile, transformers
+    >>> import tempfile, numpy as np, transformers
     >>> cfg = transformers.ViTConfig(image_size=32, patch_size=8, num_hidden_layers=2, num_attention_heads=2,
     ...                              hidden_size=16, intermediate_size=32, num_labels=3)
     >>> folder = tempfile.mkdtemp()
@@ -141,6 +121,6 @@ def load_hf_classifier(path: str | os.PathLike) -> LoadedModel:
     n = int(getattr(hf.config, "num_labels", len(labels)) or len(labels))
     names = [str(labels.get(i, labels.get(str(i), i))) for i in range(n)]
     net = HFLogits(hf).eval()
-    return LoadedModel(net, preprocess=_preprocess(size, mean, std), class_names=names, target_layer=None,
+    return LoadedModel(net, preprocess=resize_preprocess(size, mean, std), class_names=names, target_layer=None,
                        name=PREFIX + str(folder), meta={"weights": str(folder), "source": "transformers",
                                                         "input_size": size})

@@ -216,6 +216,32 @@ def make_preprocess(mean: tuple[float, ...], std: tuple[float, ...], crop_size: 
     return preprocess
 
 
+def resize_preprocess(size: tuple[int, int], mean: Any, std: Any) -> Callable[..., torch.Tensor]:
+    """``preprocess(image, crop=True) -> (1, C, h, w)``: the whole image resized to ``size = (h, w)``
+    (bilinear, antialiased), then normalised by ``mean`` and ``std``: the transform of models with a fixed
+    input size (Hugging Face classifiers, CLIP towers).  ``crop`` has no effect: the whole image is kept.
+
+    >>> pre = resize_preprocess((32, 48), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    >>> tuple(pre(np.full((40, 50, 3), 0.75, np.float32)).shape), float(pre(np.ones((9, 9, 3)))[0, 0, 0, 0])
+    ((1, 3, 32, 48), 2.0)
+    """
+    m = torch.tensor([float(v) for v in mean], dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor([float(v) for v in std], dtype=torch.float32).view(1, -1, 1, 1)
+
+    def preprocess(image: Any, crop: bool = True) -> torch.Tensor:
+        from ..io import as_image_array
+
+        img = image if (isinstance(image, np.ndarray) and image.dtype == np.float32 and image.ndim == 3
+                        and image.shape[2] == 3) else as_image_array(image)
+        t = torch.tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]  # a copy: read-only arrays are fine
+        t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return ((t - m) / s).contiguous()
+
+    preprocess.__doc__ = (f"(H, W, 3) float RGB in [0, 1] -> (1, 3, {size[0]}, {size[1]}) normalised tensor "
+                          f"(mean {tuple(mean)}, std {tuple(std)}); the whole image, resized")
+    return preprocess
+
+
 def _sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)

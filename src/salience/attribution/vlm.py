@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, MissingDependencyError, ModelError
+from .models import resize_preprocess
 
 __all__ = ["ImageTower", "TeacherForced", "CLIPPair", "load_clip"]
 
@@ -161,25 +162,6 @@ def _need(package: str, extra: str) -> Any:
         ) from None
 
 
-def _square_preprocess(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> Callable[..., torch.Tensor]:
-    import torch.nn.functional as F
-
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-
-    def preprocess(image: Any) -> torch.Tensor:
-        import numpy as np
-
-        a = np.asarray(image, dtype=np.float32)
-        if a.ndim != 3 or a.shape[2] != 3:
-            raise InputError(f"a CLIP image must be (H, W, 3) float in [0, 1], got shape {a.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return (x - m) / s
-
-    return preprocess
-
-
 def load_clip(path: str | os.PathLike, *, device: Any = None) -> CLIPPair:
     """Load a CLIP-like dual encoder from a local folder, offline.
 
@@ -225,7 +207,7 @@ def load_clip(path: str | os.PathLike, *, device: Any = None) -> CLIPPair:
             with torch.no_grad():
                 return _embedding_of(model.get_text_features(**batch)).float().cpu()
 
-        return CLIPPair(ImageTower(model), encode_text, _square_preprocess(size, mean, std), str(folder),
+        return CLIPPair(ImageTower(model), encode_text, resize_preprocess((size, size), mean, std), str(folder),
                         "transformers")
     if (folder / "open_clip_config.json").is_file():
         oc = _need("open_clip", "open_clip_torch")
@@ -253,7 +235,7 @@ def load_clip(path: str | os.PathLike, *, device: Any = None) -> CLIPPair:
             with torch.no_grad():
                 return model.encode_text(tokenizer(list(texts)).to(dev)).float().cpu()
 
-        return CLIPPair(ImageTower(model), encode_text_oc, _square_preprocess(size, mean, std), str(folder),
+        return CLIPPair(ImageTower(model), encode_text_oc, resize_preprocess((size, size), mean, std), str(folder),
                         "open_clip")
     raise InputError(f"{str(folder)!r} holds neither a Hugging Face model (config.json) nor an open_clip model "
                      "(open_clip_config.json)")
