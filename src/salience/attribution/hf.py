@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError, MissingDependencyError, ModelError
+from ..check import require_offline_transformers
+from ..errors import InputError, ModelError
 from .models import LoadedModel, resize_preprocess
 
 __all__ = ["HFLogits", "load_hf_classifier", "PREFIX"]
@@ -89,14 +90,7 @@ def load_hf_classifier(path: str | os.PathLike) -> LoadedModel:
     if not (folder / "config.json").is_file():
         raise InputError(f"{str(folder)!r} has no config.json: it is not a Hugging Face model folder (save the "
                          "model with save_pretrained, or point hf: at the snapshot folder of a filled cache)")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import transformers
-    except ImportError:
-        raise MissingDependencyError("hf: models need the package 'transformers', which is not installed; "
-                                     "install it with pip install transformers (the weights stay in your "
-                                     "local folder)") from None
+    transformers = require_offline_transformers("an hf:PATH model")
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on the CLI's stderr
     try:

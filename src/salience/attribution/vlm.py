@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..check import require_offline_transformers
 from ..errors import InputError, MissingDependencyError, ModelError
 from .models import resize_preprocess
 
@@ -182,9 +183,7 @@ def load_clip(path: str | os.PathLike, *, device: Any = None) -> CLIPPair:
                          "files (salience never downloads models)")
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if (folder / "config.json").is_file():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        tr = _need("transformers", "'transformers'")
+        tr = require_offline_transformers("loading this CLIP model")
         try:
             model = tr.AutoModel.from_pretrained(str(folder), local_files_only=True).to(dev).eval()
             tok = tr.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
