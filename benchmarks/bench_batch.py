@@ -84,7 +84,7 @@ def main() -> None:
                 save_map(salience.saliency_map(salience.load_image(str(f)), "itti"), tmp / "plain" / f"{f.stem}.png",
                          overwrite=True)
         # alternating rounds (the order rotated each round), medians, ratios per round: one sample of each
-        # varied by 5-10% on an idle machine, more than the overhead being measured
+        # varied by 6-11% on an idle machine, more than the overhead being measured
         import statistics
 
         n = len(files)
