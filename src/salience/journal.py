@@ -19,7 +19,7 @@ from typing import Any
 from .errors import InputError
 from .io import output_error
 
-__all__ = ["Journal", "read_lines", "json_default"]
+__all__ = ["Journal", "read_lines"]
 
 
 def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ class Journal:
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         import time
 
-        data = b"".join(json.dumps(r, sort_keys=True, default=json_default).encode() + b"\n" for r in records)
+        data = b"".join(json.dumps(r, sort_keys=True, default=_json_default).encode() + b"\n" for r in records)
         if not data:
             return
         if self.closed:
@@ -140,7 +140,7 @@ class Journal:
         self.close()
 
 
-def json_default(obj: Any) -> Any:
+def _json_default(obj: Any) -> Any:
     """JSON for what ``json`` cannot write: numpy scalars as Python numbers, anything else as ``str``."""
     import numpy as np
 
