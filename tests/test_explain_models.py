@@ -82,6 +82,39 @@ def test_torchvision_checkpoint_roundtrip_and_no_pickle(tmp_path) -> None:
         salience.load_model("resnet5000", weights="random")
 
 
+def test_a_fine_tuned_head_of_another_size_loads_with_its_class_names(tmp_path) -> None:
+    """A checkpoint whose last linear layer has another number of classes (a fine-tuned head) loads into the
+    bundled architecture and into a torchvision one by name; the names come from NAME.classes.txt beside it."""
+    torch.manual_seed(0)
+    net = torchvision.models.mobilenet_v2(weights=None)
+    net.classifier[-1] = torch.nn.Linear(1280, 3)
+    path = tmp_path / "three.pth"
+    torch.save(net.state_dict(), path)
+    lm = salience.load_model("mobilenet_v2", weights=path)
+    assert lm.model.classifier[-1].out_features == 3 and lm.class_names == ["0", "1", "2"]
+    assert all(torch.equal(a, b) for a, b in zip(lm.model.state_dict().values(), net.state_dict().values()))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(lm.model(x), net.eval()(x))
+    (tmp_path / "three.classes.txt").write_text("cat\ndog\n\nbird\n", encoding="utf-8")
+    assert salience.load_model("mobilenet_v2", weights=path).class_names == ["cat", "dog", "bird"]
+    e = salience.explain(salience.load_model("mobilenet_v2", weights=path), x, "gradcam", target="dog")
+    assert e.targets.tolist() == [1]
+    (tmp_path / "three.classes.txt").write_text("cat\ndog\n", encoding="utf-8")
+    with pytest.raises(ModelError, match=r"three.classes.txt names 2 class\(es\), the checkpoint .* has 3"):
+        salience.load_model("mobilenet_v2", weights=path)
+    r18 = torchvision.models.get_model("resnet18", weights=None, num_classes=5)
+    torch.save(r18.state_dict(), tmp_path / "r18.pth")
+    lm = salience.load_model("resnet18", weights=tmp_path / "r18.pth")
+    assert lm.model.fc.out_features == 5 and lm.class_names == ["0", "1", "2", "3", "4"]
+    # only the head may differ: another body is still refused, naming the tensor
+    bad = r18.state_dict()
+    bad["layer1.0.conv1.weight"] = torch.zeros(8, 64, 3, 3)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ModelError, match=r"layer1.0.conv1.weight: \(8, 64, 3, 3\) in the file"):
+        salience.load_model("resnet18", weights=tmp_path / "bad.pth")
+
+
 class Exploit:
     def __reduce__(self):
         return (print, ("this must never run",))

