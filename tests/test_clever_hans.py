@@ -113,3 +113,119 @@ def test_clever_hans_demo_refuses_too_few_photos():
         clever_hans_demo([np.zeros((16, 16, 3))] * 5, n_fit=8, n_test=4)
     with pytest.raises(InputError, match="even"):
         clever_hans_demo([np.zeros((16, 16, 3))] * 20, n_fit=7, n_test=4)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# end to end through `salience audit-dataset`: a real class ("animal", by the ImageNet model's own top-1) with
+# a second source that stamps its photos, the model fitted on all 700 OSIE photos' fitting part, the audit
+# on the held-out part only; the figures are in docs/audit.md
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def case(shared_data, tmp_path_factory):
+    """The planted case written once, and both models audited by the CLI (stamped and control)."""
+    pytest.importorskip("torch")
+    import csv
+
+    import cv2
+
+    from salience.audit.shortcut import plant_shortcut
+    from salience.cli import main
+
+    files = sorted((shared_data / "osie" / "stimuli").glob("*.jpg"))
+    assert len(files) == 700, f"expected the 700 OSIE stimuli in {shared_data / 'osie'}"
+    photos = [cv2.imread(str(f), cv2.IMREAD_COLOR)[:, :, ::-1].copy() for f in files]
+    root = tmp_path_factory.mktemp("clever-hans")
+    c = plant_shortcut(photos, root / "case", names=[f.stem for f in files], seed=0)
+    print(c.summary())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*zero everywhere.*")
+        for which, ckpt in (("stamped", c.checkpoint), ("control", c.control_checkpoint)):
+            assert main(["audit-dataset", str(c.images), "--method", "gradcam", "--weights", str(ckpt),
+                         "--out", str(root / which)]) == 0
+    with open(c.truth, newline="", encoding="utf-8") as fh:
+        truth = {r["image"].rsplit(".", 1)[0]: r for r in csv.DictReader(fh)}
+    return c, root, truth
+
+
+def _clusters(root, which):
+    import csv
+
+    with open(root / which / "clusters.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _members(root, which, pred_class, cluster=None):
+    """The images the audit predicted as ``pred_class`` (and, given a cluster, that SpRAy put in it)."""
+    import csv
+
+    with open(root / which / "images.csv", newline="", encoding="utf-8") as fh:
+        return [r["image"] for r in csv.DictReader(fh) if r["pred_class"] == str(pred_class)
+                and (cluster is None or r.get("cluster") == str(cluster))]
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_planted_case_the_held_out_accuracy_falls_without_the_stamp(case):
+    c, _, truth = case
+    assert c.n_test["stamped"] >= 20 and c.n_test["content"] >= 20, c.n_test
+    assert sum(int(r["stamped"]) for r in truth.values()) == c.n_test["stamped"]
+    assert c.accuracy > c.accuracy_unstamped, c.summary()
+    # the stamped source's photos are class 1 only by their stamp: without it the model gets few right
+    assert c.stamped_accuracy >= c.stamped_accuracy_unstamped + 0.3, c.summary()
+    assert c.stamped_accuracy > c.control_stamped_accuracy, c.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_planted_case_the_audit_gives_the_stamped_photos_a_cluster_on_the_stamp(case):
+    c, root, truth = case
+    rows = [r for r in _clusters(root, "stamped") if r["pred_class"] == "1"]
+    assert len(rows) >= 2, rows  # SpRAy splits the predicted "animal" class
+    flagged = [r for r in rows if r["candidate_shortcut"] == "True"]
+    assert flagged, rows
+    # SpRAy may split the stamped photos over clusters on the same place; together they are the shortcut
+    members = [m for r in flagged for m in _members(root, "stamped", 1, r["cluster"])]
+    assert len(members) == sum(int(r["size"]) for r in flagged)
+    stamped = [int(truth[m]["stamped"]) for m in members]
+    assert np.mean(stamped) >= 0.8, (flagged, stamped)  # the flagged clusters are the stamped photos ...
+    predicted_stamped = [m for m in _members(root, "stamped", 1) if truth[m]["stamped"] == "1"]
+    assert sum(stamped) >= 0.6 * len(predicted_stamped), (sum(stamped), len(predicted_stamped))  # ... most of them
+    page = (root / "stamped" / "index.html").read_text(encoding="utf-8")
+    for r in flagged:
+        # ... and their evidence sits on the stamp, in the top-left corner (the stamp: 0.2 of the side)
+        assert float(r["spot_x"]) < 0.25 and float(r["spot_y"]) < 0.25, r
+        assert float(r["spot_share"]) >= 4 * float(r["rest_spot_share"]), r
+        assert f'Cluster {r["cluster"]} ({r["size"]} of ' in page
+    assert "at the top-left" in page and "a candidate shortcut (a stamp, watermark or tag" in page
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_planted_case_the_control_model_shows_no_such_cluster(case):
+    _, root, _ = case
+    rows = _clusters(root, "control")
+    assert rows and not [r for r in rows if r["candidate_shortcut"] == "True"], rows
+    assert "candidate shortcut (a stamp" not in (root / "control" / "index.html").read_text(encoding="utf-8")
+
+
+def test_plant_shortcut_refuses_bad_input(tmp_path):
+    pytest.importorskip("torch")
+    from salience.audit.shortcut import plant_shortcut
+    from salience.errors import OutputError
+
+    photos = [np.zeros((16, 16, 3))] * 12
+    with pytest.raises(InputError, match="at least 12 photos"):
+        plant_shortcut(photos[:5], tmp_path / "a")
+    with pytest.raises(InputError, match="unique"):
+        plant_shortcut(photos, tmp_path / "a", names=["x"] * 12)
+    with pytest.raises(InputError, match="test_fraction"):
+        plant_shortcut(photos, tmp_path / "a", test_fraction=1.0)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not an empty folder"):
+        plant_shortcut(photos, tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    with pytest.raises(InputError, match="at least 4 photos of class 1"):
+        plant_shortcut(photos, tmp_path / "b", labels=[1] + [0] * 11)
+    assert not (tmp_path / "b").exists()  # nothing written for a refused case

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .dataset import SPOT_BOX
+
 __all__ = ["write_report", "png_data_uri", "eigengap_svg"]
 
 _CSS = """
@@ -137,6 +139,15 @@ def _rel_link(path: Path, out: Path) -> str:
     return f'<a href="{html.escape(rel)}">{html.escape(rel)}</a>'
 
 
+def _spot_words(x: float, y: float) -> str:
+    """Where a point (fractions of the width / height) lies, in thirds of the image: "at the top-left",
+    "at the top", ..., "in the centre"."""
+    v = "top" if y < 1 / 3 else ("bottom" if y > 2 / 3 else "")
+    hz = "left" if x < 1 / 3 else ("right" if x > 2 / 3 else "")
+    words = "-".join(p for p in (v, hz) if p)
+    return f"at the {words}" if words else "in the centre"
+
+
 def _class_section(audit: Any, key: tuple[str, int], c: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     method, cls = key
     n_ex = int(audit.options.get("n_examples", 3))
@@ -181,7 +192,19 @@ def _spray_section(audit: Any, key: tuple[str, int], res: Any, rows: list[dict[s
     parts = [f'<h4>SpRAy: {res.n_clusters} cluster(s)</h4><div class="row">'
              f'{eigengap_svg(res.eigenvalues, res.n_clusters)}</div>']
     if res.n_clusters > 1:
-        # the sentence a user looks for: a smaller cluster whose evidence sits near the border
+        # the sentences a user looks for: a cluster whose evidence sits in one place the class's other images
+        # hardly use (a watermark, a stamp, a tag), or a smaller cluster whose evidence sits near the border
+        for c in audit.tables.get("clusters", []):
+            if c["method"] == method and c["pred_class"] == key[1] and c.get("candidate_shortcut"):
+                also = c.get("same_spot") or ""
+                also = f" (as does cluster {', '.join(also.split())})" if also else ""
+                parts.append(f'<p class="finding">Cluster {c["cluster"]} ({c["size"]} of {n} images) puts '
+                             f'{c["spot_share"]:.0%} of its evidence in one spot '
+                             f'{_spot_words(c["spot_x"], c["spot_y"])} '
+                             f'(x {c["spot_x"]:.2f}, y {c["spot_y"]:.2f}){also}, where the images of the clusters '
+                             f'that look elsewhere put {c["rest_spot_share"]:.0%} of theirs (a uniform map: '
+                             f'{SPOT_BOX ** 2:.0%}): a candidate shortcut (a stamp, watermark or tag the model relies '
+                             'on); look at its members below.</p>')
         for k in range(1, res.n_clusters):
             idx = np.asarray(res.members(k))
             inside = set(idx.tolist())

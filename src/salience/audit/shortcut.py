@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,8 @@ from ..check import check_choice, check_int, check_real
 from ..errors import InputError, MissingDependencyError, ModelError
 from .spray import SprayResult, spray
 
-__all__ = ["CORNERS", "add_stamp", "corner_share", "ShortcutDemo", "clever_hans_demo"]
+__all__ = ["CORNERS", "add_stamp", "corner_share", "ShortcutDemo", "clever_hans_demo", "ShortcutCase",
+           "plant_shortcut", "IMAGENET_ANIMALS"]
 
 #: The corners a stamp can go in (and :func:`corner_share` can measure).
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -348,3 +350,253 @@ def clever_hans_demo(images: Sequence[Any], *, n_fit: int = 60, n_test: int = 30
         spray=sp, control_spray=sp_c, stamped=labels[test] == 1, corner_shares=shares,
         control_corner_shares=shares_c, stamp_cluster=int(np.argmax(shares)), n_fit=n_fit, n_test=n_test,
         method=method, corner=corner, fraction=float(fraction))
+
+
+#: the ImageNet classes that are animals (0 "tench" to 397 "puffer"; 398 is "abacus"): the default real class
+IMAGENET_ANIMALS = range(398)
+
+
+@dataclass(frozen=True)
+class ShortcutCase:
+    """The files :func:`plant_shortcut` wrote, and the held-out accuracies it measured.
+
+    Attributes
+    ----------
+    out: the folder.  images: ``out/images/``, the held-out images as they come (the stamped source's
+        photos carry the stamp), PNG, to audit with ``salience audit-dataset``.  checkpoint,
+        control_checkpoint: ``out/stamped.pth`` and ``out/control.pth``, state dicts of the whole network
+        with a two-class head, each with its ``.classes.txt`` beside it, for ``--weights``.  truth:
+        ``out/truth.csv``, one row per held-out image: ``image,label,source,stamped`` (``source`` is
+        ``content``, ``stamped`` or ``other``).
+    accuracy: the stamped model on the held-out images as they come; accuracy_unstamped: on the same images
+        with the stamp removed; stamped_accuracy, stamped_accuracy_unstamped: the same two on the stamped
+        source's images alone (class 1 only because of where they came from).
+    control_accuracy, control_stamped_accuracy: the control model (fitted without any stamp) on the held-out
+        images as they come, and on the stamped source's images alone.
+    n_fit, n_test: ``{"content": ..., "stamped": ..., "other": ...}``, the images of each source in the
+        fitting and held-out parts.
+    class_names: the two classes.
+    """
+
+    out: Path
+    images: Path
+    checkpoint: Path
+    control_checkpoint: Path
+    truth: Path
+    accuracy: float
+    accuracy_unstamped: float
+    stamped_accuracy: float
+    stamped_accuracy_unstamped: float
+    control_accuracy: float
+    control_stamped_accuracy: float
+    n_fit: dict
+    n_test: dict
+    class_names: tuple
+
+    def summary(self) -> str:
+        """The planted case in a sentence, with the figures."""
+        return (
+            f"Held-out accuracy {self.accuracy:.0%} as the images come, {self.accuracy_unstamped:.0%} with the "
+            f"stamp removed; on the stamped source's {self.n_test['stamped']} photos {self.stamped_accuracy:.0%} "
+            f"with the stamp, {self.stamped_accuracy_unstamped:.0%} without (the control model, fitted without "
+            f"the stamp: {self.control_accuracy:.0%} overall, {self.control_stamped_accuracy:.0%} on them).")
+
+
+def plant_shortcut(photos: Sequence[Any], out: Any, *, names: Sequence[str] | None = None,
+                   labels: Any = None, content_classes: Any = IMAGENET_ANIMALS,
+                   class_names: tuple[str, str] = ("other", "animal"), n_stamped: int | None = None,
+                   test_fraction: float = 0.4, model: Any = None, input_size: int = 224,
+                   stamp_size: float = 0.2, corner: str = "top-left", weight_decay: float = 1e-2,
+                   seed: int = 0, batch_size: int = 32) -> ShortcutCase:
+    """Write a data set with a watermark shortcut and a model that learnt it, for ``salience audit-dataset``.
+
+    The case of Lapuschkin et al. (2019), where a real class (PASCAL VOC's horses) came partly from a
+    source that tagged its photos, and the model learnt the tag.  Here:
+
+    - class 1 is a real class with content of its own: by default the photos that the unmodified ImageNet
+      classifier calls an animal (top-1 among ``content_classes``, ImageNet's 398 animal classes), or the
+      ``labels`` given;
+    - a second source contributes ``n_stamped`` further photos to class 1 (drawn at random from the rest,
+      whatever they show) and stamps every photo it contributes in a corner (:func:`add_stamp`): only the
+      stamp tells them apart from class 0;
+    - class 0 is the remaining photos.
+
+    Each source is split at random into fitting and held-out photos (``test_fraction`` held out; held-out
+    photos are never used for fitting).  A two-class head replaces the classifier's last layer, fitted by
+    L2-regularised logistic regression on the frozen features (:func:`clever_hans_demo`'s fit), once with
+    the stamps (``stamped.pth``) and once on the same photos without them (``control.pth``).  The held-out
+    photos are written to ``out/images/`` as they come (the second source's stamped), centre-cropped to a
+    square of ``input_size`` pixels, so that ``salience audit-dataset out/images --weights out/stamped.pth``
+    audits the model on data it never saw.
+
+    Parameters
+    ----------
+    photos: real photos, float ``(H, W, 3)`` RGB in ``[0, 1]`` or uint8, any size; not modified.
+    out: a new or empty folder.
+    names: a file name (without suffix) per photo, unique; default ``"0000"``, ``"0001"``, ...
+    labels: the real class per photo (bool or 0/1); default: from the model's ImageNet prediction.
+    content_classes: the ImageNet class indices that make a photo class 1 when ``labels`` is not given.
+    class_names: the names of class 0 and class 1 (written beside the checkpoints).
+    n_stamped: the stamped source's photos; default as many as class 1 has (at most half the others).
+    test_fraction: the share of each source held out, in ``(0, 1)``.
+    model: a :class:`~salience.attribution.LoadedModel` with ``model.features`` and a ``model.classifier``
+        ending in a linear layer (MobileNetV2, the default ``salience.load_model()``); not modified.
+    input_size, stamp_size, corner, weight_decay, seed, batch_size: as :func:`clever_hans_demo`.
+
+    Returns
+    -------
+    ShortcutCase: the paths and the held-out accuracies (:meth:`ShortcutCase.summary`).
+
+    Raises
+    ------
+    InputError: too few photos of either class, bad names or numbers; OutputError: ``out`` is not empty or
+    cannot be written; ModelError, MissingDependencyError as :func:`clever_hans_demo`.
+    """
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("plant_shortcut needs the torch extra: pip install 'salience[torch]'") from None
+    import os
+
+    from ..attribution import load_model
+    from ..errors import OutputError
+
+    names = _check_case(photos, names, test_fraction, class_names)
+    n = len(photos)
+    input_size = check_int("input_size", input_size, minimum=32)
+    weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
+    check_choice("corner", corner, CORNERS)
+    batch_size = check_int("batch_size", batch_size)
+    out = Path(os.fspath(out))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"{out} exists and is not an empty folder; give a new folder for the case")
+    lm = load_model() if model is None else model
+    net: Any = getattr(lm, "model", lm)
+    head = getattr(net, "classifier", None)
+    if not (hasattr(net, "features") and isinstance(head, torch.nn.Sequential) and len(head)
+            and isinstance(head[-1], torch.nn.Linear)):
+        raise ModelError(
+            f"plant_shortcut needs a torchvision-style classifier with .features and a .classifier ending in a "
+            f"Linear layer (MobileNetV2, EfficientNet), got {type(net).__name__}")
+    # the pixels exactly as the files will hold them (8-bit), so that the accuracies measured here are the
+    # model's on the written images
+    plain = np.stack([np.round(_square(p, input_size) * 255.0) / 255.0 for p in photos]).astype(np.float32)
+
+    def quantised(a: np.ndarray) -> np.ndarray:
+        return (np.round(a * 255.0) / 255.0).astype(np.float32)
+
+    def to_tensor(a: np.ndarray) -> Any:
+        return torch.cat([lm.preprocess(im, crop=False) for im in a]) if hasattr(lm, "preprocess") else \
+            torch.from_numpy(((a - _MEAN) / _STD).transpose(0, 3, 1, 2).copy())
+
+    def features(a: np.ndarray) -> Any:
+        with torch.no_grad():
+            return torch.cat([net.features(to_tensor(a[i:i + batch_size])).mean(dim=(2, 3))
+                              for i in range(0, len(a), batch_size)])
+
+    f_plain = features(plain)
+    if labels is None:
+        with torch.no_grad():
+            top = net.classifier(f_plain).argmax(1).numpy()
+        content = np.isin(top, np.asarray(list(content_classes)))
+    else:
+        content = np.asarray(labels).astype(bool).reshape(-1)
+        if content.shape != (n,):
+            raise InputError(f"labels must give one class per photo ({n}), got shape {np.shape(labels)}")
+    source, fit, test, n_fit, n_test = _split_sources(content, n_stamped, test_fraction, seed)
+    label = np.zeros(n, dtype=np.int64)
+    label[source["content"]] = 1
+    label[source["stamped"]] = 1
+    is_b = np.zeros(n, dtype=bool)
+    is_b[source["stamped"]] = True
+    stamped_imgs = plain.copy()
+    for i in source["stamped"]:
+        stamped_imgs[i] = quantised(add_stamp(plain[i], corner=corner, size=stamp_size))
+    f_stamped = f_plain.clone()
+    f_stamped[source["stamped"]] = features(stamped_imgs[source["stamped"]])
+    w_s, b_s = _fit_head(f_stamped[fit], label[fit], weight_decay, seed)
+    w_c, b_c = _fit_head(f_plain[fit], label[fit], weight_decay, seed)
+
+    def acc(w: Any, b: Any, f: Any, idx: np.ndarray) -> float:
+        return float(((f[idx] @ w.T + b).argmax(1).numpy() == label[idx]).mean())
+
+    tb = test[is_b[test]]
+    heads = {"stamped.pth": (w_s, b_s), "control.pth": (w_c, b_c)}
+    truth = [{"image": f"{names[i]}.png", "label": int(label[i]),
+              "source": "stamped" if is_b[i] else ("content" if content[i] else "other"), "stamped": int(is_b[i])}
+             for i in test]
+    _write_case(out, net, heads, class_names, stamped_imgs[test], truth)
+    return ShortcutCase(
+        out=out, images=out / "images", checkpoint=out / "stamped.pth", control_checkpoint=out / "control.pth",
+        truth=out / "truth.csv", accuracy=acc(w_s, b_s, f_stamped, test),
+        accuracy_unstamped=acc(w_s, b_s, f_plain, test), stamped_accuracy=acc(w_s, b_s, f_stamped, tb),
+        stamped_accuracy_unstamped=acc(w_s, b_s, f_plain, tb), control_accuracy=acc(w_c, b_c, f_stamped, test),
+        control_stamped_accuracy=acc(w_c, b_c, f_stamped, tb), n_fit=n_fit, n_test=n_test,
+        class_names=tuple(class_names))
+
+
+def _check_case(photos: Any, names: Any, test_fraction: Any, class_names: Any) -> list[str]:
+    """:func:`plant_shortcut`'s checks of its inputs; returns the file names."""
+    if not isinstance(photos, Sequence) or len(photos) < 12:
+        got = len(photos) if isinstance(photos, Sequence) else type(photos).__name__
+        raise InputError(f"plant_shortcut needs a sequence of at least 12 photos, got {got}")
+    n = len(photos)
+    out = [f"{i:04d}" for i in range(n)] if names is None else [str(v) for v in names]
+    if len(out) != n or len(set(out)) != n or any(not v or "/" in v or "\\" in v or v.startswith(".") for v in out):
+        raise InputError("names must give every photo a unique, non-empty file name without a folder")
+    test_fraction = check_real("test_fraction", test_fraction, minimum=0.0, strict=True)
+    if test_fraction >= 1:
+        raise InputError(f"test_fraction must be below 1, got {test_fraction}")
+    if len(class_names) != 2 or not all(isinstance(c, str) and c.strip() and "\n" not in c for c in class_names):
+        raise InputError(f"class_names must be two non-empty one-line names, got {class_names!r}")
+    return out
+
+
+def _split_sources(content: np.ndarray, n_stamped: Any, test_fraction: float, seed: Any):
+    """The three sources (class 1 by content, the stamped source, class 0) and each one's seeded split into
+    fitting and held-out photos: ``(sources, fit, test, n_fit, n_test)``."""
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    ones, rest = rng.permutation(np.flatnonzero(content)), rng.permutation(np.flatnonzero(~content))
+    n_b = min(len(ones), len(rest) // 2) if n_stamped is None else check_int("n_stamped", n_stamped, minimum=2)
+    if len(ones) < 4 or n_b < 2 or len(rest) - n_b < 4:
+        raise InputError(f"plant_shortcut needs at least 4 photos of class 1 and 4 + n_stamped others; got "
+                         f"{len(ones)} of class 1 and {len(rest)} others (n_stamped {n_b})")
+    source = {"content": ones, "stamped": rest[:n_b], "other": rest[n_b:]}
+    fit_idx, test_idx, n_fit, n_test = [], [], {}, {}
+    for s, idx in source.items():
+        k = max(1, round(test_fraction * len(idx)))
+        test_idx.append(idx[:k])
+        fit_idx.append(idx[k:])
+        n_fit[s], n_test[s] = len(idx) - k, k
+    return source, np.concatenate(fit_idx), np.concatenate(test_idx), n_fit, n_test
+
+
+def _write_case(out: Path, net: Any, heads: dict[str, Any], class_names: Any, images: np.ndarray,
+                truth: list[dict[str, Any]]) -> None:
+    """The checkpoints (``net`` with each fitted two-class head) with their class names, the held-out
+    images as 8-bit PNGs and ``truth.csv``; an OSError becomes one OutputError."""
+    import csv
+
+    import torch
+
+    from ..io import atomic_write_bytes, encode_png, output_error
+
+    try:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        for name, (w, b) in heads.items():
+            m = copy.deepcopy(net)
+            last = torch.nn.Linear(w.shape[1], 2)
+            with torch.no_grad():
+                last.weight.copy_(w)
+                last.bias.copy_(b)
+            m.classifier[-1] = last
+            torch.save(m.state_dict(), out / name)
+            (out / name).with_suffix(".classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
+        for img, row in zip(images, truth):
+            atomic_write_bytes(out / "images" / row["image"], encode_png(np.round(img * 255.0).astype(np.uint8)))
+        with open(out / "truth.csv", "w", newline="", encoding="utf-8") as fh:
+            wr = csv.DictWriter(fh, fieldnames=["image", "label", "source", "stamped"])
+            wr.writeheader()
+            wr.writerows(truth)
+    except OSError as exc:
+        raise output_error(exc, out) from None
