@@ -208,6 +208,38 @@ def _square(image: Any, side: int) -> np.ndarray:
     return np.clip(cv2.resize(a, (side, side), interpolation=cv2.INTER_AREA), 0.0, 1.0)
 
 
+def _frozen_classifier(model: Any, who: str) -> tuple[Any, Any]:
+    """``(loaded model, nn.Module)`` of ``model`` (default ``salience.load_model()``), checked to be a
+    torchvision-style classifier with ``.features`` and a ``.classifier`` ending in a linear layer."""
+    import torch
+
+    from ..attribution import load_model
+
+    lm = load_model() if model is None else model
+    net: Any = getattr(lm, "model", lm)
+    head = getattr(net, "classifier", None)
+    if not (hasattr(net, "features") and isinstance(head, torch.nn.Sequential) and len(head)
+            and isinstance(head[-1], torch.nn.Linear)):
+        raise ModelError(
+            f"{who} needs a torchvision-style classifier with .features and a .classifier ending in a "
+            f"Linear layer (MobileNetV2, EfficientNet), got {type(net).__name__}")
+    return lm, net
+
+
+def _with_head(net: Any, w: Any, b: Any) -> Any:
+    """A copy of ``net`` (in eval mode) whose ``classifier[-1]`` is the linear layer of weight ``w`` and bias
+    ``b``; ``net`` is not changed."""
+    import torch
+
+    m = copy.deepcopy(net)
+    last = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        last.weight.copy_(w)
+        last.bias.copy_(b)
+    m.classifier[-1] = last
+    return m.eval()
+
+
 def _fit_head(feats: Any, labels: np.ndarray, weight_decay: float, seed: int) -> tuple[Any, Any]:
     """L2-regularised two-class logistic regression (softmax, full-batch L-BFGS) on standardised features;
     returns the weight (2, D) and bias (2,) on the raw features (the standardisation folded in)."""
@@ -273,7 +305,7 @@ def clever_hans_demo(images: Sequence[Any], *, n_fit: int = 60, n_test: int = 30
         import torch
     except ImportError:
         raise MissingDependencyError("clever_hans_demo needs the torch extra: pip install 'salience[torch]'") from None
-    from ..attribution import explain, load_model
+    from ..attribution import explain
     from ..registry import get_method
 
     n_fit, n_test = check_int("n_fit", n_fit, minimum=4), check_int("n_test", n_test, minimum=4)
@@ -287,14 +319,7 @@ def clever_hans_demo(images: Sequence[Any], *, n_fit: int = 60, n_test: int = 30
     weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
     check_choice("corner", corner, CORNERS)
     batch_size = check_int("batch_size", batch_size)
-    lm = load_model() if model is None else model
-    net: Any = getattr(lm, "model", lm)
-    head = getattr(net, "classifier", None)
-    if not (hasattr(net, "features") and isinstance(head, torch.nn.Sequential) and len(head)
-            and isinstance(head[-1], torch.nn.Linear)):
-        raise ModelError(
-            f"clever_hans_demo needs a torchvision-style classifier with .features and a .classifier ending in a "
-            f"Linear layer (MobileNetV2, EfficientNet), got {type(net).__name__}")
+    lm, net = _frozen_classifier(model, "clever_hans_demo")
     rng = np.random.default_rng(check_int("seed", seed, minimum=0))
     order = rng.permutation(len(images))[: n_fit + n_test]
     plain = np.stack([_square(images[i], input_size) for i in order])
@@ -319,13 +344,7 @@ def clever_hans_demo(images: Sequence[Any], *, n_fit: int = 60, n_test: int = 30
     fit, test = np.arange(n_fit), np.arange(n_fit, n_fit + n_test)
 
     def with_head(w: Any, b: Any) -> Any:
-        m = copy.deepcopy(net)
-        last = torch.nn.Linear(w.shape[1], 2)
-        with torch.no_grad():
-            last.weight.copy_(w)
-            last.bias.copy_(b)
-        m.classifier[-1] = last
-        return m.eval()
+        return _with_head(net, w, b)
 
     def accuracy(w: Any, b: Any, f: Any) -> float:
         return float(((f[test] @ w.T + b).argmax(1).numpy() == labels[test]).mean())
@@ -458,7 +477,6 @@ def plant_shortcut(photos: Sequence[Any], out: Any, *, names: Sequence[str] | No
         raise MissingDependencyError("plant_shortcut needs the torch extra: pip install 'salience[torch]'") from None
     import os
 
-    from ..attribution import load_model
     from ..errors import OutputError
 
     names = _check_case(photos, names, test_fraction, class_names)
@@ -470,14 +488,7 @@ def plant_shortcut(photos: Sequence[Any], out: Any, *, names: Sequence[str] | No
     out = Path(os.fspath(out))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out} exists and is not an empty folder; give a new folder for the case")
-    lm = load_model() if model is None else model
-    net: Any = getattr(lm, "model", lm)
-    head = getattr(net, "classifier", None)
-    if not (hasattr(net, "features") and isinstance(head, torch.nn.Sequential) and len(head)
-            and isinstance(head[-1], torch.nn.Linear)):
-        raise ModelError(
-            f"plant_shortcut needs a torchvision-style classifier with .features and a .classifier ending in a "
-            f"Linear layer (MobileNetV2, EfficientNet), got {type(net).__name__}")
+    lm, net = _frozen_classifier(model, "plant_shortcut")
     # the pixels exactly as the files will hold them (8-bit), so that the accuracies measured here are the
     # model's on the written images
     plain = np.stack([np.round(_square(p, input_size) * 255.0) / 255.0 for p in photos]).astype(np.float32)
@@ -584,13 +595,7 @@ def _write_case(out: Path, net: Any, heads: dict[str, Any], class_names: Any, im
     try:
         (out / "images").mkdir(parents=True, exist_ok=True)
         for name, (w, b) in heads.items():
-            m = copy.deepcopy(net)
-            last = torch.nn.Linear(w.shape[1], 2)
-            with torch.no_grad():
-                last.weight.copy_(w)
-                last.bias.copy_(b)
-            m.classifier[-1] = last
-            torch.save(m.state_dict(), out / name)
+            torch.save(_with_head(net, w, b).state_dict(), out / name)
             (out / name).with_suffix(".classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
         for img, row in zip(images, truth):
             atomic_write_bytes(out / "images" / row["image"], encode_png(np.round(img * 255.0).astype(np.uint8)))
