@@ -23,7 +23,7 @@ METRICS = {
     "parse_metrics", "prepare_object_inputs", "s_measure", "weighted_f_measure",
 }
 ATTRIBUTION = {
-    "explain", "method_layer", "Explanation", "load_model", "LoadedModel", "image_saliency_map", "upsample",
+    "explain", "method_layer", "Explanation", "View", "load_model", "LoadedModel", "image_saliency_map", "upsample",
     "Target", "resolve_layer", "check_images", "select_scores", "target_scores", "unwrap_model", "gaussian_blur",
     "gradient",
     "input_x_gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_pp",
