@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,8 @@ torch = pytest.importorskip("torch")
 gaze = pytest.importorskip("salience.gaze")
 from salience.gaze import model as gm
 from salience.gaze import training as gt
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _logsumexp(a: np.ndarray) -> float:
@@ -75,12 +79,59 @@ def test_output_is_a_density_and_batches_agree_with_single_images(photos):
     for d in logd:
         assert d.dtype == np.float32 and np.all(np.isfinite(d))
         assert abs(_logsumexp(d)) < 1e-4  # exp(log density) sums to 1 over the pixels
-    np.testing.assert_allclose(gaze.fixation_log_density(imgs[1]), logd[1], atol=1e-4)  # alone = in a batch
+    np.testing.assert_array_equal(gaze.fixation_log_density(imgs[1]), logd[1])  # alone = in a batch, bit for bit
     # not a fixed prior: the photo and the photo turned by 90 degrees (same size) get different densities
     assert float(np.abs(logd[0] - logd[2]).max()) > 0.5
     m = gaze.fixation_map(imgs[0])
     assert m.dtype == np.float32 and float(m.max()) == 1.0 and float(m.min()) >= 0.0
     np.testing.assert_allclose(m / m.sum(dtype=np.float64), np.exp(logd[0].astype(np.float64)), rtol=1e-3, atol=1e-9)
+
+
+_THREADS_SCRIPT = r"""
+import hashlib, sys, threading
+import numpy as np, torch
+from salience.gaze import fixation_log_density
+rng = np.random.default_rng(0)
+images = [rng.random(s, dtype=np.float32) for s in [(480, 640, 3), (333, 500, 3), (1000, 90, 3)]]
+def digest(im):
+    return hashlib.sha256(np.ascontiguousarray(fixation_log_density(im)).tobytes()).hexdigest()[:16]
+twin = rng.random((480, 640, 3), dtype=np.float32)
+rows = []
+for n in (1, 2, 3, 4):
+    torch.set_num_threads(n)
+    batch = fixation_log_density([twin, images[0], twin], batch_size=3)  # one batch of three
+    rows.append(" ".join(digest(im) for im in images) + f" {torch.get_num_threads()}")
+    rows.append(hashlib.sha256(np.ascontiguousarray(batch[1]).tobytes()).hexdigest()[:16])
+torch.set_num_threads(2)
+out = {}
+def work(k):
+    out[k] = digest(images[k % len(images)])
+ths = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+[t.start() for t in ths]
+[t.join() for t in ths]
+rows.append(" ".join(out[k] for k in range(len(images))) + " " + str(out[3] == out[0]))
+print("\n".join(rows))
+"""
+
+
+def test_map_is_bit_identical_at_any_torch_thread_count():
+    """The density is byte-identical at 1-4 torch threads, in a batch and alone, and with four Python threads.
+
+    (oneDNN split the 1 x 1 convolutions' sums by the thread count: up to 1e-6 apart before the fix.)
+    The caller's thread count is left as it was.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    singles = [r.rsplit(" ", 1) for r in lines[0:8:2]] + [lines[8].rsplit(" ", 1)]
+    batched = lines[1:8:2]
+    # the caller's count is restored after each map; Python threads 0 and 3 computed the same image
+    assert [r[1] for r in singles] == ["1", "2", "3", "4", "True"]
+    assert len({r[0] for r in singles}) == 1, singles
+    # the 640 x 480 image as the middle of a batch of three equals it alone, at every thread count
+    assert set(batched) == {singles[0][0].split()[0]}, (batched, singles[0])
 
 
 # ---- registry, API and CLI -------------------------------------------------------------------------------

@@ -40,7 +40,9 @@ import hashlib
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,28 @@ class Readout(nn.Module):
         return F.log_softmax(z.reshape(b, -1), dim=1).reshape(b, *size)
 
 
+@contextmanager
+def one_intra_op_thread(device: torch.device) -> Iterator[None]:
+    """Run the block's CPU kernels on one intra-op thread (the caller's count is restored after).
+
+    oneDNN's 1 x 1 convolutions (MobileNetV2's projections in blocks 7-17 and the readout's) divide their
+    sums between torch's intra-op threads, so the map moved by up to 1e-6 between one thread and two
+    to four: a map would depend on the machine's core count and on ``torch.set_num_threads``.  With one
+    thread every value is summed in one order.  torch keeps the count per OS thread, so two threads
+    computing maps at once do not change each other's setting.  Costs: the 640 x 480 map takes longer on
+    a machine with idle cores (figures in docs/fixation-model.md); other devices are left alone.
+    """
+    n = torch.get_num_threads() if device.type == "cpu" else 1
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 class FixationModel(nn.Module):
     """Backbone (frozen MobileNetV2 features) plus :class:`Readout`: images in, log fixation densities out.
 
@@ -209,9 +233,7 @@ class FixationModel(nn.Module):
                               antialias=(h < images.shape[2] or w < images.shape[3]))
         return (x - self.mean) / self.std
 
-    @torch.no_grad()
-    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The kept backbone maps of a batch ``(B, 3, H, W)`` in ``[0, 1]``, finest first."""
+    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
         keep = [int(i) for i in self.config["layers"]]
         x = self.prepare(images)
         out = []
@@ -223,11 +245,38 @@ class FixationModel(nn.Module):
                 break
         return out
 
-    @torch.no_grad()
+    def _each_image(self, fn: Callable[[torch.Tensor], Any], images: torch.Tensor) -> list[Any]:
+        """``fn`` of each image alone on one intra-op thread (CPU; a batch is spread over torch's threads).
+
+        Every image is computed alone, in the same order of sums whatever the thread count and the batch
+        it came in: a CPU result is bit-identical at any ``torch.set_num_threads`` and equals the image's
+        result alone.  Other devices get the whole batch at once.
+        """
+        if self.device.type != "cpu":
+            with torch.no_grad():
+                return [fn(images)]
+
+        def one(k: int) -> Any:
+            with torch.no_grad(), one_intra_op_thread(self.device):
+                return fn(images[k:k + 1])
+
+        b = int(images.shape[0])
+        workers = min(b, torch.get_num_threads())
+        if workers <= 1:
+            return [one(k) for k in range(b)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="salience-gaze") as pool:
+            return list(pool.map(one, range(b)))
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The kept backbone maps of a batch ``(B, 3, H, W)`` in ``[0, 1]``, finest first."""
+        parts = self._each_image(self._features, images)
+        return [torch.cat(level) if len(level) > 1 else level[0] for level in zip(*parts, strict=True)]
+
     def forward(self, images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Log fixation density ``(B, H, W)`` float32 (``size``, default the input's), natural log."""
-        size = tuple(images.shape[2:]) if size is None else tuple(size)
-        return self.readout.log_density(self.features(images), size)
+        out_size = tuple(images.shape[2:]) if size is None else tuple(size)
+        parts = self._each_image(lambda x: self.readout.log_density(self._features(x), out_size), images)
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 # --------------------------------------------------------------------------------------------------------

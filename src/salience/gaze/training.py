@@ -42,7 +42,7 @@ import torch
 
 from ..datasets import FixationDataset
 from ..errors import DataError, InputError
-from .model import DEFAULT_CONFIG, LAYER_CHANNELS, FixationModel, Readout, save_readout
+from .model import DEFAULT_CONFIG, LAYER_CHANNELS, FixationModel, Readout, one_intra_op_thread, save_readout
 
 __all__ = [
     "SPLIT_SALT",
@@ -441,7 +441,8 @@ def _test_metrics(readout: Readout, dataset: FixationDataset, names: Sequence[st
     from ..metrics import evaluate
 
     per: dict[str, list[float]] = {}
-    with torch.no_grad():
+    # one intra-op thread, as in FixationModel.forward: the scores do not depend on the core count
+    with torch.no_grad(), one_intra_op_thread(torch.device("cpu")):
         for name in names:
             item = dataset[name]
             if len(item) == 0:
