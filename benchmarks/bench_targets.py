@@ -1,7 +1,8 @@
 """Issue 15's methods, each timed as a multiple of one forward pass of the model it explains, in one run.
 
 * torchvision ``vit_b_16`` (random weights: nothing is downloaded; the time does not depend on the weights)
-  at 224 x 224: a forward pass, ``attention-rollout``, ``attention-relevance`` and Grad-CAM on the tokens;
+  at 224 x 224: a forward pass, ``attention-rollout``, ``attention-relevance``, ``transformer-attribution`` and
+  Grad-CAM on the tokens;
 * the default MobileNetV2 (bundled weights) at 224 x 224: a forward pass, Grad-CAM, ``gscorecam`` (its
   default top-k channels) and Grad-CAM of a ConSE text prompt's score when the MiniLM encoder is installed.
 
@@ -68,6 +69,7 @@ def main() -> None:
     t = _rounds({"forward (no grad)": vit_forward,
                  "attention-rollout": lambda: salience.explain(vit, x, "attention-rollout"),
                  "attention-relevance": lambda: salience.explain(vit, x, "attention-relevance"),
+                 "transformer-attribution": lambda: salience.explain(vit, x, "transformer-attribution"),
                  "gradcam (tokens)": lambda: salience.explain(vit, x, "gradcam")}, a.rounds)
     _report("torchvision vit_b_16, random weights, 1 x 3 x 224 x 224, CPU", t, "forward (no grad)")
 

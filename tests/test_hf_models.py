@@ -63,7 +63,7 @@ def test_attention_rollout_reads_the_probabilities_the_model_itself_reports(vit_
         att = lm.model.hf(pixel_values=x, output_attentions=True).attentions
     r = rollout_matrix(list(att))[:, 0, 1:].reshape(1, 4, 4)
     torch.testing.assert_close(e.cam / e.cam.amax(), r / r.amax(), rtol=1e-5, atol=1e-6)
-    for method in ("attention-relevance", "gradient", "integrated-gradients", "rise"):
+    for method in ("attention-relevance", "transformer-attribution", "gradient", "integrated-gradients", "rise"):
         m = salience.saliency_map(np.random.default_rng(3).random((48, 40, 3)).astype(np.float32), method,
                                   model=lm, **({"n": 16} if method == "rise" else {}))
         assert m.shape == (48, 40) and np.isfinite(m).all()
@@ -105,3 +105,47 @@ def test_hf_errors_say_what_to_do(tmp_path, vit_folder):
 
     with pytest.raises(ModelError, match="eager"):
         salience.explain(HFLogits(sdpa).eval(), torch.rand(1, 3, 32, 32), "attention-rollout")
+
+
+def test_transformer_attribution_agrees_between_hf_and_torchvision_layouts():
+    """The same weights in a Hugging Face ViT and a torchvision VisionTransformer (layer-norm eps and GELU
+    matched) give the same logits, the same attention relevances and the same map (issue 15)."""
+    import torchvision
+
+    hf = _tiny_vit(layer_norm_eps=1e-6, hidden_act="gelu", attn_implementation="eager")
+    tv = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16,
+                                              mlp_dim=32, num_classes=3).eval()
+    sd = hf.state_dict()
+    with torch.no_grad():
+        tv.conv_proj.weight.copy_(sd["vit.embeddings.patch_embeddings.projection.weight"])
+        tv.conv_proj.bias.copy_(sd["vit.embeddings.patch_embeddings.projection.bias"])
+        tv.class_token.copy_(sd["vit.embeddings.cls_token"])
+        tv.encoder.pos_embedding.copy_(sd["vit.embeddings.position_embeddings"])
+        for i, layer in enumerate(tv.encoder.layers):
+            p = f"vit.layers.{i}."
+            mha = layer.self_attention
+            mha.in_proj_weight.copy_(torch.cat([sd[p + f"attention.{k}_proj.weight"] for k in "qkv"]))
+            mha.in_proj_bias.copy_(torch.cat([sd[p + f"attention.{k}_proj.bias"] for k in "qkv"]))
+            mha.out_proj.weight.copy_(sd[p + "attention.o_proj.weight"])
+            mha.out_proj.bias.copy_(sd[p + "attention.o_proj.bias"])
+            for ours, theirs in (("ln_1", "layernorm_before"), ("ln_2", "layernorm_after")):
+                getattr(layer, ours).weight.copy_(sd[p + theirs + ".weight"])
+                getattr(layer, ours).bias.copy_(sd[p + theirs + ".bias"])
+            for ours, theirs in ((0, "fc1"), (3, "fc2")):
+                layer.mlp[ours].weight.copy_(sd[p + f"mlp.{theirs}.weight"])
+                layer.mlp[ours].bias.copy_(sd[p + f"mlp.{theirs}.bias"])
+        tv.encoder.ln.weight.copy_(sd["vit.layernorm.weight"])
+        tv.encoder.ln.bias.copy_(sd["vit.layernorm.bias"])
+        tv.heads.head.weight.copy_(sd["classifier.weight"])
+        tv.heads.head.bias.copy_(sd["classifier.bias"])
+    from salience.attribution.hf import HFLogits
+
+    wrapped = HFLogits(hf)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x), tv(x), rtol=1e-5, atol=1e-5)
+    a = salience.explain(wrapped, x, "transformer-attribution", target=[0, 2])
+    b = salience.explain(tv, x, "transformer-attribution", target=[0, 2])
+    for ra, rb in zip(a.extras["attention_relevance"], b.extras["attention_relevance"], strict=True):
+        assert float((ra - rb).abs().max()) <= 1e-4 * float(rb.abs().max())
+    assert float((a.maps - b.maps).abs().max()) < 1e-4

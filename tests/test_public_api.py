@@ -30,7 +30,7 @@ ATTRIBUTION = {
     "hirescam", "layercam", "guided_gradcam", "scorecam", "gscorecam", "occlusion", "rise",
     "ablationcam", "deconvnet", "deeplift", "eigen_gradcam", "eigencam", "fullgrad", "xgradcam",
     "lrp", "lrp_epsilon", "lrp_gamma", "lrp_alphabeta", "lrp_zplus",
-    "attention_rollout", "attention_relevance",
+    "attention_rollout", "attention_relevance", "transformer_attribution",
     "gradient_shap", "kernel_shap", "lime", "feature_ablation", "feature_mask",
 }
 

@@ -170,7 +170,7 @@ def _scenes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return x, red, other
 
 
-@pytest.mark.parametrize("method", ["attention-relevance", "attention-rollout", "gradcam"])
+@pytest.mark.parametrize("method", ["attention-relevance", "transformer-attribution", "attention-rollout", "gradcam"])
 def test_the_map_peaks_on_the_evidence_patch_and_moves_with_it(method: str) -> None:
     """In every scene the map's largest patch is the red one, not the distractor, wherever it is."""
     net = EvidenceViT()
@@ -230,7 +230,7 @@ class TimmStyleViT(torch.nn.Module):
         return tv.heads(tv.encoder.ln(t)[:, 0])
 
 
-@pytest.mark.parametrize("method", ["attention-rollout", "attention-relevance"])
+@pytest.mark.parametrize("method", ["attention-rollout", "attention-relevance", "transformer-attribution"])
 def test_timm_style_blocks_agree_with_torchvision_blocks(method: str) -> None:
     vit = tiny_vit(image_size=32, patch_size=8).eval()
     timm_like = TimmStyleViT(vit).eval()
@@ -289,7 +289,7 @@ def test_vit_reshape_checks_its_input() -> None:
 
 def test_a_cnn_is_refused_with_a_pointer() -> None:
     assert not has_attention(Tiny()) and has_attention(tiny_vit())
-    for method in ("attention-rollout", "attention-relevance"):
+    for method in ("attention-rollout", "attention-relevance", "transformer-attribution"):
         with pytest.raises(ModelError, match="attention_layers="):
             salience.explain(Tiny(), _x(), method)
 
@@ -311,8 +311,9 @@ def test_zero_head_is_a_zero_gradient_error_for_relevance_only() -> None:
     reads the attention alone, still gives its (class-agnostic) map."""
     torch.manual_seed(0)
     vit = torchvision.models.VisionTransformer(12, 4, 2, 2, 16, 32, num_classes=4)
-    with pytest.raises(ZeroGradientError, match="zero"):
-        salience.explain(vit, _x(), "attention-relevance")
+    for method in ("attention-relevance", "transformer-attribution"):
+        with pytest.raises(ZeroGradientError, match="zero"):
+            salience.explain(vit, _x(), method)
     assert float(salience.explain(vit, _x(), "attention-rollout").maps.max()) == pytest.approx(1.0)
 
 
@@ -332,7 +333,7 @@ def test_masked_attention_is_refused() -> None:
         salience.explain(Masked(), _x(), "attention-rollout", target=0)
 
 
-@pytest.mark.parametrize("method", ["attention-rollout", "attention-relevance"])
+@pytest.mark.parametrize("method", ["attention-rollout", "attention-relevance", "transformer-attribution"])
 def test_batch_equals_single_and_is_deterministic(method: str) -> None:
     vit = tiny_vit()
     x = _x(3)
@@ -348,7 +349,8 @@ def test_registry_rows_say_they_need_a_transformer() -> None:
     """model_kind is the typed fact `explain --method all` and the contract tests read."""
     from salience.registry import EXPLANATION, Method, get_method, methods
 
-    assert {m.name for m in methods() if m.model_kind} == {"attention-rollout", "attention-relevance"}
+    assert {m.name for m in methods() if m.model_kind} == {"attention-rollout", "attention-relevance",
+                                                           "transformer-attribution"}
     assert get_method("chefer").name == "attention-relevance" and get_method("rollout").model_kind == "transformer"
     assert get_method("attention-rollout").as_dict()["model_kind"] == "transformer"
     assert not get_method("attention-rollout").takes_layer

@@ -392,6 +392,15 @@ _METHODS: tuple[Method, ...] = (
         "interpretability beyond attention visualization. CVPR 2021)",
         model_kind="transformer", aliases=("chefer", "generic-attention", "transformer-relevance"),
     ),
+    Method(
+        "transformer-attribution", EXPLANATION, f"{_E}.transformer:transformer_attribution",
+        "Transformer attribution: each attention map's LRP relevance (z+ linear layers, product rule for "
+        "the attention products, conserving residuals) times its gradient, positive part, head mean, "
+        "rolled out as R <- R + A R; the class token's row (class-specific)",
+        "H. Chefer, S. Gur, L. Wolf. Transformer interpretability beyond attention visualization. "
+        "CVPR 2021",
+        model_kind="transformer", aliases=("chefer-lrp", "transformer-lrp"),
+    ),
     # ---- Shapley and surrogate methods (attribution/shapley.py) ---------------------------------------
     Method(
         "gradient-shap", EXPLANATION, f"{_E}.shapley:gradient_shap",

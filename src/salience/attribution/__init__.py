@@ -68,7 +68,7 @@ from .models import LoadedModel, load_model
 from .perturbation import occlusion, rise, scorecam
 from .propagation import deconvnet, deeplift
 from .shapley import feature_ablation, feature_mask, gradient_shap, kernel_shap, lime
-from .transformer import attention_relevance, attention_rollout
+from .transformer import attention_relevance, attention_rollout, transformer_attribution
 
 __all__ = [
     "explain",
@@ -114,6 +114,7 @@ __all__ = [
     "rise",
     "attention_rollout",
     "attention_relevance",
+    "transformer_attribution",
     "gradient_shap",
     "kernel_shap",
     "lime",

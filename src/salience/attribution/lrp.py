@@ -42,6 +42,14 @@ Other operations:
   layer norm, attention, transposed convolutions, interpolation, ...): a :class:`ModelError` naming the
   operation and the module that called it.
 
+With ``transformer=True`` (the rules of Chefer, Gur & Wolf, CVPR 2021, for vision transformers; used by
+:func:`salience.attribution.transformer.transformer_attribution`) the mode also covers the transformer's
+operations: layer norm, GELU and softmax pass relevance unchanged; a matrix product of two signals
+(``A @ V``, ``Q @ K^T``; ``matmul``, ``bmm``, ``einsum``) gives each operand ``t * J_t^T (R / stab(z))``
+(so each operand receives the whole of ``R``, as in the paper); a residual addition of two signals splits
+``R`` as above and then rescales the two parts so that each image's relevance is conserved, with each
+branch's share in proportion to ``|sum R_branch|``.
+
 Conservation: with no biases (or the conservative ``zplus``/``zb``/``w2``/``flat`` rules) and
 ``eps -> 0``, every rule keeps ``sum_i R_i = sum_j R_j``, so the input relevances sum to the target score;
 ``extras["delta"]`` is that sum minus the score.
@@ -125,8 +133,15 @@ LinearOp = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.T
 
 
 def _relevance(rule: Rule, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-               r: torch.Tensor, low: Any, high: Any) -> torch.Tensor:
-    """Input relevance of a weighted layer under ``rule`` for output relevance ``r``."""
+               r: torch.Tensor, low: Any, high: Any, t: Callable | None = None) -> torch.Tensor:
+    """Input relevance of a weighted layer under ``rule`` for output relevance ``r``; ``t(s, w, x)`` is the
+    layer's transpose ``J^T s`` when known (else a vector-Jacobian product through autograd)."""
+
+    def vjp(w_a: torch.Tensor, at: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if t is not None:
+            return t(s, w_a, at)
+        return _vjp(lambda u: op(u, w_a, None), at, s)
+
     name = rule.name
     if name in ("epsilon", "gamma"):
         if name == "gamma":
@@ -151,9 +166,9 @@ def _relevance(rule: Rule, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: to
             if signed:
                 z = z + op(xn, w_b, None)
             s = r / (z + sign * STAB)
-            out = xp * _vjp(lambda t: op(t, w_a, None), xp, s)
+            out = xp * vjp(w_a, xp, s)
             if signed:
-                out = out + xn * _vjp(lambda t: op(t, w_b, None), xn, s)
+                out = out + xn * vjp(w_b, xn, s)
             return out
 
         bp = None if (b is None or not use_bias) else b.clamp(min=0)
@@ -212,7 +227,7 @@ class _Weighted(torch.autograd.Function):
         if ctx.fast:
             c = s["t"](r / _stab(s["holder"]["z"], s["rule"].epsilon), s["w"], x)
             return x * c, None
-        return _relevance(s["rule"], s["op"], x, s["w"], s["b"], r, s["low"], s["high"]), None
+        return _relevance(s["rule"], s["op"], x, s["w"], s["b"], r, s["low"], s["high"], s.get("t")), None
 
 
 def _pair(v: Any) -> list[int]:
@@ -269,13 +284,54 @@ class _Sum(torch.autograd.Function):
             ctx.vals = None
             ctx.save_for_backward(z, *ts)
         ctx.coefs = coefs
+        ctx.renorm = holder.pop("renorm", False)
         return z
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> Any:
         z, *ts = ctx.vals if ctx.vals is not None else ctx.saved_tensors
         s = r / _stab(z, STAB)
-        return (None, None, *[(c * t * s).sum_to_size(t.shape) for c, t in zip(ctx.coefs, ts)])
+        parts = [(c * t * s).sum_to_size(t.shape) for c, t in zip(ctx.coefs, ts)]
+        if ctx.renorm and len(parts) == 2 and all(p.shape == r.shape for p in parts):
+            parts = _renormalise(parts, r)
+        return (None, None, *parts)
+
+
+class _Product(torch.autograd.Function):
+    """``z = fn(t_1, t_2, ...)``, bilinear in the signals (a matrix product): ``R_k = t_k * J_k^T (R / stab(z))``
+    for every operand that carries the signal (Chefer et al. 2021's rule for ``einsum``)."""
+
+    @staticmethod
+    def forward(ctx: Any, fn: Callable, *ts: torch.Tensor) -> torch.Tensor:
+        ctx.fn = fn
+        ctx.save_for_backward(*ts)
+        return fn(*ts)
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        ts = ctx.saved_tensors
+        need = ctx.needs_input_grad[1:]
+        with torch.enable_grad():
+            xs = [t.detach().requires_grad_(bool(n)) for t, n in zip(ts, need)]
+            z = ctx.fn(*xs)
+            live = [x for x, n in zip(xs, need) if n]
+            gs = iter(torch.autograd.grad(z, live, r / _stab(z.detach(), STAB)))
+        return (None, *[t * next(gs) if n else None for t, n in zip(ts, need)])
+
+
+def _renormalise(parts: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
+    """Rescale the relevance ``parts`` of a sum (each of ``r``'s shape) so that per image they add up to
+    ``r``'s total, each in proportion to the absolute value of its own total (Chefer et al. 2021)."""
+    b = r.shape[0]
+    total = r.reshape(b, -1).sum(dim=1)
+    sums = [p.reshape(b, -1).sum(dim=1) for p in parts]
+    mag = torch.stack([s.abs() for s in sums]).sum(dim=0)
+    out = []
+    for p, s in zip(parts, sums):
+        f = torch.where(mag != 0, s.abs() / torch.where(mag != 0, mag, 1) * total, 0)
+        f = torch.where(s != 0, f / torch.where(s != 0, s, 1), 0)
+        out.append(p * f.reshape((b,) + (1,) * (p.ndim - 1)))
+    return out
 
 
 class _Pass(torch.autograd.Function):
@@ -316,7 +372,8 @@ _INPLACE = {torch.Tensor.add_, torch.Tensor.__iadd__, torch.Tensor.sub_, torch.T
 #: ops whose ordinary gradient moves each relevance value with its element
 _TRANSPARENT_NAMES = {
     "view", "reshape", "flatten", "permute", "transpose", "contiguous", "clone", "squeeze", "unsqueeze",
-    "__getitem__", "cat", "concat", "concatenate", "pad", "narrow", "select", "split", "chunk", "unbind",
+    "__getitem__", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad", "narrow", "select",
+    "split", "chunk", "unbind",
     "to", "float", "double", "half", "type", "type_as", "max_pool1d", "max_pool2d", "max_pool3d",
     "_max_pool1d", "_max_pool2d", "_max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
@@ -327,6 +384,12 @@ _TRANSPARENT_NAMES = {
     "flip", "roll", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
 }
 
+
+#: transformer mode: elementwise / normalising ops that pass relevance unchanged (Chefer et al. 2021)
+_TRANSFORMER_PASS = {F.layer_norm, F.gelu, F.softmax, torch.softmax, torch.Tensor.softmax, torch._softmax}
+#: transformer mode: matrix products (of two signals: attention and values, queries and keys)
+_PRODUCT = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.bmm,
+            torch.Tensor.bmm, torch.einsum}
 
 _DIV = {torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.true_divide, torch.divide, torch.Tensor.div_,
         torch.Tensor.__itruediv__}
@@ -365,9 +428,12 @@ class LRPMode(TorchFunctionMode):
     """
 
     def __init__(self, rules: dict[str, Rule], first: Rule | None, low: Any, high: Any, fold: bool,
-                 where: Callable[[], str]) -> None:
+                 where: Callable[[], str], *, transformer: bool = False) -> None:
         super().__init__()
         self.rules, self.first, self.low, self.high, self.fold, self.where = rules, first, low, high, fold, where
+        self.transformer = transformer
+        #: > 0 while a module whose output is replaced afterwards runs (its own ops need no rule)
+        self.skip = 0
         self.weighted = 0
         self._last: tuple[torch.Tensor, dict] | None = None
         #: id(output) -> (output, holder) of the layers whose backward reads their output as z
@@ -380,10 +446,11 @@ class LRPMode(TorchFunctionMode):
             entry[1]["z"] = entry[1]["z"].clone()
 
     def _refuse(self, what: str, hint: str) -> ModelError:
+        extra = ", and for transformers layer norm, GELU, softmax and matrix products" if self.transformer else ""
         return ModelError(
             f"LRP has no rule for {what} (in {self.where()}); {hint}. LRP here supports convolutions, linear "
             "layers, ReLU/ReLU6, batch norm, dropout, max/average/adaptive pooling, flatten/reshape and "
-            "additions; use a gradient method (integrated-gradients, input-x-gradient) for this model"
+            f"additions{extra}; use a gradient method (integrated-gradients, input-x-gradient) for this model"
         )
 
     def _weighted(self, kind: str, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: Any,
@@ -401,6 +468,10 @@ class LRPMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if self.skip:
+            return func(*args, **kwargs)
+        if self.transformer and (func in _TRANSFORMER_PASS or func in _PRODUCT):
+            return self._transformer_op(func, args, kwargs)
         if func in _CONV or func in _LINEAR:
             return self._conv_linear(func, args, kwargs)
         if func is F.batch_norm:
@@ -515,6 +586,31 @@ class LRPMode(TorchFunctionMode):
             return _Pass.apply(x, functools.partial(_apply2, op, other), True)
         return _Pass.apply(x, functools.partial(_call_with, func, args, kwargs, x), False)
 
+    def _transformer_op(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        if func in _TRANSFORMER_PASS:
+            x = _first(args, kwargs)
+            if not _carries(x):
+                return func(*args, **kwargs)
+            return _Pass.apply(x, functools.partial(_call_with, func, args, kwargs, x), False)
+        return self._product(func, args, kwargs)
+
+    def _product(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        if func is torch.einsum:
+            listed = len(args) == 2 and isinstance(args[1], (list, tuple))
+            eq, ops = args[0], list(args[1]) if listed else list(args[1:])
+            fn: Callable = functools.partial(_einsum, eq)
+        else:
+            if func is torch.Tensor.__rmatmul__:  # b @ a reaches the mode as a.__rmatmul__(b)
+                ops, fn = [args[1], args[0]], torch.matmul
+            else:
+                ops, fn = list(args[:2]), torch.matmul if func in (torch.matmul, torch.Tensor.matmul,
+                                                                  torch.Tensor.__matmul__) else torch.bmm
+        if kwargs or not all(isinstance(t, torch.Tensor) for t in ops):
+            return func(*args, **kwargs)
+        if not any(t.requires_grad for t in ops):
+            return func(*args, **kwargs)
+        return _Product.apply(fn, *ops)
+
     def _sum(self, func: Any, args: tuple, kwargs: dict) -> Any:
         a: Any = args[0] if args else kwargs.get("input")
         b: Any = args[1] if len(args) > 1 else kwargs.get("other")
@@ -533,7 +629,7 @@ class LRPMode(TorchFunctionMode):
                 coefs.append(c)
                 ts.append(t)
         inplace = func in _INPLACE
-        out = _Sum.apply({"z": z.detach(), "inplace": inplace}, tuple(coefs), *ts)
+        out = _Sum.apply({"z": z.detach(), "inplace": inplace, "renorm": self.transformer}, tuple(coefs), *ts)
         if inplace:
             self._protect(a)
             with torch._C.DisableTorchFunction():
@@ -604,6 +700,10 @@ class _NormAffine(torch.autograd.Function):
         return ctx.lin(x) * r / _stab(y, STAB), None, None
 
 
+def _einsum(eq: str, *ts: torch.Tensor) -> torch.Tensor:
+    return torch.einsum(eq, *ts)
+
+
 def _push(stack: list, label: str, mod: Any, inputs: Any) -> None:
     stack.append(label)
 
@@ -614,7 +714,7 @@ def _pop(stack: list, mod: Any, inputs: Any, output: Any) -> None:
 
 
 @contextlib.contextmanager
-def _module_stack(net: nn.Module) -> Iterator[Callable[[], str]]:
+def module_stack(net: nn.Module) -> Iterator[Callable[[], str]]:
     """Track the module being run (pre/post forward hooks, removed on exit) for error messages."""
     stack: list[str] = []
     handles = []
@@ -672,7 +772,7 @@ def _run(method: str, model: Any, images: Any, target: Any, layer: Any, conv: st
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     b = x.shape[0]
-    with scoped_model(net), _module_stack(net) as where:
+    with scoped_model(net), module_stack(net) as where:
         xs = x.detach().requires_grad_(True)
         mode = LRPMode(rules, first, low, high, batchnorm == "fold", where)
         with torch.enable_grad():

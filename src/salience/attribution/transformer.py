@@ -1,7 +1,8 @@
-"""Explanations of vision transformers from their attention: attention rollout and gradient-weighted
-attention relevance, plus the token-to-grid reshape that the CAM family uses on ViT tokens.
+"""Explanations of vision transformers from their attention: attention rollout, gradient-weighted
+attention relevance and transformer attribution, plus the token-to-grid reshape that the CAM family uses
+on ViT tokens.
 
-Both methods read the attention probabilities ``A_l`` ``(B, heads, N, N)`` of every self-attention
+The methods read the attention probabilities ``A_l`` ``(B, heads, N, N)`` of every self-attention
 block ``l = 1..L`` (``N = 1 + h*w`` tokens: the class token first, then the patches row by row):
 
 * **Attention rollout** (Abnar & Zuidema, ACL 2020, "Quantifying Attention Flow in Transformers"):
@@ -14,8 +15,10 @@ block ``l = 1..L`` (``N = 1 + h*w`` tokens: the class token first, then the patc
   their CVPR 2021 "Transformer Interpretability Beyond Attention Visualization"):
   ``Abar_l = E_h[(dy/dA_l * A_l)^+]`` (``y`` the target score, ``^+`` the positive part, ``E_h`` the
   mean over heads) and ``R <- R + Abar_l R`` from ``R = I``, layer by layer.  The map is ``R[0, 1:]``.
-  The CVPR 2021 method weights the gradient by the attention's LRP relevance instead of the attention
-  itself; that needs LRP rules for every layer of the model and is not implemented here.
+* **Transformer attribution** (Chefer, Gur & Wolf, CVPR 2021, "Transformer Interpretability Beyond
+  Attention Visualization"): the same rollout with ``Abar_l = E_h[(dy/dA_l * R_{A_l})^+]``, ``R_{A_l}`` the
+  LRP relevance that reaches the attention probabilities under the paper's rules
+  (:class:`salience.attribution.lrp.LRPMode` with ``transformer=True``).
 
 The attention probabilities are captured with hooks, without editing the model:
 
@@ -76,6 +79,7 @@ __all__ = [
     "has_attention",
     "relevance_matrix",
     "rollout_matrix",
+    "transformer_attribution",
     "vit_reshape",
 ]
 
@@ -384,6 +388,38 @@ def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = 
     return _finish_map("attention-rollout", r, hw, scores, idx, {"attentions": len(cap.attentions)})
 
 
+def _attention_gradients(net: nn.Module, x: torch.Tensor, tgt: Target, found: list[tuple[str, nn.Module]],
+                         method: str) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor,
+                                               torch.Tensor | None]:
+    """One forward and backward pass: the attentions, ``d score / d A`` for each (zeros where unused), the
+    score's gradient with respect to the output, the scores and the target indices.  Raises
+    :class:`ZeroGradientError` when an image's score depends on no attention."""
+    xg = x.clone().requires_grad_(True)
+    with AttentionCapture(found) as cap, torch.enable_grad():
+        out = net(xg)
+        scores, idx = select_scores(out, tgt, x.shape[0])
+        atts = cap.attentions
+        if not atts:
+            raise ModelError("no attention was recorded: the attention layers were not called")
+        if not scores.requires_grad:
+            raise ZeroGradientError(
+                f"{method}: the target score does not depend on the input (it carries no gradient); check "
+                "the target")
+        grads = torch.autograd.grad(scores.sum(), [out, *atts], allow_unused=True)
+    grads_t = [torch.zeros_like(a) if g is None else g for a, g in zip(atts, grads[1:])]
+    alive = torch.stack([(g != 0).flatten(1).any(dim=1) for g in grads_t]).any(dim=0)
+    if not bool(alive.all()):
+        ids = ", ".join(str(int(i)) for i in torch.nonzero(~alive).flatten()[:10])
+        raise ZeroGradientError(
+            f"{method}: the gradient of the target score with respect to every attention "
+            f"probability is exactly zero for image(s) {ids}: the target score does not depend on the input "
+            "through the attention. Common causes: an untrained model whose head is initialised to zero "
+            "(torchvision's VisionTransformer without weights), or a target that ignores the image"
+        )
+    d_out = torch.zeros_like(out) if grads[0] is None else grads[0]
+    return [a.detach() for a in atts], grads_t, d_out.detach(), scores, idx
+
+
 def attention_relevance(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                         attention_layers: Any = None, **params: Any) -> Explanation:
     """Gradient-weighted attention relevance (Chefer, Gur & Wolf, ICCV 2021; CVPR 2021) of a transformer.
@@ -415,30 +451,108 @@ def attention_relevance(model: Any, images: Any, target: Any = None, layer: Any 
     hw = (x.shape[2], x.shape[3])
     with scoped_model(net):
         found = _resolve_attention(net, attention_layers, "attention-relevance")
-        xg = x.clone().requires_grad_(True)
-        with AttentionCapture(found) as cap, torch.enable_grad():
-            out = net(xg)
-            scores, idx = select_scores(out, tgt, x.shape[0])
-            atts = cap.attentions
-            if not atts:
-                raise ModelError("no attention was recorded: the attention layers were not called")
-            if not scores.requires_grad:
-                raise ZeroGradientError(
-                    "attention-relevance: the target score does not depend on the input (it carries no "
-                    "gradient); check the target")
-            grads = torch.autograd.grad(scores.sum(), atts, allow_unused=True)
-    grads_t = [torch.zeros_like(a) if g is None else g for a, g in zip(atts, grads)]
-    alive = torch.stack([(g != 0).flatten(1).any(dim=1) for g in grads_t]).any(dim=0)
-    if not bool(alive.all()):
-        ids = ", ".join(str(int(i)) for i in torch.nonzero(~alive).flatten()[:10])
-        raise ZeroGradientError(
-            f"attention-relevance: the gradient of the target score with respect to every attention "
-            f"probability is exactly zero for image(s) {ids}: the target score does not depend on the input "
-            "through the attention. Common causes: an untrained model whose head is initialised to zero "
-            "(torchvision's VisionTransformer without weights), or a target that ignores the image"
-        )
+        atts, grads_t, _, scores, idx = _attention_gradients(net, x, tgt, found, "attention-relevance")
     r = relevance_matrix(atts, grads_t)
     return _finish_map("attention-relevance", r, hw, scores, idx, {"attentions": len(atts)})
+
+
+def _attention_lrp(net: nn.Module, x: torch.Tensor, found: list[tuple[str, nn.Module]],
+                   d_out: torch.Tensor) -> list[torch.Tensor]:
+    """The LRP relevance that reaches each attention map ``(B, heads, N, N)`` under Chefer et al.'s rules
+    (:class:`salience.attribution.lrp.LRPMode` with ``transformer=True``: z+ for linear layers and the
+    patch embedding, layer norm / GELU / softmax passing relevance, the product rule for ``A @ V`` and
+    ``Q @ K^T``, renormalised residual sums), seeded with ``d_out`` at the output (one-hot for a class)."""
+    from .lrp import LRPMode, Rule, module_stack
+
+    rules = {"conv": Rule("zplus"), "linear": Rule("zplus")}
+    handles: list[Any] = []
+    with module_stack(net) as where:
+        mode = LRPMode(rules, None, None, None, False, where, transformer=True)
+
+        def enter(*_: Any) -> None:
+            mode.skip += 1
+
+        def leave(*_: Any) -> None:
+            mode.skip -= 1
+
+        try:
+            # nn.MultiheadAttention's own forward is replaced by AttentionCapture's recomputation (whose ops
+            # the rules cover); its fused kernels run unobserved, and the counter is down again before the
+            # capture's hook recomputes (these hooks are put first)
+            for _, m in found:
+                if isinstance(m, nn.MultiheadAttention):
+                    handles.append(m.register_forward_pre_hook(enter, prepend=True))
+                    handles.append(m.register_forward_hook(leave, prepend=True))
+            xs = x.detach().requires_grad_(True)
+            with AttentionCapture(found) as cap, torch.enable_grad():
+                with mode:
+                    out = net(xs)
+                if not isinstance(out, torch.Tensor) or out.shape != d_out.shape:
+                    raise ModelError("transformer-attribution propagates relevance from the model's output and "
+                                     "needs a model that returns one tensor with a row per image")
+                atts = cap.attentions
+                rel = torch.autograd.grad(out, atts, d_out, allow_unused=True)
+        finally:
+            for h in handles:
+                h.remove()
+    return [torch.zeros_like(a) if r is None else r.detach() for a, r in zip(atts, rel)]
+
+
+def transformer_attribution(model: Any, images: Any, target: Any = None, layer: Any = None, *,
+                            attention_layers: Any = None, start_layer: int = 0, **params: Any) -> Explanation:
+    """Transformer attribution (Chefer, Gur & Wolf, CVPR 2021, "Transformer Interpretability Beyond
+    Attention Visualization"): LRP relevance of every attention map, weighted by its gradient.
+
+    For every attention layer ``l``, ``Abar_l = E_h[(dy/dA_l * R_{A_l})^+]`` with ``R_{A_l}`` the LRP relevance
+    that reaches the attention probabilities (propagated from the output under the paper's rules:
+    z+ for linear layers, layer norm / GELU / softmax passing relevance, the product rule for the two
+    attention products, residual sums renormalised to conserve relevance; seeded with the one-hot target),
+    ``y`` the target score; then ``R = I`` and ``R <- R + Abar_l R`` from ``start_layer`` on.  The map is the
+    class token's row over the patches.  Class-specific.  Two forward and backward passes (one for the
+    gradients, one for the relevance).
+
+    Parameters
+    ----------
+    model, images, layer, attention_layers: as :func:`attention_rollout`.
+    target: as :func:`salience.explain` (class index, per-image list, ``"top-k"``, a callable).
+    start_layer: the first attention layer rolled in (0, the paper's default, is all of them).
+
+    Returns
+    -------
+    Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]`` (divided by the maximum);
+    ``extras["cam"]`` the patch grid ``(B, s, s)``, ``extras["relevance"]`` ``R`` ``(B, N, N)``,
+    ``extras["attention_relevance"]`` the LRP relevance of each attention map (a list of ``(B, heads, N, N)``).
+
+    Raises
+    ------
+    ZeroGradientError: when the target score does not depend on any attention.
+    ModelError: naming the operation and layer when the model uses one the rules do not cover.
+    """
+    method = "transformer-attribution"
+    check_unknown(method, params)
+    if layer is not None:
+        raise InputError(f"{method} reads every attention layer and takes no layer; pass "
+                         "attention_layers= to choose the attention modules")
+    if isinstance(start_layer, bool) or not isinstance(start_layer, int) or start_layer < 0:
+        raise InputError(f"start_layer must be an integer >= 0 (the first attention layer rolled in), got "
+                         f"{start_layer!r}")
+    net = unwrap_model(model)
+    x = check_images(images, net)
+    tgt = Target.parse(target, x.shape[0])
+    hw = (x.shape[2], x.shape[3])
+    with scoped_model(net):
+        found = _resolve_attention(net, attention_layers, method)
+        atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, found, method)
+        if start_layer >= len(atts):
+            raise InputError(f"start_layer={start_layer} but the model has {len(atts)} attention layers; pass "
+                             f"0 to {len(atts) - 1}")
+        rels = _attention_lrp(net, x, found, d_out)
+    if len(rels) != len(atts) or any(r.shape != a.shape for r, a in zip(rels, atts)):
+        raise ModelError(f"{method}: the attention layers were called differently in the two passes "
+                         f"({len(atts)} and {len(rels)} calls); the model's forward must not depend on "
+                         "gradients being recorded")
+    r = relevance_matrix(rels[start_layer:], grads[start_layer:])
+    return _finish_map(method, r, hw, scores, idx, {"attentions": len(atts), "attention_relevance": rels})
 
 
 # ------------------------------------------------------------------------------------------------------
