@@ -32,6 +32,8 @@ The attention probabilities are captured with hooks, without editing the model:
   attention itself and is recorded as it is.
 * any other model: ``attention_layers=`` names the modules whose outputs are the attention
   probabilities ``(B, heads, N, N)`` (or ``(B, N, N)``).
+* Swin's window attention (no global attention, no class token): rollout and relevance run window by
+  window through the patch mergings, :mod:`salience.attribution.windows`.
 
 Maps are divided by their maximum (they are non-negative), so they lie in ``[0, 1]`` and a uniform
 relevance is an all-ones map rather than a blank one.
@@ -49,6 +51,7 @@ relevance is an all-ones map rather than a blank one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -70,12 +73,14 @@ from ._base import (
     upsample,
 )
 from ._hooks import resolve_layer, scoped_model
+from .windows import WindowCapture, fuse_heads, is_window_attention, window_attention_layers, window_rollout
 
 __all__ = [
     "AttentionCapture",
     "attention_layers",
     "attention_relevance",
     "attention_rollout",
+    "fits_model_kind",
     "has_attention",
     "relevance_matrix",
     "rollout_matrix",
@@ -122,13 +127,22 @@ def _is_hf_attention(m: nn.Module) -> bool:
             and all(isinstance(getattr(m, k, None), nn.Linear) for k in ("q_proj", "k_proj", "v_proj")))
 
 
-def has_attention(model: Any) -> bool:
-    """Whether :func:`attention_layers` finds self-attention in ``model`` (a module or a LoadedModel)."""
+def has_attention(model: Any, *, windows: bool = True) -> bool:
+    """Whether ``model`` (a module or a LoadedModel) has self-attention the attention methods read: global
+    self-attention (:func:`attention_layers`) or, with ``windows``, Swin-style window attention."""
     try:
         net = unwrap_model(model)
     except ModelError:
         return False
-    return bool(attention_layers(net))
+    return bool(attention_layers(net)) or (windows and bool(window_attention_layers(net)))
+
+
+def fits_model_kind(kind: str | None, model: Any) -> bool:
+    """Whether a registry row's ``model_kind`` fits ``model``: ``None`` any model, ``"transformer"`` one with
+    global or window self-attention, ``"vit"`` one with global self-attention (ViT-style tokens)."""
+    if kind is None:
+        return True
+    return has_attention(model, windows=kind != "vit")
 
 
 def _mha_recompute(module: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,8 +247,8 @@ def _resolve_attention(net: nn.Module, layers: Any, method: str) -> list[tuple[s
         if not found:
             raise ModelError(
                 f"{method} explains a vision transformer from its attention, but the model "
-                f"({type(net).__name__}) has no nn.MultiheadAttention, timm-style attn_drop module nor Hugging "
-                "Face attention returning its probabilities; pass "
+                f"({type(net).__name__}) has no nn.MultiheadAttention, timm-style attn_drop module, Swin window "
+                "attention nor Hugging Face attention returning its probabilities; pass "
                 "attention_layers= the modules that output the attention probabilities (B, heads, N, N), "
                 "or use a gradient or CAM method for a convolutional network"
             )
@@ -251,12 +265,11 @@ def _resolve_attention(net: nn.Module, layers: Any, method: str) -> list[tuple[s
 # ------------------------------------------------------------------------------------------------------
 
 
-def _fuse(a: torch.Tensor, how: str) -> torch.Tensor:
-    if how == "mean":
-        return a.mean(dim=1)
-    if how == "max":
-        return a.amax(dim=1)
-    return a.amin(dim=1)
+def _check_rollout(head_fusion: Any, residual: Any) -> None:
+    if head_fusion not in _HEAD_FUSIONS:
+        raise InputError(f"head_fusion must be one of {', '.join(_HEAD_FUSIONS)}, got {head_fusion!r}")
+    if isinstance(residual, bool) or not isinstance(residual, (int, float)) or not 0.0 <= residual <= 1.0:
+        raise InputError(f"residual must be a number in [0, 1] (the paper's 0.5), got {residual!r}")
 
 
 def rollout_matrix(attentions: Sequence[torch.Tensor], *, head_fusion: str = "mean",
@@ -277,16 +290,13 @@ def rollout_matrix(attentions: Sequence[torch.Tensor], *, head_fusion: str = "me
     >>> [round(v, 6) for v in rollout_matrix([uniform])[0, 0].tolist()]  # 0.5 * 1/3 + 0.5 * [1, 0, 0]
     [0.666667, 0.166667, 0.166667]
     """
-    if head_fusion not in _HEAD_FUSIONS:
-        raise InputError(f"head_fusion must be one of {', '.join(_HEAD_FUSIONS)}, got {head_fusion!r}")
-    if isinstance(residual, bool) or not isinstance(residual, (int, float)) or not 0.0 <= residual <= 1.0:
-        raise InputError(f"residual must be a number in [0, 1] (the paper's 0.5), got {residual!r}")
+    _check_rollout(head_fusion, residual)
     if not attentions:
         raise ModelError("no attention was recorded: the attention layers were not called in the forward pass")
     r: torch.Tensor | None = None
     for a in attentions:
         a = a.detach().float()
-        a = _fuse(a if a.ndim == 4 else a[:, None], head_fusion)
+        a = fuse_heads(a if a.ndim == 4 else a[:, None], head_fusion)
         eye = torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
         ah = (1.0 - residual) * a + residual * eye
         ah = ah / ah.sum(dim=-1, keepdim=True).clamp(min=1e-12)
@@ -342,9 +352,28 @@ def _token_map(r: torch.Tensor, method: str) -> tuple[torch.Tensor, int, int]:
 def _finish_map(method: str, r: torch.Tensor, hw: tuple[int, int], scores: torch.Tensor,
                 idx: torch.Tensor | None, extras: dict) -> Explanation:
     grid, _, _ = _token_map(r, method)
+    extras["relevance"] = r
+    return _finish_grid(method, grid, hw, scores, idx, extras)
+
+
+def _finish_grid(method: str, grid: torch.Tensor, hw: tuple[int, int], scores: torch.Tensor,
+                 idx: torch.Tensor | None, extras: dict) -> Explanation:
     maps = normalize_maps(upsample(grid.clamp(min=0), hw), "max")
-    extras.update({"cam": grid, "relevance": r})
+    extras["cam"] = grid
     return Explanation(finish(maps), idx, scores.detach().float(), method, None, extras)
+
+
+def _window_layers(net: nn.Module, layers: Any) -> list[tuple[str, nn.Module]]:
+    """The window-attention (Swin) modules to read: found automatically when the model has no global
+    self-attention, or the given ``attention_layers`` when they are all window attention; else ``[]``."""
+    if layers is None:
+        return [] if attention_layers(net) else window_attention_layers(net)
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    if not isinstance(layers, Sequence) or not layers:
+        return []
+    found = [resolve_layer(net, item) for item in layers]
+    return found if all(is_window_attention(m) for _, m in found) else []
 
 
 def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = None, *,
@@ -379,7 +408,16 @@ def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = 
     x = check_images(images, net, needs_grad=False)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
+    _check_rollout(head_fusion, residual)
     with scoped_model(net):
+        windows = _window_layers(net, attention_layers)
+        if windows:
+            with WindowCapture(windows) as wcap, torch.no_grad():
+                out = net(x)
+            scores, idx = select_scores(out, tgt, x.shape[0])
+            grid = window_rollout(wcap.attentions, method="attention-rollout", head_fusion=head_fusion,
+                                  residual=float(residual))
+            return _finish_grid("attention-rollout", grid, hw, scores, idx, {"attentions": len(wcap.attentions)})
         found = _resolve_attention(net, attention_layers, "attention-rollout")
         with AttentionCapture(found) as cap, torch.no_grad():
             out = net(x)
@@ -389,16 +427,19 @@ def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = 
 
 
 def _attention_gradients(net: nn.Module, x: torch.Tensor, tgt: Target, found: list[tuple[str, nn.Module]],
-                         method: str) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor,
-                                               torch.Tensor | None]:
+                         method: str, *, capture: Any = None) -> tuple[list[torch.Tensor], list[torch.Tensor],
+                                                                       torch.Tensor, torch.Tensor,
+                                                                       torch.Tensor | None]:
     """One forward and backward pass: the attentions, ``d score / d A`` for each (zeros where unused), the
     score's gradient with respect to the output, the scores and the target indices.  Raises
-    :class:`ZeroGradientError` when an image's score depends on no attention."""
+    :class:`ZeroGradientError` when an image's score depends on no attention.  ``capture``: an entered
+    :class:`~salience.attribution.windows.WindowCapture` to read instead of capturing ``found``."""
     xg = x.clone().requires_grad_(True)
-    with AttentionCapture(found) as cap, torch.enable_grad():
+    with contextlib.nullcontext(capture) if capture is not None else AttentionCapture(found) as cap, \
+            torch.enable_grad():
         out = net(xg)
         scores, idx = select_scores(out, tgt, x.shape[0])
-        atts = cap.attentions
+        atts = [a.raw for a in capture.attentions] if capture is not None else cap.attentions
         if not atts:
             raise ModelError("no attention was recorded: the attention layers were not called")
         if not scores.requires_grad:
@@ -407,7 +448,7 @@ def _attention_gradients(net: nn.Module, x: torch.Tensor, tgt: Target, found: li
                 "the target")
         grads = torch.autograd.grad(scores.sum(), [out, *atts], allow_unused=True)
     grads_t = [torch.zeros_like(a) if g is None else g for a, g in zip(atts, grads[1:])]
-    alive = torch.stack([(g != 0).flatten(1).any(dim=1) for g in grads_t]).any(dim=0)
+    alive = torch.stack([(g != 0).reshape(x.shape[0], -1).any(dim=1) for g in grads_t]).any(dim=0)
     if not bool(alive.all()):
         ids = ", ".join(str(int(i)) for i in torch.nonzero(~alive).flatten()[:10])
         raise ZeroGradientError(
@@ -450,6 +491,13 @@ def attention_relevance(model: Any, images: Any, target: Any = None, layer: Any 
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
     with scoped_model(net):
+        windows = _window_layers(net, attention_layers)
+        if windows:
+            with WindowCapture(windows) as wcap:
+                atts, grads_t, _, scores, idx = _attention_gradients(net, x, tgt, [], "attention-relevance",
+                                                                     capture=wcap)
+            grid = window_rollout(wcap.attentions, method="attention-relevance", gradients=grads_t)
+            return _finish_grid("attention-relevance", grid, hw, scores, idx, {"attentions": len(atts)})
         found = _resolve_attention(net, attention_layers, "attention-relevance")
         atts, grads_t, _, scores, idx = _attention_gradients(net, x, tgt, found, "attention-relevance")
     r = relevance_matrix(atts, grads_t)
@@ -540,6 +588,11 @@ def transformer_attribution(model: Any, images: Any, target: Any = None, layer: 
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
+    if _window_layers(net, attention_layers):
+        raise ModelError(f"{method} propagates LRP relevance through global self-attention (ViT); this model's "
+                         "attention is Swin-style window attention (shifted windows, patch merging), for which "
+                         "the paper defines no rules; use attention-relevance or attention-rollout (both read "
+                         "window attention) or gradcam")
     with scoped_model(net):
         found = _resolve_attention(net, attention_layers, method)
         atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, found, method)

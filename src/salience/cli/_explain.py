@@ -115,9 +115,9 @@ def run(args) -> int:
              file=sys.stderr)
     lm = load_model_for(args)
     if spec == "all":  # the rows that fit the model: the transformer rows need self-attention layers
-        from ..attribution.transformer import has_attention
+        from ..attribution.transformer import fits_model_kind
 
-        methods = [m for m in methods if get_method(m).model_kind is None or has_attention(lm.model)]
+        methods = [m for m in methods if fits_model_kind(get_method(m).model_kind, lm.model)]
     target = parse_target(lm, args.target)  # a bad class name fails once, before any image is read
     if prompt is not None:
         from ..targets import prompt as prompt_target

@@ -1,0 +1,206 @@
+"""Window attention (Swin): attention rollout and attention relevance over shifted windows (issue 15).
+
+A torchvision SwinTransformer with its queries and keys zeroed (and no relative position bias) attends
+uniformly within each window, and within each region of a shifted window: the dense attention of every
+block is then known by hand, so the rollout is checked against matrices written out here from the
+windows' geometry (not from the code's window index).  The window-by-window algebra is also checked
+against dense matrices for a real (random-weight) Swin, for relevance too.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import salience  # noqa: E402
+from salience.attribution._hooks import model_snapshot  # noqa: E402
+from salience.attribution.windows import WindowCapture, window_attention_layers, window_rollout  # noqa: E402
+from salience.errors import InputError  # noqa: E402
+
+
+def _swin(depths=(2,), seed: int = 0, uniform: bool = False) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    m = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=list(depths),
+                                           num_heads=[2] * len(depths), window_size=[4, 4], num_classes=3,
+                                           stochastic_depth_prob=0.0).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(m.head.weight)
+        for _, a in window_attention_layers(m):
+            torch.nn.init.normal_(a.relative_position_bias_table, std=0.5)
+            if uniform:
+                c = a.qkv.weight.shape[1]
+                a.qkv.weight[:2 * c].zero_()
+                a.qkv.bias[:2 * c].zero_()
+                a.relative_position_bias_table.zero_()
+    return m
+
+
+def _x(b: int = 2, size: int = 32, seed: int = 1) -> torch.Tensor:
+    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def _uniform_attention(n: int, window: int, shift: int) -> np.ndarray:
+    """Dense (n*n, n*n) attention of a block attending uniformly within windows of ``window`` tokens,
+    shifted by ``shift`` (Swin's cyclic shift: the windows of the shifted grid, and inside each window
+    only the tokens of the same region of the unshifted grid)."""
+    def group(r: int, c: int) -> tuple:
+        if not shift:
+            return (r // window, c // window)
+        # the position in the rolled grid, its window, and its region (rows/columns in the last `shift`
+        # of the rolled grid come from the other side of the image)
+        rr, cc = (r - shift) % n, (c - shift) % n
+        region = (0 if rr < n - window else 1 if rr < n - shift else 2,
+                  0 if cc < n - window else 1 if cc < n - shift else 2)
+        return (rr // window, cc // window, region)
+
+    cells = list(itertools.product(range(n), range(n)))
+    a = np.zeros((n * n, n * n))
+    for i, p in enumerate(cells):
+        mates = [j for j, q in enumerate(cells) if group(*q) == group(*p)]
+        a[i, mates] = 1.0 / len(mates)
+    return a
+
+
+def _rollout(mats: list[np.ndarray]) -> np.ndarray:
+    r = np.eye(mats[0].shape[1])
+    for m in mats:
+        if m.shape[0] == m.shape[1] and m.shape[0] == r.shape[0]:
+            ah = 0.5 * m + 0.5 * np.eye(m.shape[0])
+            r = (ah / ah.sum(axis=1, keepdims=True)) @ r
+        else:  # a merge
+            r = m @ r
+    return r
+
+
+def _merge_matrix(n: int) -> np.ndarray:
+    """(n/2)^2 x n^2: each merged token the mean of its 2 x 2 children."""
+    h = n // 2
+    m = np.zeros((h * h, n * n))
+    for i, j in itertools.product(range(h), range(h)):
+        for a, b in itertools.product(range(2), range(2)):
+            m[i * h + j, (2 * i + a) * n + 2 * j + b] = 0.25
+    return m
+
+
+def test_window_geometry_matches_the_hand_made_matrices() -> None:
+    """One stage on an 8 x 8 grid (window 4, shift 2), then a 2 x 2 merge into 4 x 4 (one window, so no
+    shift): the dense attention scattered from each captured window equals the matrix written out from the
+    windows' geometry, shifted regions included."""
+    a0, a1 = _uniform_attention(8, 4, 0), _uniform_attention(8, 4, 2)
+    # token (0, 0) of the shifted block attends to the 2 x 2 corner only, token (3, 3) to a 4 x 4 window
+    assert set(np.nonzero(a1[0])[0]) == {0, 1, 8, 9} and len(np.nonzero(a1[3 * 8 + 3])[0]) == 16
+    net = _swin(depths=(2, 2), uniform=True)
+    with WindowCapture(window_attention_layers(net)) as cap, torch.no_grad():
+        net(_x(1))
+    recs = cap.attentions
+    assert [r.grid for r in recs] == [(8, 8), (8, 8), (4, 4), (4, 4)]
+    for rec, want in zip(recs, [a0, a1, np.full((16, 16), 1 / 16), np.full((16, 16), 1 / 16)]):
+        assert np.abs(_dense(rec, "rollout") - want).max() < 1e-6
+    # uniform attention within groups is doubly stochastic, so the rollout's mean row is flat
+    want = _rollout([a0, a1, _merge_matrix(8), np.full((16, 16), 1 / 16), np.full((16, 16), 1 / 16)])
+    e = salience.explain(net, _x(1), "attention-rollout")
+    assert e.cam.shape == (1, 8, 8) and e.attentions == 4
+    assert np.abs(e.cam[0].numpy() - want.mean(axis=0).reshape(8, 8)).max() < 1e-6
+
+
+def _dense(rec, kind: str, grad=None) -> np.ndarray:
+    """A record's dense (N, N) matrix over its real tokens, scattered from its windows."""
+    p = rec.probs.detach().double()
+    h, w = rec.grid
+    hp, wp = rec.padded
+    if kind == "rollout":
+        mat = p.mean(dim=2)[0]
+    else:
+        mat = torch.relu(grad.double().reshape(p.shape) * p).mean(dim=2)[0]
+    full = np.zeros((hp * wp, hp * wp))
+    for k, slots in enumerate(rec.index.numpy()):
+        full[np.ix_(slots, slots)] = mat[k].numpy()
+    real = [r * wp + c for r in range(h) for c in range(w)]
+    return full[np.ix_(real, real)]
+
+
+@pytest.mark.parametrize("size", [32, 36])  # 36: a 9 x 9 grid padded to 12 x 12, merged to 5 x 5
+def test_window_algebra_equals_dense_matrices_for_rollout_and_relevance(size: int) -> None:
+    net = _swin(depths=(2, 2), seed=3)
+    x = _x(1, size, seed=4)
+    with WindowCapture(window_attention_layers(net)) as cap, torch.enable_grad():
+        out = net(x.requires_grad_(True))
+        grads = torch.autograd.grad(out[0, 1], [r.raw for r in cap.attentions])
+    recs = cap.attentions
+    n1 = recs[0].grid
+    got_roll = window_rollout(recs, method="t")[0].numpy()
+    got_rel = window_rollout(recs, method="t", gradients=list(grads))[0].numpy()
+
+    def merge(g: tuple[int, int]) -> np.ndarray:
+        h, w = g
+        hh, ww = (h + 1) // 2, (w + 1) // 2
+        m = np.zeros((hh * ww, h * w))
+        for i, j in itertools.product(range(hh), range(ww)):
+            kids = [(2 * i + a) * w + 2 * j + b for a in range(2) for b in range(2) if 2 * i + a < h and 2 * j + b < w]
+            m[i * ww + j, kids] = 1.0 / len(kids)
+        return m
+
+    r_roll = np.eye(n1[0] * n1[1])
+    r_rel = np.eye(n1[0] * n1[1])
+    grid = n1
+    for rec, g in zip(recs, grads):
+        if rec.grid != grid:
+            m = merge(grid)
+            r_roll, r_rel, grid = m @ r_roll, m @ r_rel, rec.grid
+        a = _dense(rec, "rollout")
+        ah = 0.5 * a + 0.5 * np.eye(a.shape[0])
+        r_roll = (ah / ah.sum(axis=1, keepdims=True)) @ r_roll
+        r_rel = r_rel + _dense(rec, "relevance", g) @ r_rel
+    want_roll = r_roll.mean(axis=0).reshape(n1)
+    want_rel = r_rel.mean(axis=0).reshape(n1)
+    assert np.abs(got_roll - want_roll).max() < 1e-6 * np.abs(want_roll).max()
+    assert np.abs(got_rel - want_rel).max() < 1e-5 * np.abs(want_rel).max()
+    assert np.abs(want_rel - want_rel.mean()).max() > 1e-4  # not a flat map
+
+
+@pytest.mark.parametrize("method", ["attention-rollout", "attention-relevance"])
+def test_batches_model_state_and_parameters(method: str) -> None:
+    net = _swin(depths=(2, 2), seed=5)
+    before = model_snapshot(net)
+    x = _x(3, 32, seed=6)
+    whole = salience.explain(net, x, method, target=[0, 1, 2])
+    assert model_snapshot(net) == before
+    for i in range(3):
+        one = salience.explain(net, x[i:i + 1], method, target=i)
+        assert torch.allclose(one.maps[0], whole.maps[i], atol=1e-5)
+    assert whole.maps.shape == (3, 32, 32) and float(whole.maps.max()) == pytest.approx(1.0)
+    if method == "attention-rollout":
+        with pytest.raises(InputError, match="head_fusion"):
+            salience.explain(net, x, method, head_fusion="median")
+
+
+def test_capture_is_closed_after_a_failing_forward_pass() -> None:
+    """A model that raises inside a window-attention block leaves no hook and no open function mode."""
+    net = _swin(seed=7)
+    attn = window_attention_layers(net)[1][1]
+    boom = attn.register_forward_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("boom")), prepend=True)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            salience.explain(net, _x(1), "attention-rollout")
+    finally:
+        boom.remove()
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+    assert not torch.overrides._get_current_function_mode_stack()
+    assert salience.explain(net, _x(1), "attention-rollout").maps.shape == (1, 32, 32)
+
+
+def test_transformer_attribution_refuses_window_attention_clearly() -> None:
+    """transformer-attribution (model_kind "vit") needs global attention; the other two rows fit Swin."""
+    from salience.attribution.transformer import fits_model_kind, has_attention
+    from salience.errors import ModelError
+
+    swin = _swin()
+    assert has_attention(swin) and not has_attention(swin, windows=False)
+    assert fits_model_kind("transformer", swin) and not fits_model_kind("vit", swin)
+    with pytest.raises(ModelError, match="window"):
+        salience.explain(_swin(), _x(1), "transformer-attribution", target=0)
