@@ -3,8 +3,8 @@
 * torchvision ``vit_b_16`` (random weights: nothing is downloaded; the time does not depend on the weights)
   at 224 x 224: a forward pass, ``attention-rollout``, ``attention-relevance``, ``transformer-attribution`` and
   Grad-CAM on the tokens;
-* torchvision ``swin_t`` (random weights) at 224 x 224: a forward pass, ``attention-rollout`` and
-  ``attention-relevance`` over its shifted windows, and Grad-CAM;
+* torchvision ``swin_t`` (random weights) at 224 x 224: a forward pass, ``attention-rollout``,
+  ``attention-relevance`` and ``transformer-attribution`` over its shifted windows, and Grad-CAM;
 * the default MobileNetV2 (bundled weights) at 224 x 224: a forward pass, Grad-CAM, ``gscorecam`` (its
   default top-k channels) and Grad-CAM of a ConSE text prompt's score when the MiniLM encoder is installed.
 
@@ -85,6 +85,7 @@ def main() -> None:
     t = _rounds({"forward (no grad)": swin_forward,
                  "attention-rollout (windows)": lambda: salience.explain(swin, x, "attention-rollout"),
                  "attention-relevance (windows)": lambda: salience.explain(swin, x, "attention-relevance"),
+                 "transformer-attribution (windows)": lambda: salience.explain(swin, x, "transformer-attribution"),
                  "gradcam": lambda: salience.explain(swin, x, "gradcam")}, a.rounds)
     _report("torchvision swin_t, random weights, 1 x 3 x 224 x 224, CPU", t, "forward (no grad)")
 

@@ -35,7 +35,7 @@ def _images(b: int = 2, size: int = 12) -> torch.Tensor:
 
 def _net(name: str) -> torch.nn.Module:
     """The small model a row is checked on: a CNN, or a tiny ViT for the rows that need self-attention."""
-    return tiny_vit() if get_method(name).model_kind in ("transformer", "vit") else Tiny()
+    return tiny_vit() if get_method(name).model_kind == "transformer" else Tiny()
 
 
 def _user_state(net: torch.nn.Module) -> None:

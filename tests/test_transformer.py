@@ -353,7 +353,6 @@ def test_registry_rows_say_they_need_a_transformer() -> None:
                                                            "transformer-attribution"}
     assert get_method("chefer").name == "attention-relevance" and get_method("rollout").model_kind == "transformer"
     assert get_method("attention-rollout").as_dict()["model_kind"] == "transformer"
-    assert get_method("transformer-attribution").model_kind == "vit"  # global self-attention only
     assert not get_method("attention-rollout").takes_layer
     with pytest.raises(ValueError, match="model_kind"):
         Method("x", EXPLANATION, "m:f", "d", "p", model_kind="cnn")

@@ -194,13 +194,70 @@ def test_capture_is_closed_after_a_failing_forward_pass() -> None:
     assert salience.explain(net, _x(1), "attention-rollout").maps.shape == (1, 32, 32)
 
 
-def test_transformer_attribution_refuses_window_attention_clearly() -> None:
-    """transformer-attribution (model_kind "vit") needs global attention; the other two rows fit Swin."""
+def test_every_attention_row_fits_swin() -> None:
     from salience.attribution.transformer import fits_model_kind, has_attention
-    from salience.errors import ModelError
+    from salience.registry import methods
 
     swin = _swin()
     assert has_attention(swin) and not has_attention(swin, windows=False)
-    assert fits_model_kind("transformer", swin) and not fits_model_kind("vit", swin)
-    with pytest.raises(ModelError, match="window"):
-        salience.explain(_swin(), _x(1), "transformer-attribution", target=0)
+    rows = [m for m in methods("explanation") if m.model_kind]
+    assert len(rows) == 3 and all(fits_model_kind(m.model_kind, swin) for m in rows)
+    for m in rows:
+        e = salience.explain(swin, _x(2), m.name, target=[0, 1])
+        assert e.cam.shape == (2, 8, 8) and float(e.maps.max()) == pytest.approx(1.0)
+
+
+def test_transformer_attribution_on_a_global_window_matches_the_rules_by_hand() -> None:
+    """A Swin stage of two blocks whose window covers its 4 x 4 grid (so no shift, no padding): the
+    relevance reaching the last block's attention, propagated by hand from the head (z+), the average
+    pooling (shares), the final norm and the block's residuals and MLP, equals the method's; the map is the
+    gradient-weighted rollout of the method's relevances, mean row of (I + Abar_2)(I + Abar_1)."""
+    from test_transformer_attribution import _split, _stab, _zplus
+
+    torch.manual_seed(11)
+    net = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[2], num_heads=[2],
+                                             window_size=[4, 4], num_classes=3, stochastic_depth_prob=0.0).eval()
+    with torch.no_grad():  # attention weights of a size that gives the attention branch a real share
+        torch.nn.init.normal_(net.head.weight)
+        for _, m in window_attention_layers(net):
+            torch.nn.init.normal_(m.qkv.weight, std=0.5)
+            torch.nn.init.normal_(m.proj.weight, std=0.5)
+    x = _x(1, 16, seed=12)
+    blk = net.features[1][1]
+    attn = blk.attn
+    with WindowCapture(window_attention_layers(net)) as cap, torch.enable_grad():
+        t0 = net.features[1][0](net.features[0](x))  # (1, 4, 4, 8): the last block's input
+        u = blk.norm1(t0)
+        a_out = attn(u)
+        e1 = t0 + a_out
+        y = blk.norm2(e1)
+        g = torch.nn.functional.gelu(blk.mlp[0](y))
+        m2 = blk.mlp[3](g)
+        f = net.norm(e1 + m2).permute(0, 3, 1, 2)
+        pooled = f.mean(dim=(2, 3))
+        logits = net.head(pooled)
+        grads = torch.autograd.grad(logits[0, 2], [r.raw for r in cap.attentions])
+    flat = lambda t: t.detach().reshape(1, 16, -1)  # noqa: E731
+    with torch.no_grad():
+        r_pool = _zplus(pooled, net.head.weight, torch.tensor([[0.0, 0.0, 1.0]]))
+        r_f = f / _stab(f.sum(dim=(2, 3), keepdim=True)) * r_pool[:, :, None, None]  # the pooling's shares
+        r_e2 = r_f.permute(0, 2, 3, 1).reshape(1, 16, 8)  # the final norm passes
+        r_e1, r_m2 = _split(flat(e1), flat(m2), r_e2)
+        r_g = _zplus(flat(g), blk.mlp[3].weight, r_m2)
+        r_e1 = r_e1 + _zplus(flat(y), blk.mlp[0].weight, r_g)  # GELU and norm2 pass
+        r_att, _ = _split(flat(a_out), flat(t0), r_e1)
+        # inside the window attention: o = A v per head, merged, projected
+        c, h = 8, 2
+        qkv = torch.nn.functional.linear(flat(u), attn.qkv.weight, attn.qkv.bias).reshape(1, 16, 3, h, c // h)
+        v = qkv[:, :, 2].transpose(1, 2)  # (1, heads, 16, 4)
+        a = cap.attentions[-1].raw.detach()  # (1, heads, 16, 16): one window
+        o = a @ v
+        r_o = _zplus(o.transpose(1, 2).reshape(1, 16, c), attn.proj.weight, r_att).reshape(1, 16, h, c // h)
+        want = a * ((r_o.transpose(1, 2) / _stab(o)) @ v.transpose(-2, -1))
+    e = salience.explain(net, x, "transformer-attribution", target=2)
+    rels = e.extras["attention_relevance"]
+    assert float(want.sum()) > 0.01  # a share of the seed's 1 reaches the attention
+    assert float((rels[1] - want).abs().max()) <= 1e-4 * float(want.abs().max())
+    mats = [torch.eye(16) + torch.relu(gr.reshape(r.shape) * r).mean(dim=1)[0] for gr, r in zip(grads, rels)]
+    roll = (mats[1] @ mats[0]).mean(dim=0).reshape(4, 4)
+    assert float((e.cam[0] - roll).abs().max()) <= 1e-5 * float(roll.abs().max())

@@ -42,7 +42,7 @@ UNIT = (0.0, 1.0)
 #: the extra an explanation method needs (``pip install 'salience[torch]'``)
 TORCH = "torch"
 #: the model kinds a row may require (``None``: any model); ``"transformer"``: self-attention layers
-MODEL_KINDS = (None, "transformer", "vit")
+MODEL_KINDS = (None, "transformer")
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ class Method:
         ``"torch"`` for explanation rows.
     model_kind: ``None`` (any differentiable image model) or the kind of model the method needs:
         ``"transformer"`` (self-attention layers, global or Swin's windows: attention rollout, attention
-        relevance) or ``"vit"`` (global self-attention over ViT-style tokens: transformer attribution).
-        Callers that run every method on one model (``salience explain --method all``, the contract tests)
-        pick the rows that fit it (``salience.attribution.transformer.fits_model_kind``).
+        relevance, transformer attribution).  Callers that run every method on one model (``salience explain
+        --method all``, the contract tests) pick the rows that fit it
+        (``salience.attribution.transformer.fits_model_kind``).
     aliases: other accepted names.
 
     Examples
@@ -400,7 +400,7 @@ _METHODS: tuple[Method, ...] = (
         "rolled out as R <- R + A R; the class token's row (class-specific)",
         "H. Chefer, S. Gur, L. Wolf. Transformer interpretability beyond attention visualization. "
         "CVPR 2021",
-        model_kind="vit", aliases=("chefer-lrp", "transformer-lrp"),
+        model_kind="transformer", aliases=("chefer-lrp", "transformer-lrp"),
     ),
     # ---- Shapley and surrogate methods (attribution/shapley.py) ---------------------------------------
     Method(

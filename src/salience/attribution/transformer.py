@@ -32,8 +32,8 @@ The attention probabilities are captured with hooks, without editing the model:
   attention itself and is recorded as it is.
 * any other model: ``attention_layers=`` names the modules whose outputs are the attention
   probabilities ``(B, heads, N, N)`` (or ``(B, N, N)``).
-* Swin's window attention (no global attention, no class token): rollout and relevance run window by
-  window through the patch mergings, :mod:`salience.attribution.windows`.
+* Swin's window attention (no global attention, no class token): the three methods run window by window
+  through the patch mergings, :mod:`salience.attribution.windows`.
 
 Maps are divided by their maximum (they are non-negative), so they lie in ``[0, 1]`` and a uniform
 relevance is an all-ones map rather than a blank one.
@@ -139,10 +139,8 @@ def has_attention(model: Any, *, windows: bool = True) -> bool:
 
 def fits_model_kind(kind: str | None, model: Any) -> bool:
     """Whether a registry row's ``model_kind`` fits ``model``: ``None`` any model, ``"transformer"`` one with
-    global or window self-attention, ``"vit"`` one with global self-attention (ViT-style tokens)."""
-    if kind is None:
-        return True
-    return has_attention(model, windows=kind != "vit")
+    global or window self-attention."""
+    return kind is None or has_attention(model)
 
 
 def _mha_recompute(module: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -505,7 +503,7 @@ def attention_relevance(model: Any, images: Any, target: Any = None, layer: Any 
 
 
 def _attention_lrp(net: nn.Module, x: torch.Tensor, found: list[tuple[str, nn.Module]],
-                   d_out: torch.Tensor) -> list[torch.Tensor]:
+                   d_out: torch.Tensor, *, windows: bool = False) -> list[torch.Tensor]:
     """The LRP relevance that reaches each attention map ``(B, heads, N, N)`` under Chefer et al.'s rules
     (:class:`salience.attribution.lrp.LRPMode` with ``transformer=True``: z+ for linear layers and the
     patch embedding, layer norm / GELU / softmax passing relevance, the product rule for ``A @ V`` and
@@ -532,13 +530,14 @@ def _attention_lrp(net: nn.Module, x: torch.Tensor, found: list[tuple[str, nn.Mo
                     handles.append(m.register_forward_pre_hook(enter, prepend=True))
                     handles.append(m.register_forward_hook(leave, prepend=True))
             xs = x.detach().requires_grad_(True)
-            with AttentionCapture(found) as cap, torch.enable_grad():
+            capture: Any = WindowCapture(found) if windows else AttentionCapture(found)
+            with capture as cap, torch.enable_grad():
                 with mode:
                     out = net(xs)
                 if not isinstance(out, torch.Tensor) or out.shape != d_out.shape:
                     raise ModelError("transformer-attribution propagates relevance from the model's output and "
                                      "needs a model that returns one tensor with a row per image")
-                atts = cap.attentions
+                atts = [a.raw for a in cap.attentions] if windows else cap.attentions
                 rel = torch.autograd.grad(out, atts, d_out, allow_unused=True)
         finally:
             for h in handles:
@@ -588,12 +587,20 @@ def transformer_attribution(model: Any, images: Any, target: Any = None, layer: 
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     hw = (x.shape[2], x.shape[3])
-    if _window_layers(net, attention_layers):
-        raise ModelError(f"{method} propagates LRP relevance through global self-attention (ViT); this model's "
-                         "attention is Swin-style window attention (shifted windows, patch merging), for which "
-                         "the paper defines no rules; use attention-relevance or attention-rollout (both read "
-                         "window attention) or gradcam")
     with scoped_model(net):
+        windows = _window_layers(net, attention_layers)
+        if windows:
+            with WindowCapture(windows) as wcap:
+                atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, [], method, capture=wcap)
+            if start_layer >= len(atts):
+                raise InputError(f"start_layer={start_layer} but the model has {len(atts)} attention layers; "
+                                 f"pass 0 to {len(atts) - 1}")
+            rels = _attention_lrp(net, x, windows, d_out, windows=True)
+            if len(rels) != len(atts):
+                raise ModelError(f"{method}: the attention layers were called differently in the two passes")
+            grid = window_rollout(wcap.attentions[start_layer:], method=method, gradients=grads[start_layer:],
+                                  weights=rels[start_layer:])
+            return _finish_grid(method, grid, hw, scores, idx, {"attentions": len(atts), "attention_relevance": rels})
         found = _resolve_attention(net, attention_layers, method)
         atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, found, method)
         if start_layer >= len(atts):

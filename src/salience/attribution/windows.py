@@ -4,8 +4,10 @@ Swin (Liu et al., ICCV 2021, "Swin Transformer: Hierarchical Vision Transformer 
 attends within ``w x w`` windows of a token grid, shifted by ``w / 2`` every other block, and halves the
 grid between stages by merging 2 x 2 tokens; there is no class token (the head averages the last grid).
 Read as a whole, one block's attention over the grid is block-diagonal: token ``i`` attends to the tokens of
-its (shifted) window only.  :func:`window_rollout` carries the two methods of
-:mod:`salience.attribution.transformer` over to that structure, without forming the ``N x N`` matrices:
+its (shifted) window only.  :func:`window_rollout` carries the methods of
+:mod:`salience.attribution.transformer` (rollout, relevance, and transformer attribution, whose relevance
+weights the gradient instead of the attention) over to that structure, without forming the ``N x N``
+matrices:
 
 * a block's matrix is ``Ahat = (1 - residual) fuse_h(A) + residual I`` for rollout (rows renormalised over
   the real, unpadded tokens) and ``I + Abar`` for relevance (``Abar = E_h[(dy/dA * A)^+]``), given window by
@@ -223,9 +225,12 @@ def _merges(before: tuple[int, int], after: tuple[int, int], method: str) -> lis
 
 
 def window_rollout(records: list[WindowAttention], *, method: str, head_fusion: str = "mean",
-                   residual: float = 0.5, gradients: list[torch.Tensor] | None = None) -> torch.Tensor:
+                   residual: float = 0.5, gradients: list[torch.Tensor] | None = None,
+                   weights: list[torch.Tensor] | None = None) -> torch.Tensor:
     """The first stage's token grid ``(B, H0, W0)`` of rollout (``gradients=None``) or attention relevance
     (``gradients``: ``d score / d probs`` per record) over window-attention blocks (module docstring).
+    ``weights``: what the gradient multiplies instead of the attention (transformer attribution: each
+    attention map's LRP relevance), one per record, shaped like its ``raw``.
 
     The map is the mean row of ``R = P_L ... P_1`` (blocks and merges), so it is computed as the row vector
     ``(1/N) 1^T P_L ... P_1`` from the last block down: one vector-matrix product per block, instead of
@@ -250,7 +255,8 @@ def window_rollout(records: list[WindowAttention], *, method: str, head_fusion: 
             v = _vec_windows(v, ah, rec)
         else:
             g = gradients[k].detach().float().reshape(p.shape)
-            abar = torch.relu(g * p).mean(dim=2) * real
+            wk = p if weights is None else weights[k].detach().float().reshape(p.shape)
+            abar = torch.relu(g * wk).mean(dim=2) * real
             v = v + _vec_windows(v, abar, rec)
         for grid in reversed(merges[k]):  # the mergings between block k-1 and block k, last first
             v = _merge_t(v, grid)

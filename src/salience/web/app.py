@@ -288,8 +288,8 @@ class MethodOut(BaseModel):
     pixel_level: bool
     needs: str | None
     aliases: list[str]
-    #: the kind of model the method needs (``"transformer"``: self-attention layers, global or windowed;
-    #: ``"vit"``: global self-attention), or null for any model
+    #: the kind of model the method needs (``"transformer"``: self-attention layers, global or windowed), or
+    #: null for any model
     model_kind: str | None = None
     needs_model: bool
     parameters: list[Parameter]
