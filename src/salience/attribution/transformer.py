@@ -396,7 +396,8 @@ def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = 
     Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]`` (divided by the maximum);
     ``extras["cam"]`` the patch grid ``(B, s, s)`` of rollout values (the class token's row),
     ``extras["relevance"]`` the whole rollout matrix ``(B, N, N)``, ``extras["attentions"]`` the number of
-    attention layers rolled out.
+    attention layers rolled out.  On Swin (window attention; :mod:`salience.attribution.windows`) ``cam`` is
+    the first stage's token grid, the mean row of the rollout, and no ``N x N`` matrix is formed.
     """
     check_unknown("attention-rollout", params)
     if layer is not None:
@@ -569,6 +570,8 @@ def transformer_attribution(model: Any, images: Any, target: Any = None, layer: 
     Explanation: ``maps`` float32 ``(B, H, W)`` in ``[0, 1]`` (divided by the maximum);
     ``extras["cam"]`` the patch grid ``(B, s, s)``, ``extras["relevance"]`` ``R`` ``(B, N, N)``,
     ``extras["attention_relevance"]`` the LRP relevance of each attention map (a list of ``(B, heads, N, N)``).
+    On Swin (window attention) ``cam`` is the first stage's token grid, the relevances are per window
+    ``(B * windows, heads, T, T)``, and no ``N x N`` ``relevance`` is formed (:mod:`.windows`).
 
     Raises
     ------
@@ -589,30 +592,25 @@ def transformer_attribution(model: Any, images: Any, target: Any = None, layer: 
     hw = (x.shape[2], x.shape[3])
     with scoped_model(net):
         windows = _window_layers(net, attention_layers)
-        if windows:
-            with WindowCapture(windows) as wcap:
-                atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, [], method, capture=wcap)
-            if start_layer >= len(atts):
-                raise InputError(f"start_layer={start_layer} but the model has {len(atts)} attention layers; "
-                                 f"pass 0 to {len(atts) - 1}")
-            rels = _attention_lrp(net, x, windows, d_out, windows=True)
-            if len(rels) != len(atts):
-                raise ModelError(f"{method}: the attention layers were called differently in the two passes")
-            grid = window_rollout(wcap.attentions[start_layer:], method=method, gradients=grads[start_layer:],
-                                  weights=rels[start_layer:])
-            return _finish_grid(method, grid, hw, scores, idx, {"attentions": len(atts), "attention_relevance": rels})
-        found = _resolve_attention(net, attention_layers, method)
-        atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, found, method)
+        found = windows or _resolve_attention(net, attention_layers, method)
+        wcap = WindowCapture(windows) if windows else None
+        with wcap if wcap is not None else contextlib.nullcontext():
+            atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, found, method, capture=wcap)
         if start_layer >= len(atts):
             raise InputError(f"start_layer={start_layer} but the model has {len(atts)} attention layers; pass "
                              f"0 to {len(atts) - 1}")
-        rels = _attention_lrp(net, x, found, d_out)
+        rels = _attention_lrp(net, x, found, d_out, windows=bool(windows))
     if len(rels) != len(atts) or any(r.shape != a.shape for r, a in zip(rels, atts)):
         raise ModelError(f"{method}: the attention layers were called differently in the two passes "
                          f"({len(atts)} and {len(rels)} calls); the model's forward must not depend on "
                          "gradients being recorded")
+    extras = {"attentions": len(atts), "attention_relevance": rels}
+    if wcap is not None:  # Swin: the gradient-weighted relevances rolled out window by window
+        grid = window_rollout(wcap.attentions[start_layer:], method=method, gradients=grads[start_layer:],
+                              weights=rels[start_layer:])
+        return _finish_grid(method, grid, hw, scores, idx, extras)
     r = relevance_matrix(rels[start_layer:], grads[start_layer:])
-    return _finish_map(method, r, hw, scores, idx, {"attentions": len(atts), "attention_relevance": rels})
+    return _finish_map(method, r, hw, scores, idx, extras)
 
 
 # ------------------------------------------------------------------------------------------------------
