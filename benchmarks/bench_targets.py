@@ -64,29 +64,23 @@ def main() -> None:
     torch.nn.init.normal_(vit.heads.head.weight, std=0.02)  # torchvision zeroes the head: no gradient at all
     x = torch.rand(1, 3, 224, 224)
 
-    def vit_forward() -> None:
-        with torch.no_grad():
-            vit(x)
+    def cases(net: torch.nn.Module, suffix: str, cam: str) -> dict[str, Callable[[], object]]:
+        def forward() -> None:
+            with torch.no_grad():
+                net(x)
 
-    t = _rounds({"forward (no grad)": vit_forward,
-                 "attention-rollout": lambda: salience.explain(vit, x, "attention-rollout"),
-                 "attention-relevance": lambda: salience.explain(vit, x, "attention-relevance"),
-                 "transformer-attribution": lambda: salience.explain(vit, x, "transformer-attribution"),
-                 "gradcam (tokens)": lambda: salience.explain(vit, x, "gradcam")}, a.rounds)
+        out: dict[str, Callable[[], object]] = {"forward (no grad)": forward}
+        for m in ("attention-rollout", "attention-relevance", "transformer-attribution"):
+            out[m + suffix] = lambda m=m: salience.explain(net, x, m)
+        out[cam] = lambda: salience.explain(net, x, "gradcam")
+        return out
+
+    t = _rounds(cases(vit, "", "gradcam (tokens)"), a.rounds)
     _report("torchvision vit_b_16, random weights, 1 x 3 x 224 x 224, CPU", t, "forward (no grad)")
 
     torch.manual_seed(0)
     swin = torchvision.models.swin_t().eval()
-
-    def swin_forward() -> None:
-        with torch.no_grad():
-            swin(x)
-
-    t = _rounds({"forward (no grad)": swin_forward,
-                 "attention-rollout (windows)": lambda: salience.explain(swin, x, "attention-rollout"),
-                 "attention-relevance (windows)": lambda: salience.explain(swin, x, "attention-relevance"),
-                 "transformer-attribution (windows)": lambda: salience.explain(swin, x, "transformer-attribution"),
-                 "gradcam": lambda: salience.explain(swin, x, "gradcam")}, a.rounds)
+    t = _rounds(cases(swin, " (windows)", "gradcam"), a.rounds)
     _report("torchvision swin_t, random weights, 1 x 3 x 224 x 224, CPU", t, "forward (no grad)")
 
     lm = salience.load_model()

@@ -374,6 +374,18 @@ def _window_layers(net: nn.Module, layers: Any) -> list[tuple[str, nn.Module]]:
     return found if all(is_window_attention(m) for _, m in found) else []
 
 
+def _prepare(method: str, model: Any, images: Any, target: Any, layer: Any, params: dict, *,
+             needs_grad: bool = True) -> tuple[nn.Module, torch.Tensor, Target, tuple[int, int]]:
+    """The checks every attention method starts with: ``(net, images, target, (H, W))``."""
+    check_unknown(method, params)
+    if layer is not None:
+        raise InputError(f"{method} reads every attention layer and takes no layer; pass "
+                         "attention_layers= to choose the attention modules")
+    net = unwrap_model(model)
+    x = check_images(images, net, needs_grad=needs_grad)
+    return net, x, Target.parse(target, x.shape[0]), (x.shape[2], x.shape[3])
+
+
 def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = None, *,
                       head_fusion: str = "mean", residual: float = 0.5, attention_layers: Any = None,
                       **params: Any) -> Explanation:
@@ -399,14 +411,7 @@ def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = 
     attention layers rolled out.  On Swin (window attention; :mod:`salience.attribution.windows`) ``cam`` is
     the first stage's token grid, the mean row of the rollout, and no ``N x N`` matrix is formed.
     """
-    check_unknown("attention-rollout", params)
-    if layer is not None:
-        raise InputError("attention-rollout reads every attention layer and takes no layer; pass "
-                         "attention_layers= to choose the attention modules")
-    net = unwrap_model(model)
-    x = check_images(images, net, needs_grad=False)
-    tgt = Target.parse(target, x.shape[0])
-    hw = (x.shape[2], x.shape[3])
+    net, x, tgt, hw = _prepare("attention-rollout", model, images, target, layer, params, needs_grad=False)
     _check_rollout(head_fusion, residual)
     with scoped_model(net):
         windows = _window_layers(net, attention_layers)
@@ -481,14 +486,7 @@ def attention_relevance(model: Any, images: Any, target: Any = None, layer: Any 
     ------
     ZeroGradientError: when the target score does not depend on any attention (every gradient is zero).
     """
-    check_unknown("attention-relevance", params)
-    if layer is not None:
-        raise InputError("attention-relevance reads every attention layer and takes no layer; pass "
-                         "attention_layers= to choose the attention modules")
-    net = unwrap_model(model)
-    x = check_images(images, net)
-    tgt = Target.parse(target, x.shape[0])
-    hw = (x.shape[2], x.shape[3])
+    net, x, tgt, hw = _prepare("attention-relevance", model, images, target, layer, params)
     with scoped_model(net):
         windows = _window_layers(net, attention_layers)
         if windows:
@@ -579,17 +577,10 @@ def transformer_attribution(model: Any, images: Any, target: Any = None, layer: 
     ModelError: naming the operation and layer when the model uses one the rules do not cover.
     """
     method = "transformer-attribution"
-    check_unknown(method, params)
-    if layer is not None:
-        raise InputError(f"{method} reads every attention layer and takes no layer; pass "
-                         "attention_layers= to choose the attention modules")
+    net, x, tgt, hw = _prepare(method, model, images, target, layer, params)
     if isinstance(start_layer, bool) or not isinstance(start_layer, int) or start_layer < 0:
         raise InputError(f"start_layer must be an integer >= 0 (the first attention layer rolled in), got "
                          f"{start_layer!r}")
-    net = unwrap_model(model)
-    x = check_images(images, net)
-    tgt = Target.parse(target, x.shape[0])
-    hw = (x.shape[2], x.shape[3])
     with scoped_model(net):
         windows = _window_layers(net, attention_layers)
         found = windows or _resolve_attention(net, attention_layers, method)
