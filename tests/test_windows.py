@@ -261,3 +261,22 @@ def test_transformer_attribution_on_a_global_window_matches_the_rules_by_hand() 
     mats = [torch.eye(16) + torch.relu(gr.reshape(r.shape) * r).mean(dim=1)[0] for gr, r in zip(grads, rels)]
     roll = (mats[1] @ mats[0]).mean(dim=0).reshape(4, 4)
     assert float((e.cam[0] - roll).abs().max()) <= 1e-5 * float(roll.abs().max())
+
+
+def test_swin_v2_rollout_and_relevance_run_and_its_cosine_attention_has_no_lrp_rule() -> None:
+    """Swin V2 (cosine attention, a bias MLP): the softmax tap reads it; LRP has no rule for F.normalize."""
+    from salience.errors import ModelError
+    from torchvision.models import swin_transformer as st
+
+    torch.manual_seed(13)
+    net = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2],
+                                             window_size=[4, 4], num_classes=3, stochastic_depth_prob=0.0,
+                                             block=st.SwinTransformerBlockV2,
+                                             downsample_layer=st.PatchMergingV2).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(net.head.weight)
+    for method in ("attention-rollout", "attention-relevance"):
+        e = salience.explain(net, _x(2), method, target=1)
+        assert e.cam.shape == (2, 8, 8) and e.attentions == 4 and bool(torch.isfinite(e.maps).all())
+    with pytest.raises(ModelError, match="normalize"):
+        salience.explain(net, _x(1), "transformer-attribution", target=1)
