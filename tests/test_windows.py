@@ -265,8 +265,9 @@ def test_transformer_attribution_on_a_global_window_matches_the_rules_by_hand() 
 
 def test_swin_v2_rollout_and_relevance_run_and_its_cosine_attention_has_no_lrp_rule() -> None:
     """Swin V2 (cosine attention, a bias MLP): the softmax tap reads it; LRP has no rule for F.normalize."""
-    from salience.errors import ModelError
     from torchvision.models import swin_transformer as st
+
+    from salience.errors import ModelError
 
     torch.manual_seed(13)
     net = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2],
