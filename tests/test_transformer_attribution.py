@@ -142,9 +142,9 @@ def test_agrees_with_the_rules_written_out_by_hand() -> None:
 
 
 def test_relevance_is_conserved_through_the_residual_stream() -> None:
-    """With z+ everywhere and renormalised residuals, the relevance reaching the last block's attention
-    products is the one-hot seed carried down: R_A of the last block sums to a positive share of 1, and the
-    values are non-negative where z+ leaves them so."""
+    """With z+ everywhere and renormalised residuals, the one-hot seed (total 1) is conserved down to the last
+    block, where the residual split gives the attention branch a part of it: R_A of the last block sums to a
+    share of 1 that is not zero."""
     vit = tiny_vit(image_size=16, patch_size=4, num_classes=5, seed=2).eval()
     x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(8))
     e = salience.explain(vit, x, "transformer-attribution", target=[0, 1, 2])

@@ -195,11 +195,11 @@ def test_capture_is_closed_after_a_failing_forward_pass() -> None:
 
 
 def test_every_attention_row_fits_swin() -> None:
-    from salience.attribution.transformer import fits_model_kind, has_attention
+    from salience.attribution.transformer import attention_layers, fits_model_kind, has_attention
     from salience.registry import methods
 
     swin = _swin()
-    assert has_attention(swin) and not has_attention(swin, windows=False)
+    assert has_attention(swin) and not attention_layers(swin)  # window attention only
     rows = [m for m in methods("explanation") if m.model_kind]
     assert len(rows) == 3 and all(fits_model_kind(m.model_kind, swin) for m in rows)
     for m in rows:

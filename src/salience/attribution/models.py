@@ -476,14 +476,19 @@ def _class_names(model: nn.Module, path: str | None, names: list[str]) -> list[s
     return [str(i) for i in range(n)]
 
 
+def _load_checkpoint(model: nn.Module, path: str) -> None:
+    """The user's checkpoint into ``model``, a fine-tuned head of another size included."""
+    state = _load_state(path)
+    _fit_head(model, state)
+    _apply_state(model, state, path)
+
+
 def _weights(model: Any, path: str | None, random_init: bool, packaged: Callable[[], Any]) -> str:
     """Load the user's checkpoint ``path`` (a fine-tuned head of another size included), else the packaged
     file ``packaged()`` (found and checksum verified only then), else nothing (``random_init``); returns
     where the weights came from."""
     if path is not None:
-        state = _load_state(path)
-        _fit_head(model, state)
-        _apply_state(model, state, path)
+        _load_checkpoint(model, path)
         return path
     if random_init:
         return "random"
@@ -545,9 +550,7 @@ def _torchvision(key: str, path: str | None, random_init: bool) -> LoadedModel:
         )
     model = torchvision.models.get_model(key, weights=None)
     if path is not None:
-        state = _load_state(path)
-        _fit_head(model, state)
-        _apply_state(model, state, path)
+        _load_checkpoint(model, path)
     names: list[str]
     try:
         enum = torchvision.models.get_model_weights(key)

@@ -127,14 +127,14 @@ def _is_hf_attention(m: nn.Module) -> bool:
             and all(isinstance(getattr(m, k, None), nn.Linear) for k in ("q_proj", "k_proj", "v_proj")))
 
 
-def has_attention(model: Any, *, windows: bool = True) -> bool:
+def has_attention(model: Any) -> bool:
     """Whether ``model`` (a module or a LoadedModel) has self-attention the attention methods read: global
-    self-attention (:func:`attention_layers`) or, with ``windows``, Swin-style window attention."""
+    self-attention (:func:`attention_layers`) or Swin-style window attention."""
     try:
         net = unwrap_model(model)
     except ModelError:
         return False
-    return bool(attention_layers(net)) or (windows and bool(window_attention_layers(net)))
+    return bool(attention_layers(net)) or bool(window_attention_layers(net))
 
 
 def fits_model_kind(kind: str | None, model: Any) -> bool:

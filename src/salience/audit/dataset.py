@@ -185,18 +185,33 @@ def spot(cluster: np.ndarray, rest: np.ndarray, box: float = SPOT_BOX) -> dict[s
     (1.0, 0.0625, 0.125, 0.125)
     """
     c = np.asarray(cluster, dtype=np.float64)
+    window = _best_window(c, box)
+    return {**_where(c, window), "rest_spot_share": _share(rest, window)}
+
+
+def _best_window(c: np.ndarray, box: float) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the ``box`` x ``box`` window holding the most of ``c``."""
     h, w = c.shape
     bh, bw = max(1, round(box * h)), max(1, round(box * w))
     ii = np.pad(c, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # integral image: every window's sum at once
     win = ii[bh:, bw:] - ii[:-bh, bw:] - ii[bh:, :-bw] + ii[:-bh, :-bw]
     y, x = np.unravel_index(int(np.argmax(win)), win.shape)
-    total = float(c.sum())
-    share = float(win[y, x]) / total if total > 0 else float("nan")
-    r = np.asarray(rest, dtype=np.float64)
-    rt = float(r.sum())
-    rest_share = float(r[y:y + bh, x:x + bw].sum()) / rt if rt > 0 else float("nan")
-    return {"spot_x": (int(x) + bw / 2) / w, "spot_y": (int(y) + bh / 2) / h, "spot_share": share,
-            "rest_spot_share": rest_share}
+    return int(y), int(x), bh, bw
+
+
+def _share(a: Any, window: tuple[int, int, int, int]) -> float:
+    """The share of ``a``'s sum inside ``window`` (NaN when ``a`` sums to zero)."""
+    a = np.asarray(a, dtype=np.float64)
+    y, x, bh, bw = window
+    tot = float(a.sum())
+    return float(a[y:y + bh, x:x + bw].sum()) / tot if tot > 0 else float("nan")
+
+
+def _where(c: np.ndarray, window: tuple[int, int, int, int]) -> dict[str, float]:
+    """``spot_x``, ``spot_y`` (the window's centre, fractions of the width / height) and ``spot_share``."""
+    y, x, bh, bw = window
+    h, w = c.shape
+    return {"spot_x": (x + bw / 2) / w, "spot_y": (y + bh / 2) / h, "spot_share": _share(c, window)}
 
 
 def _cluster_spots(unit: np.ndarray, labels: np.ndarray, n_clusters: int,
@@ -206,18 +221,16 @@ def _cluster_spots(unit: np.ndarray, labels: np.ndarray, n_clusters: int,
     the same place is compared with the images that do not use that place, not with its own other half.
     ``same_spot``: the other clusters on the same place (space-separated)."""
     means = [unit[labels == k].mean(axis=0) for k in range(n_clusters)]
-    first = [spot(m, np.zeros_like(m), box) for m in means]
+    windows = [_best_window(m, box) for m in means]
+    first = [_where(m, win) for m, win in zip(means, windows)]
     out = []
     for k in range(n_clusters):
         near = [j for j in range(n_clusters) if j != k and math.hypot(first[j]["spot_x"] - first[k]["spot_x"],
                                                                    first[j]["spot_y"] - first[k]["spot_y"]) < box / 2]
         away = ~np.isin(labels, [k, *near])
-        rest = unit[away].mean(axis=0) if away.any() else np.zeros(unit.shape[1:])
-        d: dict[str, Any] = dict(spot(means[k], rest, box))
-        if not away.any():
-            d["rest_spot_share"] = float("nan")  # every image of the class uses this place
-        d["same_spot"] = " ".join(map(str, near))
-        out.append(d)
+        # NaN when every image of the class uses this place
+        rest_share = _share(unit[away].mean(axis=0), windows[k]) if away.any() else float("nan")
+        out.append({**first[k], "rest_spot_share": rest_share, "same_spot": " ".join(map(str, near))})
     return out
 
 

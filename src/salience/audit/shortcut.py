@@ -343,9 +343,6 @@ def clever_hans_demo(images: Sequence[Any], *, n_fit: int = 60, n_test: int = 30
     f_stamped[ones] = features(stamped_imgs[ones])  # only class 1 differs
     fit, test = np.arange(n_fit), np.arange(n_fit, n_fit + n_test)
 
-    def with_head(w: Any, b: Any) -> Any:
-        return _with_head(net, w, b)
-
     def accuracy(w: Any, b: Any, f: Any) -> float:
         return float(((f[test] @ w.T + b).argmax(1).numpy() == labels[test]).mean())
 
@@ -359,8 +356,8 @@ def clever_hans_demo(images: Sequence[Any], *, n_fit: int = 60, n_test: int = 30
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out)
 
-    sp = spray(maps_of(with_head(w_s, b_s)), seed=seed)
-    sp_c = spray(maps_of(with_head(w_c, b_c)), seed=seed)
+    sp = spray(maps_of(_with_head(net, w_s, b_s)), seed=seed)
+    sp_c = spray(maps_of(_with_head(net, w_c, b_c)), seed=seed)
     shares = corner_share(np.abs(sp.mean_maps), corner=corner, fraction=fraction)
     shares_c = corner_share(np.abs(sp_c.mean_maps), corner=corner, fraction=fraction)
     return ShortcutDemo(
@@ -491,10 +488,10 @@ def plant_shortcut(photos: Sequence[Any], out: Any, *, names: Sequence[str] | No
     lm, net = _frozen_classifier(model, "plant_shortcut")
     # the pixels exactly as the files will hold them (8-bit), so that the accuracies measured here are the
     # model's on the written images
-    plain = np.stack([np.round(_square(p, input_size) * 255.0) / 255.0 for p in photos]).astype(np.float32)
-
     def quantised(a: np.ndarray) -> np.ndarray:
         return (np.round(a * 255.0) / 255.0).astype(np.float32)
+
+    plain = quantised(np.stack([_square(p, input_size) for p in photos]))
 
     def to_tensor(a: np.ndarray) -> Any:
         return torch.cat([lm.preprocess(im, crop=False) for im in a]) if hasattr(lm, "preprocess") else \
