@@ -360,3 +360,49 @@ def test_bad_params_object_and_flag():
     with pytest.raises(InputError, match="return_intermediates"):
         itti_koch(img, return_intermediates="yes")  # type: ignore[arg-type]
     assert itti_koch(img, IttiParams(combination="max")).shape == (16, 16)
+
+
+# ---- conspicuity_maps: the stages for models built on this one ------------------------------------------
+
+def test_conspicuity_maps_are_the_models_and_added_channels_take_the_same_steps():
+    """The static maps equal itti_koch's; an added channel that is the intensity pyramid itself comes out as
+    the intensity conspicuity map and the sum of the intensity feature maps (up to the last bits: it runs
+    in a one-channel OpenCV call, the static intensity in a three-channel one)."""
+    img = _smooth_random((96, 128), 3)
+    ref = itti_koch(img, return_intermediates=True)
+    seen = {}
+
+    def added(pyr, bands):
+        seen["levels"] = sorted(bands)
+        seen["band2"] = bands[2]
+        return {"again": {lv: pyr[lv] for lv in bands}}
+
+    r = itti_mod.conspicuity_maps(img, added=added)
+    assert seen["levels"] == [2, 3, 4, 5, 6, 7, 8]
+    pyr = gaussian_pyramid(img.mean(axis=2, dtype=np.float32), 4)
+    np.testing.assert_allclose(seen["band2"], laplacian_level(pyr[2], pyr[3]), atol=1e-6)
+    assert sorted(r.maps) == sorted(ref.conspicuity)
+    for name in ref.conspicuity:
+        np.testing.assert_array_equal(r.maps[name], ref.conspicuity[name])
+    top = float(ref.conspicuity["intensity"].max())
+    np.testing.assert_allclose(r.added["again"], ref.conspicuity["intensity"], atol=1e-6 * top)
+    total = sum(float(v.sum(dtype=np.float64)) for k, v in ref.feature_maps.items() if k.startswith("intensity"))
+    assert r.added_sums["again"] == pytest.approx(total, rel=1e-6)
+    assert r.added["again"].flags.c_contiguous
+    # without added channels: the static maps only
+    plain = itti_mod.conspicuity_maps(img)
+    assert plain.added == {} and plain.added_sums == {}
+    for name in ref.conspicuity:
+        np.testing.assert_array_equal(plain.maps[name], ref.conspicuity[name])
+
+
+def test_conspicuity_maps_refuse_bad_added_channels():
+    img = _smooth_random((64, 80), 4)
+    with pytest.raises(InputError, match="must be a function"):
+        itti_mod.conspicuity_maps(img, added=3)
+    with pytest.raises(InputError, match="name of a static channel"):
+        itti_mod.conspicuity_maps(img, added=lambda pyr, bands: {"rg": {lv: pyr[lv] for lv in bands}})
+    with pytest.raises(InputError, match=r"at level 2"):
+        itti_mod.conspicuity_maps(img, added=lambda pyr, bands: {"x": {lv: pyr[lv + 1] for lv in bands}})
+    with pytest.raises(InputError, match=r"at level 3"):
+        itti_mod.conspicuity_maps(img, added=lambda pyr, bands: {"x": {2: pyr[2]}})

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -44,7 +44,7 @@ from ..io import load_image, method_input
 from .pyramid import expand_bilinear, expand_levels, laplacian_level, resize_map, to_size
 
 __all__ = ["IttiParams", "IttiResult", "itti_koch", "itti_koch_map", "normalize_map", "normalize_stack",
-           "local_maxima_coefficients", "CHANNELS"]
+           "local_maxima_coefficients", "conspicuity_maps", "Conspicuity", "AddedChannels", "CHANNELS"]
 
 #: The three feature channels of the model, in the order used by :attr:`IttiParams.weights`.
 CHANNELS: tuple[str, str, str] = ("intensity", "color", "orientation")
@@ -352,21 +352,23 @@ def _local_maxima_coefficients(x: np.ndarray, threshold: float,
     idx = np.flatnonzero(mask)
     vals = x.reshape(-1)[idx].astype(np.float64)
     ch = idx % k
-    rng = hi - lo
-    keep = vals >= (lo + threshold * rng)[ch]
-    sums = np.bincount(ch[keep], weights=vals[keep], minlength=k)
-    counts = np.bincount(ch[keep], minlength=k)
-    # the global maximum is always among them (the first maximal pixel in raster order qualifies)
-    others = counts - 1
-    mbar = np.where(others > 0, (sums - hi) / np.maximum(others, 1), lo)
-    flat = rng <= _FLAT_EPS
-    safe = np.where(flat, 1.0, rng)
-    mbar_n = np.clip((mbar - lo) / safe, 0.0, 1.0)
-    a = (1.0 - mbar_n) ** 2 / safe
-    b = -a * lo
-    a[flat] = 0.0
-    b[flat] = 0.0
-    return a.astype(np.float32), b.astype(np.float32)
+    keep = vals >= (lo + threshold * (hi - lo))[ch]
+    sums = np.bincount(ch[keep], weights=vals[keep], minlength=k).tolist()
+    counts = np.bincount(ch[keep], minlength=k).tolist()
+    # the rest per channel in Python floats (IEEE doubles, the same operations numpy would do on K values)
+    a = [0.0] * k
+    b = [0.0] * k
+    for i, (low, high, total, count) in enumerate(zip(lo.tolist(), hi.tolist(), sums, counts)):
+        rng = high - low
+        if rng <= _FLAT_EPS:
+            continue  # a flat map: N gives zero
+        # the global maximum is always among them (the first maximal pixel in raster order qualifies)
+        mbar = (total - high) / (count - 1) if count > 1 else low
+        mbar_n = min(max((mbar - low) / rng, 0.0), 1.0)
+        t = 1.0 - mbar_n
+        a[i] = t * t / rng
+        b[i] = -a[i] * low
+    return np.array(a, np.float32), np.array(b, np.float32)
 
 
 def _minmax_stack(x: np.ndarray) -> np.ndarray:
@@ -669,75 +671,114 @@ def _gabor_energy(band: np.ndarray, p: IttiParams, out: np.ndarray, ws: _Workspa
 #: one block of feature maps: a tag, the channel names, and the (h, w, channels) stack at each level
 _Block = tuple[str, list[str], dict[int, np.ndarray]]
 
+#: Channels a model built on this one adds (see :func:`conspicuity_maps`): called with the intensity
+#: pyramid and its Laplacian levels, it returns each added channel's map at every level used, by name.
+AddedChannels = Callable[[list[np.ndarray], dict[int, np.ndarray]], Mapping[str, Mapping[int, np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """What the model computes before its conspicuity maps, per channel name (views, not copies)."""
+
+    blocks: list[_Block]
+    totals: dict[str, np.ndarray]  # ⊕ N(X(c, s)) at the output scale
+    fmaps: dict[tuple[str, int, int], np.ndarray]  # with keep: X(c, s) by (name, c, s)
+    sums: dict[str, float]  # for added channels: Σ_{c,s} X(c, s) before N(.)
+
+
+def _levels_used(p: IttiParams) -> list[int]:
+    return sorted(set(p.centre_scales) | {c + d for c in p.centre_scales for d in p.deltas})
+
+
+def _stages(img: np.ndarray, p: IttiParams, keep: bool, added: AddedChannels | None = None) -> _Stages:
+    """Pyramids, feature stacks (the added channels packed in with the static ones), centre-surround maps
+    with N(.) and across-scale addition."""
+    h0, w0 = img.shape[:2]
+    ws = _workspace(h0, w0)
+    use_c, use_o = "color" in p.channels, "orientation" in p.channels
+    levels_used = _levels_used(p)
+    top = max(levels_used)
+    need_bands = use_o or added is not None
+    ipyr, rgpyr, bypyr = _early_pyramids(img, p, ws, top + 1 if need_bands else top, top if use_c else None)
+    bands = {lv: laplacian_level(ipyr[lv], ipyr[lv + 1]) for lv in levels_used} if need_bands else {}
+    extra = dict(added(ipyr, bands)) if added is not None else {}
+    blocks = _feature_stacks(ipyr, rgpyr, bypyr, bands, extra, levels_used, p, ws)
+    totals, fmaps, sums = _centre_surround(blocks, _level_size(h0, w0, p.output_scale), p, ws, keep, set(extra))
+    return _Stages(blocks, totals, fmaps, sums)
+
 
 def _run(img: np.ndarray, p: IttiParams, keep: bool) -> IttiResult | np.ndarray:
     """The model, one stage per function: pyramids, feature stacks, centre-surround maps with N(.) and
     across-scale addition, conspicuity maps, their combination."""
-    h0, w0 = img.shape[:2]
-    ws = _workspace(h0, w0)
-    use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
-    centres = p.centre_scales
-    surrounds = sorted({c + d for c in centres for d in p.deltas})
-    levels_used = sorted(set(centres) | set(surrounds))
-    top = max(levels_used)
-    ipyr, rgpyr, bypyr = _early_pyramids(img, p, ws, top + 1 if use_o else top, top if use_c else None)
-    blocks = _feature_stacks(ipyr, rgpyr, bypyr, levels_used, p, ws)
-    totals, fmaps = _centre_surround(blocks, _level_size(h0, w0, p.output_scale), p, ws, keep)
-    consp = _conspicuity(totals, p)
-    sal = _combine(consp, p, (h0, w0))
+    st = _stages(img, p, keep)
+    consp = _conspicuity(st.totals, p)
+    sal = _combine(consp, p, img.shape[:2])
     if not keep:
         return sal
     feature_maps = {}
-    for _, names, _ in blocks:
+    for _, names, _ in st.blocks:
         for name in names:
-            for c in centres:
+            for c in p.centre_scales:
                 for d in p.deltas:
-                    feature_maps[f"{name} c{c}s{c + d}"] = fmaps[(name, c, c + d)]
+                    feature_maps[f"{name} c{c}s{c + d}"] = st.fmaps[(name, c, c + d)]
     return IttiResult(saliency=sal, feature_maps=feature_maps, conspicuity=consp, params=p)
 
 
 def _feature_stacks(ipyr: list[np.ndarray], rgpyr: list[np.ndarray] | None, bypyr: list[np.ndarray] | None,
+                    bands: dict[int, np.ndarray], added: dict[str, Mapping[int, np.ndarray]],
                     levels_used: list[int], p: IttiParams, ws: _Workspace) -> list[_Block]:
-    """Feature stacks per used level, in two blocks of at most 4 channels each for typical parameters
-    (OpenCV's fastest paths): "ic" = [intensity][, rg, by] and "o" = the orientations."""
+    """Feature stacks per used level, in blocks of at most 4 channels for typical parameters (OpenCV's
+    fastest paths): the single planes (intensity, rg, by, then the added channels) four at a time ("ic",
+    then "x1", "x2", ...) and "o", the orientations."""
     use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
+    sources: dict[str, Mapping[int, np.ndarray]] = {}
+    if use_i:
+        sources["intensity"] = dict(enumerate(ipyr))
+    if use_c:
+        sources["rg"] = dict(enumerate(rgpyr))  # type: ignore[arg-type]
+        sources["by"] = dict(enumerate(bypyr))  # type: ignore[arg-type]
+    static, extra = list(sources), list(added)
+    sources.update(added)
+    # four at a time, the added channels apart: OpenCV's pyramid and warp results differ in the last bit
+    # with the number of channels, so mixing them in would change the static maps
+    groups = [g for names in (static, extra) for g in (names[i:i + 4] for i in range(0, len(names), 4))]
     blocks: list[_Block] = []
-    if use_i or use_c:
-        names = (["intensity"] if use_i else []) + (["rg", "by"] if use_c else [])
+    for g, names in enumerate(groups):
+        tag = "ic" if g == 0 else f"x{g}"
         stacks = {}
         for lv in levels_used:
             hl, wl = ipyr[lv].shape
-            st = ws.get(f"ic{lv}", (hl, wl, len(names)))
-            j = 0
-            if use_i:
-                st[:, :, 0] = ipyr[lv]
-                j = 1
-            if use_c:
-                st[:, :, j] = rgpyr[lv]  # type: ignore[index]
-                st[:, :, j + 1] = bypyr[lv]  # type: ignore[index]
+            st = ws.get(f"{tag}{lv}", (hl, wl, len(names)))
+            for j, name in enumerate(names):
+                st[:, :, j] = sources[name][lv]
             stacks[lv] = st
-        blocks.append(("ic", names, stacks))
+        blocks.append((tag, names, stacks))
     if use_o:
         names = [f"orientation {th:g}" for th in p.orientations]
         stacks = {}
         for lv in levels_used:
             hl, wl = ipyr[lv].shape
             st = ws.get(f"o{lv}", (hl, wl, len(names)))
-            _gabor_energy(laplacian_level(ipyr[lv], ipyr[lv + 1]), p, st, ws)
+            _gabor_energy(bands[lv], p, st, ws)
             stacks[lv] = st
-        blocks.append(("o", names, stacks))
+        blocks.insert(1, ("o", names, stacks))
     return blocks
 
 
 def _centre_surround(blocks: list[_Block], out_size: tuple[int, int], p: IttiParams, ws: _Workspace,
-                     keep: bool) -> tuple[dict[str, np.ndarray], dict[tuple[str, int, int], np.ndarray]]:
-    """Centre-surround maps, N(.), across-scale addition at the output scale: one ``(h, w, channels)``
-    total per block, and (``keep``) every feature map by ``(name, centre, surround)``."""
+                     keep: bool, summed: set[str]
+                     ) -> tuple[dict[str, np.ndarray], dict[tuple[str, int, int], np.ndarray], dict[str, float]]:
+    """Centre-surround maps, N(.), across-scale addition at the output scale: the total of each channel
+    (a view of its block's ``(h, w, channels)`` total), (``keep``) every feature map by ``(name, centre,
+    surround)``, and for the channels in ``summed`` the sum of their centre-surround maps."""
     totals: dict[str, np.ndarray] = {}
     fmaps: dict[tuple[str, int, int], np.ndarray] = {}
+    sums: dict[str, float] = {}
     for tag, names, stacks in blocks:
         k = len(names)
         total = np.zeros((*out_size, k), np.float32)
+        want = [i for i, name in enumerate(names) if name in summed]
+        acc = np.zeros(k, np.float64)
         for c in p.centre_scales:
             centre = stacks[c]
             hc, wc = centre.shape[:2]
@@ -750,27 +791,29 @@ def _centre_surround(blocks: list[_Block], out_size: tuple[int, int], p: IttiPar
                 if keep:
                     for i, name in enumerate(names):
                         fmaps[(name, c, s)] = fm[:, :, i].copy()
+                if want:  # plane blocks hold at most 4 channels, as cv2.sumElems wants
+                    acc += cv2.sumElems(fm)[:k]
                 if p.normalization == "local-maxima":
                     a, b = _local_maxima_coefficients(fm, p.local_max_threshold, ws)
                     total += to_size(fm, out_size) * a + b  # N is affine per map: ⊕ first, then apply
                 else:
                     total += to_size(_normalize_stack(fm, p), out_size)
-        totals[tag] = total
-    return totals, fmaps
+        for i, name in enumerate(names):
+            totals[name] = total[:, :, i]
+        sums.update((names[i], float(acc[i])) for i in want)
+    return totals, fmaps, sums
 
 
 def _conspicuity(totals: dict[str, np.ndarray], p: IttiParams) -> dict[str, np.ndarray]:
     """Conspicuity maps at the output scale: intensity, colour (rg + by), orientation (N(.) of each, summed)."""
-    use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
     consp: dict[str, np.ndarray] = {}
-    if use_i or use_c:
-        t = totals["ic"]
-        if use_i:
-            consp["intensity"] = t[:, :, 0].copy()
-        if use_c:
-            consp["color"] = t[:, :, -2] + t[:, :, -1]
-    if use_o:
-        consp["orientation"] = _normalize_stack(totals["o"], p).sum(axis=2, dtype=np.float32)
+    if "intensity" in p.channels:
+        consp["intensity"] = totals["intensity"].copy()
+    if "color" in p.channels:
+        consp["color"] = totals["rg"] + totals["by"]
+    if "orientation" in p.channels:
+        o = np.stack([totals[f"orientation {th:g}"] for th in p.orientations], axis=2)
+        consp["orientation"] = _normalize_stack(o, p).sum(axis=2, dtype=np.float32)
     return consp
 
 
@@ -875,3 +918,73 @@ def itti_koch_map(image: Any, **params: Any) -> np.ndarray:
     """
     p = IttiParams.from_overrides(None, **params)
     return _run(_prepare(image), p, False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Conspicuity:
+    """What :func:`conspicuity_maps` returns: the model's conspicuity maps and its added channels' totals.
+
+    Attributes
+    ----------
+    maps:
+        ``"intensity"``, ``"color"``, ``"orientation"`` (the enabled channels), as
+        :attr:`IttiResult.conspicuity`.
+    added:
+        Per added channel, ``⊕ N(X(c, s))``: its centre-surround maps normalised and added at the output
+        scale, float32 ``(h, w)``.
+    added_sums:
+        Per added channel, ``Σ_{c,s} X(c, s)``, the sum of its centre-surround maps before ``N(.)``.
+    """
+
+    maps: dict[str, np.ndarray]
+    added: dict[str, np.ndarray]
+    added_sums: dict[str, float]
+
+
+def conspicuity_maps(image: Any, params: IttiParams | None = None, *,
+                     added: AddedChannels | None = None) -> Conspicuity:
+    """The model up to its conspicuity maps, with the feature channels of a model built on it added.
+
+    For models that extend this one (the dynamic model's flicker and motion, :mod:`salience.video.dynamic`):
+    ``added(intensity_pyramid, bands)`` is called once with the Gaussian pyramid of ``I = (r + g + b)/3``
+    (a list, levels ``0 .. max(c + δ) + 1``; treat as read-only, and copy levels 0 and 1 to keep them: they
+    are scratch buffers reused by the next call) and its Laplacian levels ``L(σ) = I(σ) - EXPAND(I(σ+1))``
+    at the levels the model uses (a dict by level, fresh arrays).  It returns each added channel's map at
+    every one of those levels, by channel name (names must differ from the static channels' names).  The
+    added maps go through the static channels' steps (centre-surround ``|c ⊖ s|``, ``N(.)``, ``⊕``) in the
+    same OpenCV calls as the static ones, which is cheaper than a second pass.
+
+    ``image`` as for :func:`itti_koch`; the saliency map itself is not computed.
+
+    >>> import numpy as np
+    >>> img = np.full((96, 128, 3), 0.5, np.float32); img[40:56, 30:38] = 1.0
+    >>> r = conspicuity_maps(img, added=lambda pyr, bands: {"bright": {lv: pyr[lv] for lv in bands}})
+    >>> sorted(r.maps), r.added["bright"].shape, round(r.added_sums["bright"], 3) > 0
+    (['color', 'intensity', 'orientation'], (6, 8), True)
+    """
+    p = IttiParams.from_overrides(params)
+    if added is not None and not callable(added):
+        raise InputError(f"added must be a function (intensity pyramid, bands) -> maps by name, got {added!r}")
+    img = _prepare(image)
+    levels = _levels_used(p)
+    names: list[str] = []
+
+    def checked(ipyr: list[np.ndarray], bands: dict[int, np.ndarray]) -> dict[str, Mapping[int, np.ndarray]]:
+        out = dict(added(ipyr, bands))  # type: ignore[misc]
+        for name, maps in out.items():
+            if name in ("intensity", "rg", "by") or str(name).startswith("orientation"):
+                raise InputError(f"added channel {name!r} has the name of a static channel; choose another")
+            for lv in levels:
+                m = maps.get(lv) if isinstance(maps, Mapping) else None
+                if not isinstance(m, np.ndarray) or m.shape != ipyr[lv].shape:
+                    raise InputError(
+                        f"added channel {name!r} must give a {ipyr[lv].shape} array at level {lv}, got "
+                        f"{getattr(m, 'shape', m)!r}"
+                    )
+        names.extend(out)
+        return out
+
+    st = _stages(img, p, False, checked if added is not None else None)
+    return Conspicuity(maps=_conspicuity(st.totals, p),
+                       added={n: np.ascontiguousarray(st.totals[n]) for n in names},
+                       added_sums={n: st.sums[n] for n in names})

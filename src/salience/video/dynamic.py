@@ -70,8 +70,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..bottomup.itti import CHANNELS, IttiParams, itti_koch, local_maxima_coefficients, normalize_stack
-from ..bottomup.pyramid import expand_levels, gaussian_pyramid, laplacian_level, to_size
+from ..bottomup.itti import CHANNELS, IttiParams, conspicuity_maps, normalize_stack
+from ..bottomup.pyramid import expand_levels
 from ..errors import InputError
 from ..io import method_input
 
@@ -83,7 +83,6 @@ DYNAMIC_CHANNELS: tuple[str, ...] = CHANNELS + ("flicker", "motion")
 DIRECTIONS: tuple[int, ...] = (0, 90, 180, 270)
 # (dx, dy) unit step of each direction in image coordinates (rows grow downwards: "up" is dy = -1)
 _STEPS = {0: (1, 0), 90: (0, -1), 180: (-1, 0), 270: (0, 1)}
-_THIRD = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 @dataclass(frozen=True)
@@ -288,46 +287,33 @@ class DynamicItti:
         img = method_input(frame, "frame")
         h, w = img.shape[:2]
         p = self.params
-        static = itti_koch(img, p.itti, return_intermediates=True)
-        consp = dict(static.conspicuity)
-        intensity = cv2.transform(img, _THIRD).reshape(h, w)
-        top = max(self._levels)
-        ipyr = gaussian_pyramid(intensity, top + 2)
-        bands = {lv: laplacian_level(ipyr[lv], ipyr[lv + 1]) for lv in self._levels}
         first = self._prev_pyr is None or self._size != (h, w)
+        planes: dict[str, dict[int, np.ndarray]] = {}
+
+        def temporal(ipyr: list[np.ndarray], bands: dict[int, np.ndarray]) -> dict[str, dict[int, np.ndarray]]:
+            # the static model's own intensity pyramid and Laplacian levels: no second pass over the frame
+            if not first:
+                planes.update(self._temporal(ipyr, bands))
+            # levels 0 and 1 are the static model's scratch buffers, overwritten by the next frame
+            self._prev_pyr = {lv: ipyr[lv].copy() if lv < 2 else ipyr[lv] for lv in self._levels}
+            self._prev_bands = bands
+            return planes
+
+        parts = conspicuity_maps(img, p.itti, added=temporal)
+        self._size = (h, w)
+        consp = dict(parts.maps)
         flicker: np.ndarray | None = None
         motion: dict[str, np.ndarray] = {}
         energy: dict[str, float] = {}
-        if not first:
-            names: list[str] = []
-            planes: dict[int, list[np.ndarray]] = {lv: [] for lv in self._levels}
-            if p.weights[3] > 0:
-                for lv in self._levels:
-                    f = cv2.absdiff(ipyr[lv], self._prev_pyr[lv])  # type: ignore[index]
-                    cv2.threshold(f, p.flicker_threshold, 0.0, cv2.THRESH_TOZERO, dst=f)
-                    planes[lv].append(f.reshape(ipyr[lv].shape))
-                names.append("flicker")
-                flicker = planes[self._centres[0]][0]
-            if p.weights[4] > 0:
-                det = _reichardt(bands, self._prev_bands, p.directions, p.motion_threshold)  # type: ignore[arg-type]
-                for d in p.directions:
-                    names.append(str(d))
-                    motion[str(d)] = det[d][self._centres[0]]
-                    for lv in self._levels:
-                        planes[lv].append(det[d][lv])
-            out_size = _level_size(h, w, p.itti.output_scale)
-            if p.weights[3] > 0:  # blocks of at most 4 channels: OpenCV's fast paths
-                acc, _ = self._conspicuity({lv: planes[lv][0][:, :, None] for lv in self._levels}, out_size)
-                consp["flicker"] = np.ascontiguousarray(acc[:, :, 0])
-            if p.weights[4] > 0:
-                j = 1 if p.weights[3] > 0 else 0
-                stacks = {lv: np.ascontiguousarray(np.stack(planes[lv][j:], axis=2)) for lv in self._levels}
-                acc, sums = self._conspicuity(stacks, out_size)
-                energy = {n: float(e) for n, e in zip(names[j:], sums)}
-                consp["motion"] = normalize_stack(acc, p.itti).sum(axis=2, dtype=np.float32)
-        self._prev_pyr = {lv: ipyr[lv] for lv in self._levels}
-        self._prev_bands = bands
-        self._size = (h, w)
+        if "flicker" in planes:
+            flicker = planes["flicker"][self._centres[0]]
+            consp["flicker"] = parts.added["flicker"]
+        names = [f"motion {d}" for d in p.directions]
+        if names[0] in planes:
+            motion = {str(d): planes[n][self._centres[0]] for d, n in zip(p.directions, names)}
+            energy = {str(d): parts.added_sums[n] for d, n in zip(p.directions, names)}
+            acc = np.stack([parts.added[n] for n in names], axis=2)
+            consp["motion"] = normalize_stack(acc, p.itti).sum(axis=2, dtype=np.float32)
         sal = self._combine(consp, (h, w))
         return DynamicResult(saliency=sal, conspicuity=consp, flicker=flicker, motion=motion,
                              motion_energy=energy, first=first)
@@ -338,28 +324,21 @@ class DynamicItti:
 
     # ---- the shared steps ------------------------------------------------------------------------------
 
-    def _conspicuity(self, stacks: dict[int, np.ndarray], out_size: tuple[int, int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Centre-surround maps of feature stacks ``(h, w, K)`` (``K <= 4``) per level, ``N(.)`` each, ``⊕`` at
-        the output scale; also, per channel, the sum of the centre-surround maps before ``N(.)``."""
-        p = self.params.itti
-        k = next(iter(stacks.values())).shape[2]
-        total = np.zeros((*out_size, k), np.float32)
-        sums = np.zeros(k, np.float64)
-        for c in p.centre_scales:
-            centre = stacks[c]
-            for d in p.deltas:
-                fm = cv2.absdiff(centre, to_size(stacks[c + d], centre.shape[:2])).reshape(centre.shape)
-                e = np.array(cv2.sumElems(fm)[:k])
-                sums += e
-                if not e.any():
-                    continue  # fm >= 0 sums to 0: a zero map, and N of it is zero
-                if p.normalization == "local-maxima":  # N is affine per map: shrink first, then apply
-                    a, b = local_maxima_coefficients(fm, p.local_max_threshold)
-                    total += to_size(fm, out_size).reshape(total.shape) * a + b
-                else:
-                    total += to_size(normalize_stack(fm, p), out_size).reshape(total.shape)
-        return total, sums
+    def _temporal(self, ipyr: list[np.ndarray], bands: dict[int, np.ndarray]) -> dict[str, dict[int, np.ndarray]]:
+        """The flicker and motion maps at every level used, against the previous frame's levels."""
+        p = self.params
+        out: dict[str, dict[int, np.ndarray]] = {}
+        if p.weights[3] > 0:
+            fl = out["flicker"] = {}
+            for lv in self._levels:
+                f = cv2.absdiff(ipyr[lv], self._prev_pyr[lv])  # type: ignore[index]
+                cv2.threshold(f, p.flicker_threshold, 0.0, cv2.THRESH_TOZERO, dst=f)
+                fl[lv] = f.reshape(ipyr[lv].shape)
+        if p.weights[4] > 0:
+            det = _reichardt(bands, self._prev_bands, p.directions, p.motion_threshold)  # type: ignore[arg-type]
+            for d in p.directions:
+                out[f"motion {d}"] = det[d]
+        return out
 
     def _combine(self, consp: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         p = self.params
@@ -420,9 +399,3 @@ def _place(values: np.ndarray, shape: tuple[int, ...], where: tuple[slice, slice
         np.sqrt(values, out=values)
         full[where] = values
     return full
-
-
-def _level_size(h: int, w: int, level: int) -> tuple[int, int]:
-    for _ in range(level):
-        h, w = (h + 1) // 2, (w + 1) // 2
-    return h, w
