@@ -156,6 +156,11 @@ def main(argv=None) -> int:
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; torch threads {torch.get_num_threads()}")
+    from salience.web.allocator import keep_freed_memory
+
+    # the server process keeps freed memory mapped (salience serve does); so does this one, so that the
+    # library calls it is compared with do not pay page faults the server does not
+    print(f"allocator: freed memory kept mapped in both processes: {keep_freed_memory()}")
     data = _jpeg()
     lm = salience.load_model()
 

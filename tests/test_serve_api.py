@@ -423,6 +423,68 @@ def test_20_parallel_requests_each_get_their_own_map(photos):
     app.state.pool.shutdown()
 
 
+def test_every_model_call_runs_on_the_model_thread(photos):
+    """Explanations and the top 5, sent at once to 3 workers, all run the model on one thread of its own:
+    torch keeps a team of OpenMP threads per calling thread, and two teams on two cores made every
+    explanation about twice as slow (docs/performance.md)."""
+    import httpx
+
+    app = create_app(ServeConfig(workers=3))
+    lm = app.state.model.get()
+    seen: list[str] = []
+    hook = lm.model.register_forward_pre_hook(lambda _m, _a: seen.append(threading.current_thread().name))
+    data = [_png(photos[n]) for n in sorted(photos)][:3]
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            maps = [ac.post(f"{API}/map", files={"image": ("x.png", d)}, data={"method": m})
+                    for d in data for m in ("gradcam", "gradient")]
+            tops = [ac.post(f"{API}/classify", files={"image": ("x.png", d)}) for d in data]
+            return await asyncio.gather(*maps, *tops)
+
+    try:
+        responses = asyncio.run(main())
+    finally:
+        hook.remove()
+        app.state.pool.shutdown()
+        app.state.model.shutdown()
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    assert len(seen) >= 9 and len(set(seen)) == 1 and seen[0].startswith("salience-model"), sorted(set(seen))
+
+
+def test_the_servers_allocator_keeps_freed_memory_mapped():
+    """After keep_freed_memory() (salience serve calls it), request-sized arrays allocated and freed on
+    worker threads no longer fault their pages in each time (the default glibc settings: ~2,500 minor
+    faults per round here, each a first touch of a fresh page)."""
+    import platform
+    import resource
+    from concurrent.futures import ThreadPoolExecutor
+
+    from salience.web.allocator import keep_freed_memory
+
+    took = keep_freed_memory()
+    assert took == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    if not took:
+        return  # elsewhere it does nothing, by design
+
+    def job(i: int) -> float:
+        a = np.empty((480, 640, 3), np.float32)  # a decoded photo
+        a[...] = i
+        b = np.empty((480 + i % 7, 640, 3), np.float32)  # and an array of another size each time
+        b[...] = 1.0
+        return float((a * b[:480])[0, 0, 0])
+
+    with ThreadPoolExecutor(2) as pool:
+        for i in range(5):
+            pool.submit(job, i).result()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for i in range(40):
+            assert pool.submit(job, i).result() == i
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 40 * 50, faults
+
+
 # ---- hostile inputs: never a 5xx ------------------------------------------------------------------------------
 
 _text = st.one_of(st.text(max_size=40), st.sampled_from(["", "{}", "[]", "null", "1e999", '{"a": [[[]]]}',

@@ -55,6 +55,11 @@ def run(args) -> int:
             f"salience serve needs the web extra ({exc.name} is missing); install it with: "
             "pip install 'salience[web]'") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    from ..web.allocator import keep_freed_memory
+
+    # this process is the server's own: keep freed memory mapped instead of faulting it in per request
+    kept = keep_freed_memory()
+    logging.getLogger("salience.web").debug("allocator: freed memory kept mapped: %s", kept)
     app = create_app(cfg)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"salience: serving the page at http://{shown}:{args.port}/ and the API at /api/v1 (docs at /docs); "

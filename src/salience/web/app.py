@@ -418,6 +418,7 @@ def create_app(config: ServeConfig | None = None, *, model: Any = None) -> FastA
             await asyncio.get_running_loop().run_in_executor(pool.executor, holder.get)
         yield
         pool.shutdown()
+        holder.shutdown()
 
     app = FastAPI(
         title="salience", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
