@@ -691,8 +691,8 @@ def _levels_used(p: IttiParams) -> list[int]:
 
 
 def _stages(img: np.ndarray, p: IttiParams, keep: bool, added: AddedChannels | None = None) -> _Stages:
-    """Pyramids, feature stacks (the added channels packed in with the static ones), centre-surround maps
-    with N(.) and across-scale addition."""
+    """Pyramids, feature stacks (the added channels in blocks of their own), centre-surround maps with N(.)
+    and across-scale addition, in one loop over the blocks."""
     h0, w0 = img.shape[:2]
     ws = _workspace(h0, w0)
     use_c, use_o = "color" in p.channels, "orientation" in p.channels
@@ -728,8 +728,8 @@ def _feature_stacks(ipyr: list[np.ndarray], rgpyr: list[np.ndarray] | None, bypy
                     bands: dict[int, np.ndarray], added: dict[str, Mapping[int, np.ndarray]],
                     levels_used: list[int], p: IttiParams, ws: _Workspace) -> list[_Block]:
     """Feature stacks per used level, in blocks of at most 4 channels for typical parameters (OpenCV's
-    fastest paths): the single planes (intensity, rg, by, then the added channels) four at a time ("ic",
-    then "x1", "x2", ...) and "o", the orientations."""
+    fastest paths): the static single planes (intensity, rg, by) as "ic", "o" the orientations, then the
+    added channels four at a time ("x1", "x2", ...; "ic" and on when there is no static plane)."""
     use_i, use_c, use_o = (c in p.channels for c in CHANNELS)
     sources: dict[str, Mapping[int, np.ndarray]] = {}
     if use_i:
@@ -950,9 +950,10 @@ def conspicuity_maps(image: Any, params: IttiParams | None = None, *,
     (a list, levels ``0 .. max(c + δ) + 1``; treat as read-only, and copy levels 0 and 1 to keep them: they
     are scratch buffers reused by the next call) and its Laplacian levels ``L(σ) = I(σ) - EXPAND(I(σ+1))``
     at the levels the model uses (a dict by level, fresh arrays).  It returns each added channel's map at
-    every one of those levels, by channel name (names must differ from the static channels' names).  The
-    added maps go through the static channels' steps (centre-surround ``|c ⊖ s|``, ``N(.)``, ``⊕``) in the
-    same OpenCV calls as the static ones, which is cheaper than a second pass.
+    every one of those levels, by channel name (finite arrays of the level's shape; names must differ from
+    the static channels' names).  The added maps go through the static channels' steps (centre-surround
+    ``|c ⊖ s|``, ``N(.)``, ``⊕``) in the same loop as the static ones, in OpenCV calls of their own (four
+    channels at a time), so the static maps are exactly :func:`itti_koch`'s.
 
     ``image`` as for :func:`itti_koch`; the saliency map itself is not computed.
 

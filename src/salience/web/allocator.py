@@ -5,8 +5,7 @@ model's preprocessing and the maps add more).  glibc's allocator serves blocks o
 and gives them back to the kernel when they are freed, or trims the heap they came from; the next request
 then touches new pages, and each first touch is a page fault.  Measured on the 2-core VM with
 ``salience serve`` and a 640 x 480 JPEG: 2,700 minor faults per centre-bias request and 4,800 per Grad-CAM
-request, and median latencies of 17.7 and 46.9 ms; with freed memory kept mapped, no faults and 8.5 and
-30.9 ms (docs/performance.md).
+request; with freed memory kept mapped, none (docs/performance.md has the latencies).
 
 :func:`keep_freed_memory` sets glibc's ``M_MMAP_THRESHOLD`` to its largest value (32 MiB on 64-bit
 systems: blocks up to that size come from the heap) and ``M_TRIM_THRESHOLD`` high, so the process keeps
@@ -46,7 +45,7 @@ def keep_freed_memory(trim_threshold: int = 2**30) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    size = 32 * 2**20 if ctypes.sizeof(ctypes.c_void_p) == 8 else 512 * 2**10
-    ok_mmap = mallopt(_M_MMAP_THRESHOLD, min(size, _MMAP_MAX)) == 1
+    largest = _MMAP_MAX if ctypes.sizeof(ctypes.c_void_p) == 8 else 512 * 2**10  # 32-bit: a 1 MiB heap
+    ok_mmap = mallopt(_M_MMAP_THRESHOLD, largest) == 1
     ok_trim = mallopt(_M_TRIM_THRESHOLD, int(min(trim_threshold, 2**31 - 1))) == 1
     return ok_mmap and ok_trim
