@@ -1057,9 +1057,10 @@ def _run(method: str, model: Any, images: Any, target: Any, layer: Any, conv: st
     x = check_images(images, net)
     tgt = Target.parse(target, x.shape[0])
     b = x.shape[0]
-    with scoped_model(net), module_stack(net) as where:
+    flow = _gradient_flow(rules, first)
+    # the gradient flow keeps a model's in-place activations (its factors are taken before they run)
+    with scoped_model(net, no_inplace="auto" if flow else True), module_stack(net) as where:
         xs = x.detach().requires_grad_(True)
-        flow = _gradient_flow(rules, first)
         mode = (EpsilonFlowMode if flow else LRPMode)(rules, first, low, high, batchnorm == "fold", where)
         with torch.enable_grad(), contextlib.ExitStack() as done:
             if isinstance(mode, EpsilonFlowMode):
