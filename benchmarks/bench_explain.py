@@ -34,7 +34,7 @@ import torchvision
 import salience
 from salience.attribution import gradients, perturbation
 
-SECTIONS = ("gradcam", "gbp", "smoothgrad", "ig", "rise", "scorecam", "lrp")
+SECTIONS = ("gradcam", "gbp", "smoothgrad", "ig", "rise", "scorecam", "lrp", "propagation")
 
 
 def alternate(fns: dict, rounds: int, sync) -> dict[str, list[float]]:
@@ -232,6 +232,38 @@ def main() -> None:
                      f"{ratio(t, 'ours', 'grad'):.2f}x the gradient; {ratio(t, 'captum', 'ours'):.2f}x faster than "
                      "Captum"))
         rows.append(("vgg11 LRP EpsilonRule (Captum)", med(t["captum"]), ""))
+
+    if "propagation" in only:  # the other propagation rules (issue 18: at most 1.2x the gradient)
+        # DeepLIFT's own passes are one batch of two, the image and its baseline (timed here on a second image:
+        # the gradient of a black image is exactly zero on this random network, which salience refuses)
+        x2 = torch.cat([x, x.flip(-1)])
+        fns = {"grad": lambda: salience.explain(net, x, "gradient", target=target),
+               "grad2": lambda: salience.explain(net, x2, "gradient", target=target)}
+        rules = ("deconvnet", "deeplift", "lrp-zplus", "lrp-gamma", "lrp-alphabeta", "lrp")
+        for name in rules:
+            fns[name] = lambda name=name: salience.explain(net, x, name, target=target)
+        t = alternate(fns, R, sync)
+        rows.append(("gradient (salience)", med(t["grad"]), ""))
+        rows.append(("gradient of a batch of 2 (salience)", med(t["grad2"]), "DeepLIFT's own passes"))
+        for name in rules:
+            base = "grad2" if name == "deeplift" else "grad"
+            what = "the batch-of-2 gradient" if name == "deeplift" else "the gradient"
+            rows.append((f"{name} (salience)", med(t[name]), f"{ratio(t, name, base):.2f}x {what}"))
+        vgg = torchvision.models.vgg11(weights=None).eval().to(dev)  # Captum refuses ResNet's reused ReLUs
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = alternate({"deeplift": lambda: salience.explain(vgg, x, "deeplift", target=target),
+                           "captum deeplift": lambda: ca.DeepLift(vgg).attribute(
+                               x.clone(), baselines=torch.zeros_like(x), target=target),
+                           "deconvnet": lambda: salience.explain(vgg, x, "deconvnet", target=target),
+                           "captum deconvnet": lambda: ca.Deconvolution(vgg).attribute(x.clone(), target=target)},
+                          R, sync)
+        for name in ("deeplift", "deconvnet"):
+            rows.append((f"vgg11 {name} (salience)", med(t[name]),
+                         f"{ratio(t, 'captum ' + name, name):.2f}x faster than Captum"))
+            rows.append((f"vgg11 {name} (Captum)", med(t["captum " + name]), ""))
 
     width = max(len(r[0]) for r in rows)
     print(f"resnet50 random init, 1 x 3 x 224 x 224, device {args.device}, {args.threads} threads, "

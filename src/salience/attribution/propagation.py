@@ -21,6 +21,7 @@ stays changed after the call, also when it raised).
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import torch
@@ -156,24 +157,35 @@ class _Rescale(torch.autograd.Function):
     zero for the reference half (only the first half's scores are explained)."""
 
     @staticmethod
-    def forward(ctx: Any, t: torch.Tensor, fn: Any) -> torch.Tensor:
+    def forward(ctx: Any, t: torch.Tensor, fn: Any, window: tuple[float, float] | None) -> torch.Tensor:
         with torch._C.DisableTorchFunction():
             y = fn(t)
         ctx.save_for_backward(t, y)
         ctx.fn = fn
+        ctx.window = window
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         t, y = ctx.saved_tensors
         b = t.shape[0] // 2
-        dx, dy = t[:b] - t[b:], y[:b] - y[b:]
-        with torch.enable_grad():
-            tt = t[:b].detach().requires_grad_(True)
-            (slope,) = torch.autograd.grad(ctx.fn(tt).sum(), tt)
+        x = t[:b]
+        dx, dy = x - t[b:], y[:b] - y[b:]
+        if ctx.window is not None:  # a rectifier: its slope is 1 strictly inside (lo, hi), 0 elsewhere (torch's)
+            lo, hi = ctx.window
+            inside = x > lo
+            if hi != math.inf:
+                inside &= x < hi
+            slope = inside.to(x.dtype)
+        else:
+            with torch.enable_grad():
+                tt = x.detach().requires_grad_(True)
+                (slope,) = torch.autograd.grad(ctx.fn(tt).sum(), tt)
         small = dx.abs() < 1e-10
-        m = torch.where(small, slope, dy / torch.where(small, torch.ones_like(dx), dx))
-        return torch.cat([grad[:b] * m, torch.zeros_like(grad[b:])]), None
+        m = torch.where(small, slope, dy / torch.where(small, 1.0, dx))
+        out = torch.zeros_like(grad)
+        torch.mul(grad[:b], m, out=out[:b])
+        return out, None, None
 
 
 def _call_rest(func: Any, extra: tuple, rest: dict, t: torch.Tensor) -> torch.Tensor:
@@ -191,14 +203,16 @@ class RescaleMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         fn: Any = None
+        window: tuple[float, float] | None = None  # a rectifier's linear range, where its slope is 1
         if func in RELU_FUNCS:
-            fn = torch.relu
+            fn, window = torch.relu, (0.0, math.inf)
         elif func in CLAMP6_FUNCS:
-            fn = F.relu6
+            fn, window = F.relu6, (0.0, 6.0)
         elif func in HARDTANH_FUNCS:
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
             fn = functools.partial(F.hardtanh, min_val=float(lo), max_val=float(hi))
+            window = (float(lo), float(hi))
         elif func in SMOOTH_FUNCS:
             rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
             extra = tuple(a for a in args[1:] if not isinstance(a, bool))
@@ -211,8 +225,8 @@ class RescaleMode(TorchFunctionMode):
             or (len(args) > 1 and args[-1] is True)
         if inplace:  # keep the call's in-place meaning: the result is written back into its input
             with torch._C.DisableTorchFunction():
-                return x.copy_(_Rescale.apply(x.clone(), fn))
-        return _Rescale.apply(x, fn)
+                return x.copy_(_Rescale.apply(x.clone(), fn, window))
+        return _Rescale.apply(x, fn, window)
 
 
 def _reference(x: torch.Tensor, baseline: Any) -> torch.Tensor:
