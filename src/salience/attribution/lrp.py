@@ -642,16 +642,23 @@ class LRPMode(TorchFunctionMode):
                 return a.copy_(out)
         return out
 
-    def _batch_norm(self, args: tuple, kwargs: dict) -> Any:
+    def _bn_args(self, args: tuple, kwargs: dict) -> dict | None:
+        """``F.batch_norm``'s arguments by name; None when the input carries no signal; refused in training."""
         names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
         p = dict(zip(names, args))
         p.update(kwargs)
-        x = p["input"]
-        if not _carries(x):
-            return F.batch_norm(*args, **kwargs)
+        if not _carries(p["input"]):
+            return None
         if p.get("training") or p.get("running_mean") is None:
             raise self._refuse("batch norm with batch statistics (training mode or track_running_stats=False)",
                                "call the model in eval mode with running statistics")
+        return p
+
+    def _batch_norm(self, args: tuple, kwargs: dict) -> Any:
+        p = self._bn_args(args, kwargs)
+        if p is None:
+            return F.batch_norm(*args, **kwargs)
+        x = p["input"]
         eps = float(p.get("eps", 1e-5))
         scale = torch.rsqrt(p["running_var"] + eps)
         if p.get("weight") is not None:
@@ -873,15 +880,10 @@ class EpsilonFlowMode(LRPMode):
         return y
 
     def _batch_norm(self, args: tuple, kwargs: dict) -> Any:
-        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
-        p = dict(zip(names, args))
-        p.update(kwargs)
-        x = p["input"]
-        if not _carries(x):
+        p = self._bn_args(args, kwargs)
+        if p is None:
             return F.batch_norm(*args, **kwargs)
-        if p.get("training") or p.get("running_mean") is None:
-            raise self._refuse("batch norm with batch statistics (training mode or track_running_stats=False)",
-                               "call the model in eval mode with running statistics")
+        x = p["input"]
         last = self._last
         folds = self.fold and last is not None and last[0] is x
         if folds:  # the layer's z is this output: its factor moves here, never computed at the layer
