@@ -532,10 +532,9 @@ class LRPMode(TorchFunctionMode):
                 t = _conv2d_transpose(conf["stride"], conf["padding"], conf["dilation"], conf["groups"])
         return self._weighted("linear" if func in _LINEAR else "conv", op, x, w, b, t)
 
-    def _rectifier(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        x = _first(args, kwargs)
-        if not _carries(x):
-            return func(*args, **kwargs)
+    def _rectifier_call(self, func: Any, args: tuple, kwargs: dict) -> tuple[Callable, bool]:
+        """A rectifier call as ``(fn, inplace)``: ``fn(t)`` the out-of-place op with the call's arguments;
+        a hardtanh whose lower bound is not 0 is refused."""
         if func in HARDTANH_FUNCS:
             lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
             if float(lo) != 0.0:
@@ -546,22 +545,30 @@ class LRPMode(TorchFunctionMode):
         extra = tuple(a for a in args[1:] if not isinstance(a, bool))
         plain = {torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu, F.relu_: torch.relu,
                  F.hardtanh_: F.hardtanh}.get(func, func)
+        return functools.partial(_call_plain, plain, extra, rest), bool(inplace)
 
-        def fn(t: torch.Tensor, _f: Any = plain, _e: tuple = extra, _r: dict = rest) -> torch.Tensor:
-            return _f(t, *_e, **_r)
-
+    def _rectifier(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        x = _first(args, kwargs)
+        if not _carries(x):
+            return func(*args, **kwargs)
+        fn, inplace = self._rectifier_call(func, args, kwargs)
         if inplace:
             self._protect(x)
-        return _Pass.apply(x, fn, bool(inplace))
+        return _Pass.apply(x, fn, inplace)
+
+    def _dropout_carries(self, args: tuple, kwargs: dict) -> bool:
+        """Whether a dropout call's input carries the signal (refused in training mode, where it does)."""
+        if not _carries(_first(args, kwargs)):
+            return False
+        if args[2] if len(args) > 2 else kwargs.get("training", True):
+            raise self._refuse("dropout in training mode", "call the model in eval mode")
+        return True
 
     def _dropout(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        x = _first(args, kwargs)
         out = func(*args, **kwargs)
-        if not _carries(x):
+        x = _first(args, kwargs)
+        if not self._dropout_carries(args, kwargs):
             return out
-        training = args[2] if len(args) > 2 else kwargs.get("training", True)
-        if training:
-            raise self._refuse("dropout in training mode", "call the model in eval mode")
         return out if out is x else _Pass.apply(x, _identity, False)
 
     def _pool(self, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -575,16 +582,21 @@ class LRPMode(TorchFunctionMode):
 
         return _Norm.apply(x, lin, lin)
 
-    def _scale(self, func: Any, args: tuple, kwargs: dict) -> Any:
+    def _scaled(self, func: Any, args: tuple) -> torch.Tensor | None:
+        """The signal a multiplication / division by a constant scales (None: no signal); a product of two
+        signals and a division by a signal are refused."""
         tensors = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
         if len(tensors) == 2:
             raise self._refuse(f"the product of two signals ({func.__name__})",
                                "gating / attention products have no rule here")
-        if not tensors:
-            return func(*args, **kwargs)
-        x = tensors[0]
-        if func in _DIV and args[0] is not x:
+        if tensors and func in _DIV and args[0] is not tensors[0]:
             raise self._refuse("division by a signal", "it is not linear in the signal")
+        return tensors[0] if tensors else None
+
+    def _scale(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        x = self._scaled(func, args)
+        if x is None:
+            return func(*args, **kwargs)
         if func in _INPLACE:
             other = args[1] if len(args) > 1 else kwargs.get("other")
             op = torch.mul if func in (torch.Tensor.mul_, torch.Tensor.__imul__) else torch.div
@@ -845,9 +857,8 @@ class EpsilonFlowMode(LRPMode):
         if pending is not None and not self.skip and getattr(func, "__name__", "") not in self._METADATA \
                 and _mentions(pending[0], args, kwargs):
             y = pending[0]
-            x = _first(args, kwargs or {})
-            takes = x is y and ((func is F.batch_norm and self.fold and self._last is not None
-                                 and self._last[0] is y) or func in RELU_FUNCS)
+            takes = _first(args, kwargs or {}) is y and ((func is F.batch_norm and self._folds(y))
+                                                         or func in RELU_FUNCS)
             if not takes:  # any other use: the factor now, before an in-place op can change the values
                 self._flush()
         return super().__torch_function__(func, types, args, kwargs)
@@ -867,6 +878,10 @@ class EpsilonFlowMode(LRPMode):
         self._flush()  # (a factor nobody used: a branch whose output was dropped)
         self._pending = (y, eps)
 
+    def _folds(self, x: torch.Tensor) -> bool:
+        """Whether a batch norm on ``x`` folds into the weighted layer that made ``x``."""
+        return self.fold and self._last is not None and self._last[0] is x
+
     def _protect(self, t: Any) -> None:
         pass  # the factors are computed in the forward pass: nothing reads a saved output later
 
@@ -883,44 +898,30 @@ class EpsilonFlowMode(LRPMode):
         p = self._bn_args(args, kwargs)
         if p is None:
             return F.batch_norm(*args, **kwargs)
-        x = p["input"]
-        last = self._last
-        folds = self.fold and last is not None and last[0] is x
-        if folds:  # the layer's z is this output: its factor moves here, never computed at the layer
+        eps = STAB  # the epsilon rule with the tiny stabiliser on y = s x + t ...
+        if self._folds(p["input"]):  # ... or the layer's: its z is this output, its factor moves here
+            eps = self._last[1]["eps"]  # type: ignore[index]
             self._pending = None
             self._last = None
         y = F.batch_norm(*args, **kwargs)
-        # folded: the layer's epsilon; else the epsilon rule with the tiny stabiliser on y = s x + t
-        self._wait(y, last[1]["eps"] if folds else STAB)  # type: ignore[index]
+        self._wait(y, eps)
         return y
 
     def _rectifier(self, func: Any, args: tuple, kwargs: dict) -> Any:
         x = _first(args, kwargs)
         if not _carries(x):
             return func(*args, **kwargs)
+        fn, inplace = self._rectifier_call(func, args, kwargs)
         if func in RELU_FUNCS:  # ReLU's gradient is the rule; with a waiting factor, the two in one product
             pending = self._pending
             if pending is not None and pending[0] is x:
                 self._pending = None
-                inplace = func in (torch.relu_, torch.Tensor.relu_, F.relu_) or kwargs.get("inplace") is True \
-                    or (len(args) > 1 and args[-1] is True)
-                return _GatedShare.apply(x, pending[1], bool(inplace), self._buffers.take(x))
+                return _GatedShare.apply(x, pending[1], inplace, self._buffers.take(x))
             return func(*args, **kwargs)
-        if func in HARDTANH_FUNCS:
-            lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
-            if float(lo) != 0.0:
-                raise self._refuse(f"hardtanh with lower bound {lo}", "only rectifiers (lower bound 0) have one")
-        inplace = func is F.hardtanh_ or kwargs.get("inplace") is True or (len(args) > 1 and args[-1] is True)
-        rest = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
-        extra = tuple(a for a in args[1:] if not isinstance(a, bool))
-        plain = F.hardtanh if func is F.hardtanh_ else func
-        return _Ratio.apply(x, functools.partial(_call_plain, plain, extra, rest), bool(inplace))
+        return _Ratio.apply(x, fn, inplace)
 
     def _dropout(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        x = _first(args, kwargs)
-        training = args[2] if len(args) > 2 else kwargs.get("training", True)
-        if _carries(x) and training:
-            raise self._refuse("dropout in training mode", "call the model in eval mode")
+        self._dropout_carries(args, kwargs)  # (refused in training mode)
         return func(*args, **kwargs)  # the identity in eval mode
 
     def _pool(self, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -930,12 +931,7 @@ class EpsilonFlowMode(LRPMode):
         return y
 
     def _scale(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        tensors = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-        if len(tensors) == 2:
-            raise self._refuse(f"the product of two signals ({func.__name__})",
-                               "gating / attention products have no rule here")
-        if tensors and func in _DIV and args[0] is not tensors[0]:
-            raise self._refuse("division by a signal", "it is not linear in the signal")
+        self._scaled(func, args)  # (refuses products and quotients of signals)
         return func(*args, **kwargs)  # a constant factor: its gradient passes relevance unchanged
 
     def _sum(self, func: Any, args: tuple, kwargs: dict) -> Any:

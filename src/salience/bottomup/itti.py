@@ -968,7 +968,6 @@ def conspicuity_maps(image: Any, params: IttiParams | None = None, *,
         raise InputError(f"added must be a function (intensity pyramid, bands) -> maps by name, got {added!r}")
     img = _prepare(image)
     levels = _levels_used(p)
-    names: list[str] = []
 
     def checked(ipyr: list[np.ndarray], bands: dict[int, np.ndarray]) -> dict[str, Mapping[int, np.ndarray]]:
         out = dict(added(ipyr, bands))  # type: ignore[misc]
@@ -982,10 +981,9 @@ def conspicuity_maps(image: Any, params: IttiParams | None = None, *,
                         f"added channel {name!r} must give a {ipyr[lv].shape} array at level {lv}, got "
                         f"{getattr(m, 'shape', m)!r}"
                     )
-        names.extend(out)
         return out
 
     st = _stages(img, p, False, checked if added is not None else None)
+    # the sums are kept for the added channels only, in their order
     return Conspicuity(maps=_conspicuity(st.totals, p),
-                       added={n: np.ascontiguousarray(st.totals[n]) for n in names},
-                       added_sums={n: st.sums[n] for n in names})
+                       added={n: np.ascontiguousarray(st.totals[n]) for n in st.sums}, added_sums=dict(st.sums))

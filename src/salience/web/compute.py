@@ -311,8 +311,12 @@ class ModelHolder:
 
         self.name = name if model is None else getattr(model, "name", name)
         self._model = model
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="salience-model")
         self._thread: threading.Thread | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="salience-model",
+                                            initializer=self._mark)
+
+    def _mark(self) -> None:
+        self._thread = threading.current_thread()
 
     @property
     def loaded(self) -> bool:
@@ -322,11 +326,7 @@ class ModelHolder:
         """``fn(*args)`` on the model's thread (directly when called there); its result or its exception."""
         if threading.current_thread() is self._thread:
             return fn(*args)
-        return self._executor.submit(self._here, fn, *args).result()
-
-    def _here(self, fn: Any, *args: Any) -> Any:
-        self._thread = threading.current_thread()
-        return fn(*args)
+        return self._executor.submit(fn, *args).result()
 
     def get(self) -> Any:
         """The model, loaded (on the model's thread) the first time."""
