@@ -76,10 +76,10 @@ def main() -> int:
     print(f"\n{'method':<22} {'max |cpu - gpu|':>16} {'state kept':>11}")
     light = {"smoothgrad": {"n": 8}, "integrated-gradients": {"steps": 16}, "rise": {"n": 256},
              "occlusion": {"window": 32, "stride": 32}}
-    from salience.attribution.transformer import has_attention
+    from salience.attribution.transformer import fits_model_kind
 
     for m in methods("explanation"):
-        if m.model_kind == "transformer" and not has_attention(model_cpu):
+        if not fits_model_kind(m.model_kind, model_cpu):
             continue  # attention rows need self-attention blocks (e.g. --model vit_b_16)
         params = dict(light.get(m.name, {}))
         if m.name in ("smoothgrad", "rise"):

@@ -141,10 +141,10 @@ def test_agrees_with_the_rules_written_out_by_hand() -> None:
     assert float(e.maps.max()) == pytest.approx(1.0)
 
 
-def test_relevance_is_conserved_through_the_residual_stream() -> None:
-    """With z+ everywhere and renormalised residuals, the one-hot seed (total 1) is conserved down to the last
-    block, where the residual split gives the attention branch a part of it: R_A of the last block sums to a
-    share of 1 that is not zero."""
+def test_last_blocks_attention_relevance_is_a_bounded_share_of_the_seed() -> None:
+    """With z+ everywhere and renormalised residuals the one-hot seed (total 1) is not inflated on its way
+    down: the last block's attention relevance R_A sums, per image, to a share of it in (1e-3, 1] (neither
+    vanished nor grown).  The values themselves are checked against the hand reference above."""
     vit = tiny_vit(image_size=16, patch_size=4, num_classes=5, seed=2).eval()
     x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(8))
     e = salience.explain(vit, x, "transformer-attribution", target=[0, 1, 2])

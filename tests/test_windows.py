@@ -66,27 +66,6 @@ def _uniform_attention(n: int, window: int, shift: int) -> np.ndarray:
     return a
 
 
-def _rollout(mats: list[np.ndarray]) -> np.ndarray:
-    r = np.eye(mats[0].shape[1])
-    for m in mats:
-        if m.shape[0] == m.shape[1] and m.shape[0] == r.shape[0]:
-            ah = 0.5 * m + 0.5 * np.eye(m.shape[0])
-            r = (ah / ah.sum(axis=1, keepdims=True)) @ r
-        else:  # a merge
-            r = m @ r
-    return r
-
-
-def _merge_matrix(n: int) -> np.ndarray:
-    """(n/2)^2 x n^2: each merged token the mean of its 2 x 2 children."""
-    h = n // 2
-    m = np.zeros((h * h, n * n))
-    for i, j in itertools.product(range(h), range(h)):
-        for a, b in itertools.product(range(2), range(2)):
-            m[i * h + j, (2 * i + a) * n + 2 * j + b] = 0.25
-    return m
-
-
 def test_window_geometry_matches_the_hand_made_matrices() -> None:
     """One stage on an 8 x 8 grid (window 4, shift 2), then a 2 x 2 merge into 4 x 4 (one window, so no
     shift): the dense attention scattered from each captured window equals the matrix written out from the
@@ -101,11 +80,10 @@ def test_window_geometry_matches_the_hand_made_matrices() -> None:
     assert [r.grid for r in recs] == [(8, 8), (8, 8), (4, 4), (4, 4)]
     for rec, want in zip(recs, [a0, a1, np.full((16, 16), 1 / 16), np.full((16, 16), 1 / 16)]):
         assert np.abs(_dense(rec, "rollout") - want).max() < 1e-6
-    # uniform attention within groups is doubly stochastic, so the rollout's mean row is flat
-    want = _rollout([a0, a1, _merge_matrix(8), np.full((16, 16), 1 / 16), np.full((16, 16), 1 / 16)])
+    # (uniform attention within windows is doubly stochastic, so its rollout's mean row is flat whatever the
+    # geometry: the end-to-end algebra is checked on real attention below)
     e = salience.explain(net, _x(1), "attention-rollout")
     assert e.cam.shape == (1, 8, 8) and e.attentions == 4
-    assert np.abs(e.cam[0].numpy() - want.mean(axis=0).reshape(8, 8)).max() < 1e-6
 
 
 def _dense(rec, kind: str, grad=None) -> np.ndarray:

@@ -51,7 +51,6 @@ relevance is an all-ones map rather than a blank one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -219,6 +218,11 @@ class AttentionCapture:
                 "attention_layers="
             )
         self.attentions.append(output if output.ndim == 4 else output[:, None])
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """The recorded probabilities (as :class:`~salience.attribution.windows.WindowCapture.tensors`)."""
+        return self.attentions
 
     def __enter__(self) -> AttentionCapture:
         self.attentions = []
@@ -430,20 +434,24 @@ def attention_rollout(model: Any, images: Any, target: Any = None, layer: Any = 
     return _finish_map("attention-rollout", r, hw, scores, idx, {"attentions": len(cap.attentions)})
 
 
-def _attention_gradients(net: nn.Module, x: torch.Tensor, tgt: Target, found: list[tuple[str, nn.Module]],
-                         method: str, *, capture: Any = None) -> tuple[list[torch.Tensor], list[torch.Tensor],
-                                                                       torch.Tensor, torch.Tensor,
-                                                                       torch.Tensor | None]:
-    """One forward and backward pass: the attentions, ``d score / d A`` for each (zeros where unused), the
-    score's gradient with respect to the output, the scores and the target indices.  Raises
-    :class:`ZeroGradientError` when an image's score depends on no attention.  ``capture``: an entered
-    :class:`~salience.attribution.windows.WindowCapture` to read instead of capturing ``found``."""
+def _capture(found: list[tuple[str, nn.Module]], windows: bool) -> Any:
+    """A fresh (unentered) capture of the attention layers ``found``: window or global attention."""
+    return WindowCapture(found) if windows else AttentionCapture(found)
+
+
+def _attention_gradients(net: nn.Module, x: torch.Tensor, tgt: Target, capture: Any,
+                         method: str) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor,
+                                               torch.Tensor | None]:
+    """One forward and backward pass under ``capture`` (an unentered :class:`AttentionCapture` or
+    :class:`~salience.attribution.windows.WindowCapture`, whose records stay readable after): the
+    attentions, ``d score / d A`` for each (zeros where unused), the score's gradient with respect to the
+    output, the scores and the target indices.  Raises :class:`ZeroGradientError` when an image's score
+    depends on no attention."""
     xg = x.clone().requires_grad_(True)
-    with contextlib.nullcontext(capture) if capture is not None else AttentionCapture(found) as cap, \
-            torch.enable_grad():
+    with capture as cap, torch.enable_grad():
         out = net(xg)
         scores, idx = select_scores(out, tgt, x.shape[0])
-        atts = [a.raw for a in capture.attentions] if capture is not None else cap.attentions
+        atts = cap.tensors
         if not atts:
             raise ModelError("no attention was recorded: the attention layers were not called")
         if not scores.requires_grad:
@@ -489,24 +497,21 @@ def attention_relevance(model: Any, images: Any, target: Any = None, layer: Any 
     net, x, tgt, hw = _prepare("attention-relevance", model, images, target, layer, params)
     with scoped_model(net):
         windows = _window_layers(net, attention_layers)
+        cap = _capture(windows or _resolve_attention(net, attention_layers, "attention-relevance"), bool(windows))
+        atts, grads_t, _, scores, idx = _attention_gradients(net, x, tgt, cap, "attention-relevance")
         if windows:
-            with WindowCapture(windows) as wcap:
-                atts, grads_t, _, scores, idx = _attention_gradients(net, x, tgt, [], "attention-relevance",
-                                                                     capture=wcap)
-            grid = window_rollout(wcap.attentions, method="attention-relevance", gradients=grads_t)
+            grid = window_rollout(cap.attentions, method="attention-relevance", gradients=grads_t)
             return _finish_grid("attention-relevance", grid, hw, scores, idx, {"attentions": len(atts)})
-        found = _resolve_attention(net, attention_layers, "attention-relevance")
-        atts, grads_t, _, scores, idx = _attention_gradients(net, x, tgt, found, "attention-relevance")
     r = relevance_matrix(atts, grads_t)
     return _finish_map("attention-relevance", r, hw, scores, idx, {"attentions": len(atts)})
 
 
-def _attention_lrp(net: nn.Module, x: torch.Tensor, found: list[tuple[str, nn.Module]],
-                   d_out: torch.Tensor, *, windows: bool = False) -> list[torch.Tensor]:
+def _attention_lrp(net: nn.Module, x: torch.Tensor, capture: Any, d_out: torch.Tensor) -> list[torch.Tensor]:
     """The LRP relevance that reaches each attention map ``(B, heads, N, N)`` under Chefer et al.'s rules
     (:class:`salience.attribution.lrp.LRPMode` with ``transformer=True``: z+ for linear layers and the
     patch embedding, layer norm / GELU / softmax passing relevance, the product rule for ``A @ V`` and
-    ``Q @ K^T``, renormalised residual sums), seeded with ``d_out`` at the output (one-hot for a class)."""
+    ``Q @ K^T``, renormalised residual sums), seeded with ``d_out`` at the output (one-hot for a class);
+    ``capture`` (unentered, as for :func:`_attention_gradients`) records the attention maps."""
     from .lrp import LRPMode, Rule, module_stack
 
     rules = {"conv": Rule("zplus"), "linear": Rule("zplus")}
@@ -524,19 +529,18 @@ def _attention_lrp(net: nn.Module, x: torch.Tensor, found: list[tuple[str, nn.Mo
             # nn.MultiheadAttention's own forward is replaced by AttentionCapture's recomputation (whose ops
             # the rules cover); its fused kernels run unobserved, and the counter is down again before the
             # capture's hook recomputes (these hooks are put first)
-            for _, m in found:
+            for _, m in capture.layers:
                 if isinstance(m, nn.MultiheadAttention):
                     handles.append(m.register_forward_pre_hook(enter, prepend=True))
                     handles.append(m.register_forward_hook(leave, prepend=True))
             xs = x.detach().requires_grad_(True)
-            capture: Any = WindowCapture(found) if windows else AttentionCapture(found)
             with capture as cap, torch.enable_grad():
                 with mode:
                     out = net(xs)
                 if not isinstance(out, torch.Tensor) or out.shape != d_out.shape:
                     raise ModelError("transformer-attribution propagates relevance from the model's output and "
                                      "needs a model that returns one tensor with a row per image")
-                atts = [a.raw for a in cap.attentions] if windows else cap.attentions
+                atts = cap.tensors
                 rel = torch.autograd.grad(out, atts, d_out, allow_unused=True)
         finally:
             for h in handles:
@@ -584,20 +588,19 @@ def transformer_attribution(model: Any, images: Any, target: Any = None, layer: 
     with scoped_model(net):
         windows = _window_layers(net, attention_layers)
         found = windows or _resolve_attention(net, attention_layers, method)
-        wcap = WindowCapture(windows) if windows else None
-        with wcap if wcap is not None else contextlib.nullcontext():
-            atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, found, method, capture=wcap)
+        first = _capture(found, bool(windows))
+        atts, grads, d_out, scores, idx = _attention_gradients(net, x, tgt, first, method)
         if start_layer >= len(atts):
             raise InputError(f"start_layer={start_layer} but the model has {len(atts)} attention layers; pass "
                              f"0 to {len(atts) - 1}")
-        rels = _attention_lrp(net, x, found, d_out, windows=bool(windows))
+        rels = _attention_lrp(net, x, _capture(found, bool(windows)), d_out)
     if len(rels) != len(atts) or any(r.shape != a.shape for r, a in zip(rels, atts)):
         raise ModelError(f"{method}: the attention layers were called differently in the two passes "
                          f"({len(atts)} and {len(rels)} calls); the model's forward must not depend on "
                          "gradients being recorded")
     extras = {"attentions": len(atts), "attention_relevance": rels}
-    if wcap is not None:  # Swin: the gradient-weighted relevances rolled out window by window
-        grid = window_rollout(wcap.attentions[start_layer:], method=method, gradients=grads[start_layer:],
+    if windows:  # Swin: the gradient-weighted relevances rolled out window by window
+        grid = window_rollout(first.attentions[start_layer:], method=method, gradients=grads[start_layer:],
                               weights=rels[start_layer:])
         return _finish_grid(method, grid, hw, scores, idx, extras)
     r = relevance_matrix(rels[start_layer:], grads[start_layer:])

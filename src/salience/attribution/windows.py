@@ -54,8 +54,9 @@ def fuse_heads(a: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def is_window_attention(m: nn.Module) -> bool:
-    """A Swin-style window-attention module: torchvision's ``ShiftedWindowAttention`` (or V2), or any module
-    with their attributes (``window_size``, ``shift_size``, ``num_heads``, linear ``qkv`` and ``proj``)."""
+    """A Swin-style window-attention module: torchvision's ``ShiftedWindowAttention`` (or V2), by class name and
+    with its attributes (``window_size``, ``shift_size``, ``num_heads``, linear ``qkv`` and ``proj``).  Other
+    Swin implementations (timm's) are not read as window attention."""
     return (type(m).__name__.startswith("ShiftedWindowAttention")
             and all(hasattr(m, k) for k in ("window_size", "shift_size", "num_heads"))
             and isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear))
@@ -151,6 +152,11 @@ class WindowCapture:
             raise ModelError(f"window attention {type(mod).__name__}: expected one softmax over {t} x {t} window "
                              f"slots, found {len(found)}; this module does not compute attention as Swin does")
         self.attentions.append(WindowAttention(found[0], index.to(found[0].device), (h, w), padded))
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """The recorded probabilities as the autograd graph holds them, ``(B * windows, heads, T, T)``."""
+        return [a.raw for a in self.attentions]
 
     def __enter__(self) -> WindowCapture:
         self.attentions = []

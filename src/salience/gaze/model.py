@@ -169,7 +169,7 @@ class Readout(nn.Module):
 
 
 @contextmanager
-def one_intra_op_thread(device: torch.device) -> Iterator[None]:
+def one_intra_op_thread() -> Iterator[None]:
     """Run the block's CPU kernels on one intra-op thread (the caller's count is restored after).
 
     oneDNN's 1 x 1 convolutions (MobileNetV2's projections in blocks 7-17 and the readout's) divide their
@@ -177,9 +177,10 @@ def one_intra_op_thread(device: torch.device) -> Iterator[None]:
     to four: a map would depend on the machine's core count and on ``torch.set_num_threads``.  With one
     thread every value is summed in one order.  torch keeps the count per OS thread, so two threads
     computing maps at once do not change each other's setting.  Costs: the 640 x 480 map takes longer on
-    a machine with idle cores (figures in docs/fixation-model.md); other devices are left alone.
+    a machine with idle cores (figures in docs/fixation-model.md).  For CPU work only: other devices have no
+    intra-op threads to set.
     """
-    n = torch.get_num_threads() if device.type == "cpu" else 1
+    n = torch.get_num_threads()
     if n == 1:
         yield
         return
@@ -257,7 +258,7 @@ class FixationModel(nn.Module):
                 return [fn(images)]
 
         def one(k: int) -> Any:
-            with torch.no_grad(), one_intra_op_thread(self.device):
+            with torch.no_grad(), one_intra_op_thread():
                 return fn(images[k:k + 1])
 
         b = int(images.shape[0])

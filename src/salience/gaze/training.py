@@ -442,7 +442,7 @@ def _test_metrics(readout: Readout, dataset: FixationDataset, names: Sequence[st
 
     per: dict[str, list[float]] = {}
     # one intra-op thread, as in FixationModel.forward: the scores do not depend on the core count
-    with torch.no_grad(), one_intra_op_thread(torch.device("cpu")):
+    with torch.no_grad(), one_intra_op_thread():
         for name in names:
             item = dataset[name]
             if len(item) == 0:
