@@ -392,6 +392,35 @@ def test_one_log_line_per_request_without_bytes(client, image, caplog):
     assert " GET /api/v1/health 200 " in lines[1]
 
 
+def test_access_line_is_written_when_the_response_is_out_not_after_teardown(caplog):
+    """The line comes with the response's last byte, once, even while the app is still tearing down; an
+    app that fails before it answers still gets its one line, with status 500."""
+    import asyncio
+
+    from salience.web.app import AccessLog
+
+    async def answers_then_lingers(scope, receive, send):
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+        seen_during_teardown.extend(r.getMessage() for r in caplog.records if r.name == "salience.serve")
+
+    async def fails(scope, receive, send):
+        raise RuntimeError("boom")
+
+    async def sent(_message):
+        return None
+
+    seen_during_teardown: list[str] = []
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/map", "client": ("127.0.0.1", 1)}
+    with caplog.at_level(logging.INFO, logger="salience.serve"):
+        asyncio.run(AccessLog(answers_then_lingers)(scope, None, sent))
+        with pytest.raises(RuntimeError):
+            asyncio.run(AccessLog(fails)(scope, None, sent))
+    lines = [r.getMessage() for r in caplog.records if r.name == "salience.serve"]
+    assert len(seen_during_teardown) == 1 and " POST /api/v1/map 201 " in seen_during_teardown[0]
+    assert len(lines) == 2 and " POST /api/v1/map 500 " in lines[1]
+
+
 # ---- parallel requests ------------------------------------------------------------------------------------
 
 def test_20_parallel_requests_each_get_their_own_map(photos):
