@@ -115,7 +115,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            write_line()  # no complete response (an exception, a client gone): still one line, status 500
+            write_line()  # no complete response (an exception, a client gone): still one line (500 if none began)
 
 
 class BearerToken:
